@@ -1,0 +1,118 @@
+// A loaded model: its hyperparameters, vocabulary and a view of every weight,
+// from a GGUF file or a Hugging Face folder, behind one description.
+//
+// Weight shapes (outermost first, see tensor.h), with d = d_model,
+// F = d_ffn, V = vocab_size, H = n_heads, K = n_kv_heads, h = head_dim:
+//   token_embedding  [V, d]      output (LM head) [V, d] (absent when tied)
+//   output_norm      [d]
+//   per layer: attn_norm [d], attn_q [H*h, d], attn_k [K*h, d], attn_v [K*h, d],
+//   attn_output [d, H*h], (qwen2: attn_q/k/v_bias [H*h]/[K*h]/[K*h]),
+//   ffn_norm [d], ffn_gate [F, d], ffn_up [F, d], ffn_down [d, F].
+// Row i of ffn_up / ffn_gate is what FFN neuron i reads from the residual
+// stream; column i of ffn_down is what it writes back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "neuronlens/tensor.h"
+#include "neuronlens/vocab.h"
+
+namespace neuronlens {
+
+enum class Architecture { Llama, Qwen2, Mistral };
+std::string_view architecture_name(Architecture arch);
+// "llama, qwen2, mistral": for error messages.
+std::string supported_architectures();
+
+// How q and k rows are laid out for rotary embeddings. llama.cpp's converter
+// permutes the q/k rows of llama-style models so that rotated pairs are
+// adjacent (Interleaved); Hugging Face checkpoints and qwen2 GGUFs keep the
+// two halves of each head apart (NeoX). Same model, two row orders.
+enum class RopeStyle { Interleaved, NeoX };
+
+struct RopeScaling {
+  std::string type;                 // "" (none), "llama3", "linear"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;     // llama3
+  double high_freq_factor = 4.0;    // llama3
+  int64_t original_context = 0;     // llama3: original_max_position_embeddings
+};
+
+struct ModelConfig {
+  Architecture arch = Architecture::Llama;
+  std::string name;
+  int64_t n_layers = 0;
+  int64_t d_model = 0;
+  int64_t d_ffn = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t vocab_size = 0;
+  int64_t context_length = 0;
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  RopeStyle rope_style = RopeStyle::NeoX;
+  bool tied_embeddings = false;
+  bool qkv_bias = false;
+};
+
+// Every weight a model of the supported family can have.
+enum class WeightKind {
+  TokenEmbedding, OutputNorm, Output, RopeFreqs,
+  AttnNorm, AttnQ, AttnK, AttnV, AttnOutput, AttnQBias, AttnKBias, AttnVBias,
+  FfnNorm, FfnGate, FfnUp, FfnDown,
+};
+std::string_view weight_kind_name(WeightKind kind);
+
+// The file format a model was read from.
+enum class ModelFormat { Gguf, HuggingFace };
+
+class Model {
+ public:
+  // Loads a GGUF file, or a Hugging Face folder (config.json +
+  // model.safetensors or shards + tokenizer.json). Validates architecture,
+  // hyperparameters and the shape of every weight; throws Error naming the
+  // file, the tensor or key, what was expected and what was found.
+  static Model load(const std::string& path);
+
+  const ModelConfig& config() const { return config_; }
+  const Vocabulary& vocab() const { return *vocab_; }
+  ModelFormat format() const { return format_; }
+  const std::string& path() const { return path_; }
+
+  // A weight; `layer` is ignored for global weights. Throws Error if absent.
+  const TensorView& weight(WeightKind kind, int64_t layer = -1) const;
+  // nullptr when the model lacks it (an optional weight, or Output when tied).
+  const TensorView* find_weight(WeightKind kind, int64_t layer = -1) const;
+  // The unembedding W_U [V, d]: output.weight, or the token embedding if tied.
+  const TensorView& lm_head() const;
+
+  // Every tensor of the file(s), in file order, including any the model
+  // does not use.
+  const std::vector<const TensorView*>& all_tensors() const { return all_tensors_; }
+  // Total bytes of the model files.
+  int64_t file_bytes() const { return file_bytes_; }
+
+  // Implementation detail shared by the format loaders.
+  struct Storage;
+
+ private:
+  std::string path_;
+  ModelFormat format_ = ModelFormat::Gguf;
+  ModelConfig config_;
+  std::shared_ptr<Storage> storage_;          // keeps mappings alive
+  std::shared_ptr<const Vocabulary> vocab_;
+  std::vector<const TensorView*> global_weights_;              // by WeightKind
+  std::vector<std::vector<const TensorView*>> layer_weights_;  // [layer][WeightKind]
+  std::vector<const TensorView*> all_tensors_;
+  int64_t file_bytes_ = 0;
+
+  friend class ModelBuilder;
+};
+
+}  // namespace neuronlens

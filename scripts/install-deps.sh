@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what neuronlens needs to build and test, on Debian 12. Idempotent:
+# a second run installs nothing. Python (for fixture generators and reference
+# implementations only, never at run time) goes into .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
+  python3-venv
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python for scripts and tests. Pinned so reference outputs do not drift.
+PY_PACKAGES=(numpy==2.4.6 gguf==0.19.0)
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import numpy, gguf' >/dev/null 2>&1; then
+  echo "install-deps: installing ${PY_PACKAGES[*]} into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+echo "install-deps: ok"

@@ -1,0 +1,115 @@
+// `neuronlens info MODEL`: what a model is and what mapping it will cost.
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "format.h"
+#include "neuronlens/map_estimate.h"
+#include "neuronlens/model.h"
+
+namespace neuronlens::cli {
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  bool json = false;
+  bool measure = true;
+};
+
+struct TypeUsage {
+  int64_t tensors = 0;
+  int64_t bytes = 0;
+};
+
+int run_info(const InfoOptions& opt) {
+  const Model model = Model::load(opt.model);
+  const ModelConfig& c = model.config();
+  std::map<std::string, TypeUsage> by_type;
+  for (const TensorView* t : model.all_tensors()) {
+    TypeUsage& u = by_type[std::string(dtype_name(t->type))];
+    ++u.tensors;
+    u.bytes += t->nbytes;
+  }
+  const MapEstimate estimate = estimate_neuron_map(c, 3, opt.measure);
+  const std::string format = model.format() == ModelFormat::Gguf ? "gguf" : "huggingface";
+  const std::string encoding =
+      model.vocab().encoding() == VocabEncoding::ByteLevelBpe ? "byte-level BPE" : "SentencePiece";
+
+  if (opt.json) {
+    nlohmann::json j;
+    j["path"] = model.path();
+    j["format"] = format;
+    j["name"] = c.name;
+    j["architecture"] = architecture_name(c.arch);
+    j["layers"] = c.n_layers;
+    j["hidden_size"] = c.d_model;
+    j["ffn_size"] = c.d_ffn;
+    j["heads"] = c.n_heads;
+    j["kv_heads"] = c.n_kv_heads;
+    j["head_dim"] = c.head_dim;
+    j["vocab_size"] = c.vocab_size;
+    j["tokenizer_tokens"] = model.vocab().size();
+    j["tokenizer"] = encoding;
+    j["tied_embeddings"] = c.tied_embeddings;
+    j["context_length"] = c.context_length;
+    j["rope_theta"] = c.rope_theta;
+    j["rms_norm_eps"] = c.rms_norm_eps;
+    j["file_bytes"] = model.file_bytes();
+    j["tensor_count"] = model.all_tensors().size();
+    for (const auto& [type, u] : by_type) j["tensor_types"][type] = {{"tensors", u.tensors}, {"bytes", u.bytes}};
+    j["neuron_map"] = {{"kinds", 3},
+                       {"vectors", estimate.vectors},
+                       {"flops", estimate.flops},
+                       {"peak_bytes", estimate.peak_bytes}};
+    if (opt.measure) {
+      j["neuron_map"]["gemm_gflops"] = estimate.gemm_gflops;
+      j["neuron_map"]["seconds"] = estimate.seconds;
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+
+  std::printf("model          %s\n", c.name.c_str());
+  std::printf("file           %s (%s, %s)\n", model.path().c_str(), format.c_str(),
+              human_bytes(static_cast<double>(model.file_bytes())).c_str());
+  std::printf("architecture   %s\n", std::string(architecture_name(c.arch)).c_str());
+  std::printf("layers         %lld\n", static_cast<long long>(c.n_layers));
+  std::printf("hidden size    %lld (d)\n", static_cast<long long>(c.d_model));
+  std::printf("FFN size       %lld (F, neurons per layer)\n", static_cast<long long>(c.d_ffn));
+  std::printf("heads          %lld query, %lld key-value, head dim %lld\n", static_cast<long long>(c.n_heads),
+              static_cast<long long>(c.n_kv_heads), static_cast<long long>(c.head_dim));
+  std::printf("vocabulary     %lld (%s tokenizer, %lld tokens)\n", static_cast<long long>(c.vocab_size),
+              encoding.c_str(), static_cast<long long>(model.vocab().size()));
+  std::printf("LM head        %s\n", c.tied_embeddings ? "tied to the token embedding" : "separate output.weight");
+  std::printf("context        %lld tokens, rope theta %g\n", static_cast<long long>(c.context_length), c.rope_theta);
+  std::printf("tensors        %zu\n", model.all_tensors().size());
+  for (const auto& [type, u] : by_type) {
+    std::printf("  %-6s %5lld tensors %12s\n", type.c_str(), static_cast<long long>(u.tensors),
+                human_bytes(static_cast<double>(u.bytes)).c_str());
+  }
+  std::printf("neuron map     3 kinds x %lld layers x %lld neurons = %lld vectors, %.2f TFLOP\n",
+              static_cast<long long>(c.n_layers), static_cast<long long>(c.d_ffn),
+              static_cast<long long>(estimate.vectors), estimate.flops / 1e12);
+  std::printf("               peak memory about %s", human_bytes(static_cast<double>(estimate.peak_bytes)).c_str());
+  if (opt.measure) {
+    std::printf("; about %s at this machine's float32 GEMM rate (%.0f GFLOP/s, measured)", 
+                human_seconds(estimate.seconds).c_str(), estimate.gemm_gflops);
+  }
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+
+Runner add_info_command(CLI::App& app) {
+  auto opt = std::make_shared<InfoOptions>();
+  CLI::App* cmd = app.add_subcommand("info", "Describe a model and estimate the cost of its neuron map");
+  cmd->add_option("model", opt->model, "GGUF file or Hugging Face model folder")->required();
+  cmd->add_flag("--json", opt->json, "Print JSON");
+  cmd->add_flag("!--no-timing", opt->measure, "Skip the GEMM speed measurement behind the time estimate");
+  return [opt] { return run_info(*opt); };
+}
+
+}  // namespace neuronlens::cli

@@ -1,0 +1,14 @@
+// Sub-commands of the `neuronlens` CLI. Each registers its options on the
+// CLI11 app and returns the function that runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace neuronlens::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_info_command(CLI::App& app);
+
+}  // namespace neuronlens::cli
