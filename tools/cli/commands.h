@@ -10,5 +10,9 @@ namespace neuronlens::cli {
 using Runner = std::function<int()>;
 
 Runner add_info_command(CLI::App& app);
+Runner add_map_command(CLI::App& app);
+Runner add_find_command(CLI::App& app);
+Runner add_show_command(CLI::App& app);
+Runner add_compare_command(CLI::App& app);
 
 }  // namespace neuronlens::cli

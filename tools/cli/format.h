@@ -28,3 +28,26 @@ inline std::string human_seconds(double s) {
 }
 
 }  // namespace neuronlens::cli
+
+namespace neuronlens::cli {
+
+// A token's display text in quotes, with newlines, tabs and other control
+// characters made visible so a table stays one line per row.
+inline std::string quote_token(const std::string& text) {
+  std::string out = "'";
+  for (unsigned char c : text) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace neuronlens::cli

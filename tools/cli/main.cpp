@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
     commands.emplace_back(app.get_subcommands({})[before], std::move(run));
   };
   add(neuronlens::cli::add_info_command);
+  add(neuronlens::cli::add_map_command);
+  add(neuronlens::cli::add_find_command);
+  add(neuronlens::cli::add_show_command);
+  add(neuronlens::cli::add_compare_command);
 
   try {
     app.parse(argc, argv);

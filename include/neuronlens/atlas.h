@@ -1,0 +1,114 @@
+// The atlas: one SQLite file holding a neuron map (schema: docs/atlas.md).
+// Written a (kind, layer) at a time, each in one transaction, so an
+// interrupted map leaves a valid atlas that the next run resumes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "neuronlens/decode.h"
+#include "neuronlens/model.h"
+
+struct sqlite3;
+
+namespace neuronlens {
+
+// What identifies a map: the model it came from and the decode settings.
+struct AtlasSettings {
+  std::string model_name;
+  std::string model_path;
+  std::string model_sha256;
+  std::string architecture;
+  int64_t n_layers = 0;
+  int64_t d_model = 0;
+  int64_t d_ffn = 0;
+  int64_t vocab_size = 0;
+  NormMode norm = NormMode::Final;
+  int top_k = 20;
+};
+
+// One neuron's row with its top tokens (probabilities derived from logits).
+struct AtlasNeuron {
+  VectorKind kind = VectorKind::Up;
+  int64_t layer = 0;
+  int64_t index = 0;
+  double logsumexp = 0;
+  double entropy = 0;
+  double topk_mass = 0;
+  std::vector<int32_t> top_ids;
+  std::vector<double> top_logits;
+  std::vector<double> top_probs;
+};
+
+class Atlas {
+ public:
+  // Creates a new atlas or opens an existing one for writing. An existing
+  // atlas must have been made from the same model and settings, else Error.
+  static Atlas create_or_resume(const std::string& path, const AtlasSettings& settings, const Vocabulary& vocab);
+  // Opens an existing atlas read-only; checks it is a neuronlens atlas of a
+  // known schema version.
+  static Atlas open(const std::string& path);
+
+  Atlas(Atlas&&) noexcept;
+  Atlas& operator=(Atlas&&) noexcept;
+  ~Atlas();
+
+  const std::string& path() const { return path_; }
+  const AtlasSettings& settings() const { return settings_; }
+  std::string meta(const std::string& key) const;  // "" when absent
+
+  bool layer_done(VectorKind kind, int64_t layer) const;
+  std::vector<std::pair<VectorKind, int64_t>> layers_done() const;
+  // Writes one (kind, layer): decodings[i] is neuron i. One transaction.
+  void write_layer(VectorKind kind, int64_t layer, const std::vector<NeuronDecoding>& decodings);
+
+  // Reading.
+  std::optional<AtlasNeuron> neuron(VectorKind kind, int64_t layer, int64_t index) const;
+  std::string token_text(int32_t id) const;
+  int64_t vocab_rows() const;
+  // The stored vocabulary as a Vocabulary (display texts taken as the tokens'
+  // bytes), for looking concepts up without the model.
+  Vocabulary vocabulary() const;
+  // logsumexp of every neuron of (kind, layer), by index; empty if not mapped.
+  std::vector<double> layer_logsumexp(VectorKind kind, int64_t layer) const;
+  // Neurons that have `token` among their stored top-k: (kind, layer, index, prob).
+  struct TokenHit {
+    VectorKind kind;
+    int64_t layer;
+    int64_t index;
+    int rank;
+    double logit;
+    double prob;
+  };
+  std::vector<TokenHit> neurons_with_token(int32_t token) const;
+  // Token ids whose display text contains `text` (full-text index), best first.
+  std::vector<int32_t> search_tokens(const std::string& text, int limit) const;
+  // Per-layer summary of one kind: mean entropy and count of neurons whose
+  // top-1 probability exceeds `threshold`.
+  struct LayerSummary {
+    int64_t layer;
+    int64_t neurons;
+    double mean_entropy;
+    int64_t specialised;
+  };
+  std::vector<LayerSummary> summarize(VectorKind kind, double threshold) const;
+  // top-1 token of every neuron of (kind, layer), by index.
+  std::vector<int32_t> layer_top1(VectorKind kind, int64_t layer) const;
+  // top-k token ids of every neuron of (kind, layer), by index.
+  std::vector<std::vector<int32_t>> layer_topk(VectorKind kind, int64_t layer) const;
+
+  sqlite3* handle() const { return db_; }
+
+ private:
+  Atlas() = default;
+  void load_settings();
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  AtlasSettings settings_;
+};
+
+}  // namespace neuronlens

@@ -1,0 +1,92 @@
+// Decoding FFN neuron vectors through the model's final norm and LM head:
+// p = softmax(W_U · norm(v)), W_U [V, d]. This is the method of Davies,
+// "Decoding specialised feature neurons in LLMs with the final projection
+// layer" (arXiv 2501.02688), for every FFN vector kind.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "neuronlens/model.h"
+
+namespace neuronlens {
+
+// Which vector of neuron i is decoded.
+enum class VectorKind {
+  Up = 0,    // row i of up_proj [F, d]: what the neuron reads (the paper's choice)
+  Gate = 1,  // row i of gate_proj [F, d]
+  Down = 2,  // column i of down_proj [d, F]: what the neuron writes
+};
+constexpr int kVectorKindCount = 3;
+std::string_view vector_kind_name(VectorKind kind);    // "up", "gate", "down"
+VectorKind vector_kind_from_name(std::string_view name);  // throws Error
+
+// What is applied to a vector before the LM head.
+enum class NormMode {
+  Final,  // the model's final RMSNorm, with its weight: v / rms(v) * gamma
+  None,   // the raw vector
+};
+std::string_view norm_mode_name(NormMode mode);        // "final", "none"
+NormMode norm_mode_from_name(std::string_view name);   // throws Error
+
+struct DecodeSettings {
+  NormMode norm = NormMode::Final;
+  int top_k = 20;
+};
+
+// The decoded distribution of one vector. Probabilities are
+// exp(logit - logsumexp).
+struct NeuronDecoding {
+  double logsumexp = 0;   // log sum_t exp(z_t) over the whole vocabulary
+  double entropy = 0;     // -sum_t p_t log p_t, in nats
+  double topk_mass = 0;   // sum of the top-k probabilities
+  std::vector<int32_t> top_ids;     // best first; ties broken by lower id
+  std::vector<double> top_logits;   // z_t of top_ids, re-scored in float64
+};
+
+// Reads neuron vectors out of a model: [F, d] float32 rows, one per neuron.
+// Down-projection columns are transposed into rows.
+void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out);
+
+// Holds the dequantised LM head and decodes blocks of vectors against it
+// without materialising the [n, V] logits: the vocabulary is walked in tiles,
+// each tile's logits come from one GEMM and are folded into a running
+// (online) softmax and a per-vector top-k.
+class LmHeadDecoder {
+ public:
+  LmHeadDecoder(const Model& model, DecodeSettings settings);
+
+  const DecodeSettings& settings() const { return settings_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  int64_t d_model() const { return d_model_; }
+  const float* lm_head() const { return lm_head_.data(); }  // [V, d]
+
+  // Applies the chosen norm to n vectors [n, d] in place.
+  void normalize(float* vectors, int64_t n) const;
+
+  // Decodes n already-normalised vectors [n, d]. `on_progress(done)` is called
+  // with the number of vectors finished so far (may be empty).
+  std::vector<NeuronDecoding> decode_normalized(const float* vectors, int64_t n,
+                                                const std::function<void(int64_t)>& on_progress = {}) const;
+
+  // Logits of chosen tokens for n normalised vectors: out [n, tokens.size()],
+  // float64 dot products.
+  void token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens, double* out) const;
+
+  // For each of n normalised vectors, how many vocabulary logits exceed
+  // thresholds[i] (float32 GEMM; a full pass over the LM head).
+  std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
+
+ private:
+  DecodeSettings settings_;
+  int64_t vocab_size_ = 0;
+  int64_t d_model_ = 0;
+  double rms_eps_ = 1e-5;
+  std::vector<float> lm_head_;     // [V, d]
+  std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm
+};
+
+}  // namespace neuronlens

@@ -1,0 +1,45 @@
+// The neuron map job: decode every chosen (kind, layer) of a model into an
+// atlas, skipping what the atlas already holds.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "neuronlens/atlas.h"
+#include "neuronlens/decode.h"
+#include "neuronlens/model.h"
+
+namespace neuronlens {
+
+struct MapOptions {
+  std::vector<VectorKind> kinds{VectorKind::Up, VectorKind::Gate, VectorKind::Down};
+  std::vector<int64_t> layers;  // empty: all
+  DecodeSettings settings;
+};
+
+// Parses "3-10", "0,5,7-9" or "all" into layer numbers, checked against the
+// model's layer count. Throws Error.
+std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers);
+// Parses "up,gate,down" (or "all"). Throws Error.
+std::vector<VectorKind> parse_kind_list(const std::string& text);
+
+// The settings an atlas of this model records (hashes the model file(s)).
+AtlasSettings atlas_settings_for(const Model& model, const DecodeSettings& settings);
+
+struct MapProgress {
+  int64_t vectors_done = 0;    // in this run
+  int64_t vectors_total = 0;   // to do in this run
+  int64_t layers_skipped = 0;  // (kind, layer) pairs already in the atlas
+};
+
+// Decodes what the atlas lacks. `on_progress` is called often (may be empty).
+// Returns the final progress (vectors_total 0 when there was nothing to do).
+MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas& atlas,
+                           const std::function<void(const MapProgress&)>& on_progress = {});
+
+// SHA-256 of a model: of the GGUF file, or of the safetensors files in order.
+std::string model_sha256(const Model& model);
+
+}  // namespace neuronlens

@@ -1,0 +1,211 @@
+// The fused decode: for a block of normalised vectors A [nb, d], walk the LM
+// head W_U [V, d] in vocabulary tiles; each tile's logits C = A · W_tile^T
+// [nb, vt] come from one float32 GEMM and are folded at once into every
+// vector's online softmax and top-k. The top candidates are then re-scored
+// with float64 dot products, so the reported logits and order are exact up to
+// float64 rounding, whatever the GEMM's summation order.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/gemm.h"
+#include "decode/online_softmax.h"
+#include "neuronlens/decode.h"
+#include "neuronlens/error.h"
+
+namespace neuronlens {
+namespace {
+
+using decode_detail::OnlineSoftmax;
+using decode_detail::TopK;
+
+constexpr int64_t kVectorBlock = 256;    // vectors per GEMM
+constexpr int64_t kVocabTile = 8192;     // vocabulary rows per GEMM
+constexpr int kExtraCandidates = 8;      // float32 near-ties re-scored in float64
+
+double dot_f64(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return s;
+}
+
+}  // namespace
+
+std::string_view vector_kind_name(VectorKind kind) {
+  switch (kind) {
+    case VectorKind::Up: return "up";
+    case VectorKind::Gate: return "gate";
+    case VectorKind::Down: return "down";
+  }
+  return "?";
+}
+
+VectorKind vector_kind_from_name(std::string_view name) {
+  if (name == "up") return VectorKind::Up;
+  if (name == "gate") return VectorKind::Gate;
+  if (name == "down") return VectorKind::Down;
+  throw Error("unknown neuron kind '" + std::string(name) + "' (expected up, gate or down)");
+}
+
+std::string_view norm_mode_name(NormMode mode) { return mode == NormMode::Final ? "final" : "none"; }
+
+NormMode norm_mode_from_name(std::string_view name) {
+  if (name == "final") return NormMode::Final;
+  if (name == "none") return NormMode::None;
+  throw Error("unknown norm '" + std::string(name) + "' (expected final or none)");
+}
+
+LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : settings_(settings) {
+  const ModelConfig& c = model.config();
+  if (settings.top_k < 1 || settings.top_k > 1000) {
+    throw Error("top-k is " + std::to_string(settings.top_k) + ", expected 1 to 1000");
+  }
+  if (settings.top_k > c.vocab_size) {
+    throw Error("top-k " + std::to_string(settings.top_k) + " is larger than the vocabulary (" +
+                std::to_string(c.vocab_size) + ")");
+  }
+  vocab_size_ = c.vocab_size;
+  d_model_ = c.d_model;
+  rms_eps_ = c.rms_norm_eps;
+  const TensorView& head = model.lm_head();
+  lm_head_.resize(static_cast<size_t>(vocab_size_ * d_model_));
+  // Dequantise in row blocks, in parallel: this is the one big copy a map makes.
+  constexpr int64_t kRows = 1024;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t first = 0; first < vocab_size_; first += kRows) {
+    const int64_t n = std::min(kRows, vocab_size_ - first);
+    dequantize_rows(head, first, n, lm_head_.data() + first * d_model_);
+  }
+  const TensorView& gamma = model.weight(WeightKind::OutputNorm);
+  norm_weight_.resize(static_cast<size_t>(d_model_));
+  dequantize_rows(gamma, 0, 1, norm_weight_.data());
+}
+
+void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
+  if (settings_.norm == NormMode::None) return;
+  const int64_t d = d_model_;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float* v = vectors + i * d;
+    // RMSNorm as Llama computes it: v / sqrt(mean(v^2) + eps) * gamma, here in
+    // float64 so the reference comparison measures the GEMM, not the norm.
+    double sum_sq = 0;
+    for (int64_t j = 0; j < d; ++j) sum_sq += static_cast<double>(v[j]) * v[j];
+    const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(d) + rms_eps_);
+    for (int64_t j = 0; j < d; ++j) v[j] = static_cast<float>(v[j] * inv_rms * norm_weight_[j]);
+  }
+}
+
+std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vectors, int64_t n,
+                                                             const std::function<void(int64_t)>& on_progress) const {
+  const int64_t d = d_model_, V = vocab_size_;
+  const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
+  std::vector<NeuronDecoding> results(static_cast<size_t>(n));
+  const int64_t vt = std::min(kVocabTile, V);
+  std::vector<float> logits(static_cast<size_t>(kVectorBlock * vt));  // [nb, vt]
+
+  for (int64_t first = 0; first < n; first += kVectorBlock) {
+    const int64_t nb = std::min(kVectorBlock, n - first);
+    const float* a = vectors + first * d;
+    std::vector<OnlineSoftmax> softmax(static_cast<size_t>(nb));
+    std::vector<TopK> top(static_cast<size_t>(nb), TopK(candidates));
+    for (int64_t v0 = 0; v0 < V; v0 += vt) {
+      const int64_t cols = std::min(vt, V - v0);
+      cpu::gemm_abt(nb, cols, d, a, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < nb; ++i) {
+        const float* row = logits.data() + i * cols;
+        softmax[i].add_tile(row, cols);
+        top[i].add_tile(row, cols, static_cast<int32_t>(v0));
+      }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < nb; ++i) {
+      const float* vec = a + i * d;
+      NeuronDecoding& r = results[static_cast<size_t>(first + i)];
+      r.logsumexp = softmax[i].logsumexp();
+      r.entropy = softmax[i].entropy();
+      // Re-score candidates in float64 and re-rank: higher logit, then lower id.
+      std::vector<std::pair<double, int32_t>> scored;
+      for (const TopK::Item& item : top[i].items()) {
+        scored.emplace_back(dot_f64(vec, lm_head_.data() + static_cast<int64_t>(item.id) * d, d), item.id);
+      }
+      std::sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
+        return x.first > y.first || (x.first == y.first && x.second < y.second);
+      });
+      scored.resize(static_cast<size_t>(settings_.top_k));
+      r.topk_mass = 0;
+      for (const auto& [logit, id] : scored) {
+        r.top_ids.push_back(id);
+        r.top_logits.push_back(logit);
+        r.topk_mass += std::exp(logit - r.logsumexp);
+      }
+    }
+    if (on_progress) on_progress(first + nb);
+  }
+  return results;
+}
+
+void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens,
+                                 double* out) const {
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= vocab_size_) {
+      throw Error("token id " + std::to_string(t) + " is out of range (vocabulary size " + std::to_string(vocab_size_) +
+                  ")");
+    }
+  }
+  const int64_t d = d_model_, m = static_cast<int64_t>(tokens.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < m; ++j) {
+      out[i * m + j] = dot_f64(vectors + i * d, lm_head_.data() + static_cast<int64_t>(tokens[j]) * d, d);
+    }
+  }
+}
+
+std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int64_t n,
+                                                       const double* thresholds) const {
+  const int64_t d = d_model_, V = vocab_size_;
+  const int64_t vt = std::min(kVocabTile, V);
+  std::vector<float> logits(static_cast<size_t>(kVectorBlock * vt));  // [nb, vt]
+  std::vector<int64_t> counts(static_cast<size_t>(n), 0);
+  for (int64_t first = 0; first < n; first += kVectorBlock) {
+    const int64_t nb = std::min(kVectorBlock, n - first);
+    for (int64_t v0 = 0; v0 < V; v0 += vt) {
+      const int64_t cols = std::min(vt, V - v0);
+      cpu::gemm_abt(nb, cols, d, vectors + first * d, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < nb; ++i) {
+        const float* row = logits.data() + i * cols;
+        const auto t = static_cast<float>(thresholds[first + i]);
+        int64_t above = 0;
+        for (int64_t j = 0; j < cols; ++j) above += row[j] > t;
+        counts[static_cast<size_t>(first + i)] += above;
+      }
+    }
+  }
+  return counts;
+}
+
+void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out) {
+  const ModelConfig& c = model.config();
+  const int64_t F = c.d_ffn, d = c.d_model;
+  out.resize(static_cast<size_t>(F * d));
+  if (kind == VectorKind::Down) {
+    // down_proj is [d, F]: dequantise it, then transpose so column i (what
+    // neuron i writes) becomes row i.
+    const TensorView& w = model.weight(WeightKind::FfnDown, layer);
+    std::vector<float> dense(static_cast<size_t>(d * F));
+    dequantize_rows(w, 0, d, dense.data());
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < F; ++i) {
+      for (int64_t j = 0; j < d; ++j) out[static_cast<size_t>(i * d + j)] = dense[static_cast<size_t>(j * F + i)];
+    }
+    return;
+  }
+  const TensorView& w = model.weight(kind == VectorKind::Up ? WeightKind::FfnUp : WeightKind::FfnGate, layer);
+  dequantize_rows(w, 0, F, out.data());
+}
+
+}  // namespace neuronlens

@@ -1,0 +1,120 @@
+// `neuronlens find MODEL|ATLAS CONCEPT...`: the neurons that most strongly
+// stand for a concept.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include "commands.h"
+#include "concept_report.h"
+#include "model_or_atlas.h"
+#include "neuronlens/concept_search.h"
+#include "neuronlens/error.h"
+#include "neuronlens/neuron_map.h"
+#include "progress_bar.h"
+
+namespace neuronlens::cli {
+namespace {
+
+struct FindCommandOptions {
+  std::string source;
+  std::vector<std::string> concepts;
+  std::string model_override;
+  std::string kinds = "all";
+  std::string layers = "all";
+  std::string by = "prob";
+  int limit = 10;
+  int show_top = 8;
+  bool exact = false;
+  bool json = false;
+  std::string norm = "final";
+};
+
+int run_find(const FindCommandOptions& opt) {
+  FindOptions find;
+  find.kinds = parse_kind_list(opt.kinds);
+  find.rank_by = rank_by_from_name(opt.by);
+  if (opt.limit < 1 || opt.limit > 10000) throw Error("--limit must be 1 to 10000");
+  if (opt.show_top < 0 || opt.show_top > 100) throw Error("--show-top must be 0 to 100");
+  find.limit = opt.limit;
+  find.show_top = opt.show_top;
+
+  std::optional<Atlas> atlas;
+  std::optional<Model> model;
+  std::string why_inexact;
+  DecodeSettings settings;
+  settings.norm = norm_mode_from_name(opt.norm);
+  if (is_sqlite_file(opt.source)) {
+    atlas.emplace(Atlas::open(opt.source));
+    settings.norm = atlas->settings().norm;
+    settings.top_k = atlas->settings().top_k;
+    // The exact ranking needs the weights the atlas was made from.
+    const std::string path = opt.model_override.empty() ? atlas->settings().model_path : opt.model_override;
+    if (!std::filesystem::exists(path)) {
+      why_inexact = "model file " + path + " not found";
+    } else {
+      Model m = Model::load(path);
+      if (model_sha256(m) != atlas->settings().model_sha256) {
+        why_inexact = "model file " + path + " is not the one the atlas was made from (sha256 differs)";
+      } else {
+        model.emplace(std::move(m));
+      }
+    }
+  } else {
+    model.emplace(Model::load(opt.source));
+  }
+  const int64_t n_layers = model ? model->config().n_layers : atlas->settings().n_layers;
+  find.layers = parse_layer_list(opt.layers, n_layers);
+
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& concept_text : opt.concepts) {
+    if (model) {
+      const ConceptTokens ct = expand_concept(model->vocab(), concept_text, opt.exact);
+      const LmHeadDecoder decoder(*model, settings);
+      ProgressBar bar("searching", "kind-layers");
+      const auto hits = find_concept(*model, decoder, atlas ? &*atlas : nullptr, ct, find,
+                                     [&](int64_t done, int64_t total) { bar.update(done, total); });
+      bar.finish();
+      if (opt.json) all.push_back(concept_hits_json(ct, hits, token_text_of(model->vocab()), true));
+      else print_concept_hits(ct, hits, token_text_of(model->vocab()), true);
+    } else {
+      // Without weights there is no vocabulary object: match the concept's
+      // variants against the atlas's token texts.
+      if (!opt.json) std::fprintf(stderr, "note: %s\n", why_inexact.c_str());
+      const Vocabulary vocab = atlas->vocabulary();
+      const ConceptTokens ct = expand_concept(vocab, concept_text, opt.exact);
+      const auto hits = find_concept_in_atlas(*atlas, ct, find);
+      if (opt.json) {
+        auto j = concept_hits_json(ct, hits, token_text_of(*atlas), false);
+        j["note"] = why_inexact;
+        all.push_back(j);
+      } else {
+        print_concept_hits(ct, hits, token_text_of(*atlas), false);
+      }
+    }
+    if (!opt.json) std::printf("\n");
+  }
+  if (opt.json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Runner add_find_command(CLI::App& app) {
+  auto opt = std::make_shared<FindCommandOptions>();
+  CLI::App* cmd = app.add_subcommand("find", "Find the neurons that stand for a concept (e.g. dog, California)");
+  cmd->add_option("source", opt->source, "Atlas (SQLite) or model (GGUF file / Hugging Face folder)")->required();
+  cmd->add_option("concepts", opt->concepts, "Concepts to look up")->required();
+  cmd->add_option("--model", opt->model_override, "Weights for an atlas, if not at the path it records");
+  cmd->add_option("--kinds", opt->kinds, "Vector kinds: up,gate,down or all")->capture_default_str();
+  cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10, or all")->capture_default_str();
+  cmd->add_option("--by", opt->by, "Ranking: prob (p of the concept tokens), logit, or rank")->capture_default_str();
+  cmd->add_option("-n,--limit", opt->limit, "Neurons to list")->capture_default_str();
+  cmd->add_option("--show-top", opt->show_top, "Top tokens to show per neuron")->capture_default_str();
+  cmd->add_option("--norm", opt->norm, "Norm for a model without an atlas: final or none")->capture_default_str();
+  cmd->add_flag("--exact", opt->exact, "Use the concept text as given (no space/case/plural variants)");
+  cmd->add_flag("--json", opt->json, "Print JSON");
+  return [opt] { return run_find(*opt); };
+}
+
+}  // namespace neuronlens::cli

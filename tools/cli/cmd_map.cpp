@@ -1,0 +1,128 @@
+// `neuronlens map MODEL -o ATLAS.db`: decode every FFN neuron into an atlas,
+// then print a summary with example concepts.
+#include <omp.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "commands.h"
+#include "concept_report.h"
+#include "format.h"
+#include "neuronlens/concept_search.h"
+#include "neuronlens/error.h"
+#include "neuronlens/neuron_map.h"
+#include "progress_bar.h"
+
+namespace neuronlens::cli {
+namespace {
+
+struct MapCommandOptions {
+  std::string model;
+  std::string atlas;
+  std::string kinds = "all";
+  std::string layers = "all";
+  int top_k = 20;
+  std::string norm = "final";
+  std::string examples = "dog,California";
+  double specialised = 0.5;
+  int threads = 0;
+};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+void print_summary(const Model& model, const Atlas& atlas, const LmHeadDecoder& decoder, const MapOptions& map_options,
+                   const MapCommandOptions& opt) {
+  std::printf("\nper layer: mean entropy (nats) and neurons whose top-1 token has p > %.2f\n", opt.specialised);
+  std::printf("  %5s", "layer");
+  for (VectorKind k : map_options.kinds) std::printf("  %8s-H %10s", std::string(vector_kind_name(k)).c_str(), "specialised");
+  std::printf("\n");
+  std::vector<std::vector<Atlas::LayerSummary>> per_kind;
+  for (VectorKind k : map_options.kinds) per_kind.push_back(atlas.summarize(k, opt.specialised));
+  for (int64_t layer : map_options.layers) {
+    std::printf("  %5lld", static_cast<long long>(layer));
+    for (const auto& rows : per_kind) {
+      const Atlas::LayerSummary* row = nullptr;
+      for (const auto& r : rows) {
+        if (r.layer == layer) row = &r;
+      }
+      if (row) std::printf("  %10.3f %10lld", row->mean_entropy, static_cast<long long>(row->specialised));
+      else std::printf("  %10s %10s", "-", "-");
+    }
+    std::printf("\n");
+  }
+  FindOptions find;
+  find.kinds = map_options.kinds;
+  find.layers = map_options.layers;
+  find.limit = 5;
+  for (const std::string& concept_text : split_commas(opt.examples)) {
+    std::printf("\n");
+    try {
+      const ConceptTokens ct = expand_concept(model.vocab(), concept_text, false);
+      const auto hits = find_concept(model, decoder, &atlas, ct, find);
+      print_concept_hits(ct, hits, token_text_of(model.vocab()), true);
+    } catch (const Error& e) {
+      std::printf("concept '%s': %s\n", concept_text.c_str(), e.what());
+    }
+  }
+}
+
+int run_map(const MapCommandOptions& opt) {
+  if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  const Model model = Model::load(opt.model);
+  MapOptions map_options;
+  map_options.kinds = parse_kind_list(opt.kinds);
+  map_options.layers = parse_layer_list(opt.layers, model.config().n_layers);
+  map_options.settings.top_k = opt.top_k;
+  map_options.settings.norm = norm_mode_from_name(opt.norm);
+  if (!(opt.specialised > 0 && opt.specialised < 1)) throw Error("--specialised must be between 0 and 1");
+
+  std::fprintf(stderr, "hashing %s ...\n", model.path().c_str());
+  Atlas atlas = Atlas::create_or_resume(opt.atlas, atlas_settings_for(model, map_options.settings), model.vocab());
+  ProgressBar bar("mapping", "vectors");
+  const MapProgress done = run_neuron_map(model, map_options, atlas, [&](const MapProgress& p) {
+    bar.update(p.vectors_done, p.vectors_total);
+  });
+  const double seconds = bar.finish();
+  if (done.vectors_total == 0) {
+    std::printf("%s already holds every requested layer (%lld kind-layers); nothing to do\n", opt.atlas.c_str(),
+                static_cast<long long>(done.layers_skipped));
+  } else {
+    std::printf("mapped %lld vectors (%lld kind-layers, %lld already done) in %s: %.0f vectors/s -> %s\n",
+                static_cast<long long>(done.vectors_done), static_cast<long long>(done.vectors_total / model.config().d_ffn),
+                static_cast<long long>(done.layers_skipped), human_seconds(seconds).c_str(),
+                static_cast<double>(done.vectors_done) / seconds, opt.atlas.c_str());
+  }
+  const LmHeadDecoder decoder(model, map_options.settings);
+  print_summary(model, atlas, decoder, map_options, opt);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_map_command(CLI::App& app) {
+  auto opt = std::make_shared<MapCommandOptions>();
+  CLI::App* cmd = app.add_subcommand("map", "Decode every FFN neuron through the LM head into an atlas");
+  cmd->add_option("model", opt->model, "GGUF file or Hugging Face model folder")->required();
+  cmd->add_option("-o,--output", opt->atlas, "Atlas file to write or resume (SQLite)")->required();
+  cmd->add_option("--kinds", opt->kinds, "Vector kinds: up,gate,down or all")->capture_default_str();
+  cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10 or 0,5,7-9, or all")->capture_default_str();
+  cmd->add_option("--top-k", opt->top_k, "Top tokens stored per neuron")->capture_default_str();
+  cmd->add_option("--norm", opt->norm, "Norm before the LM head: final (model's final RMSNorm) or none")
+      ->capture_default_str();
+  cmd->add_option("--examples", opt->examples, "Concepts to look up in the summary (comma separated)")
+      ->capture_default_str();
+  cmd->add_option("--specialised", opt->specialised, "Top-1 probability above which a neuron counts as specialised")
+      ->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "Worker threads (default: all cores)");
+  return [opt] { return run_map(*opt); };
+}
+
+}  // namespace neuronlens::cli

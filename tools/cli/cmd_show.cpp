@@ -1,0 +1,102 @@
+// `neuronlens show ATLAS L:KIND:I`: one neuron's decoded tokens.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "format.h"
+#include "neuronlens/atlas.h"
+#include "neuronlens/error.h"
+
+namespace neuronlens::cli {
+namespace {
+
+struct ShowOptions {
+  std::string atlas;
+  std::vector<std::string> neurons;
+  bool json = false;
+};
+
+struct NeuronRef {
+  int64_t layer;
+  VectorKind kind;
+  int64_t index;
+};
+
+NeuronRef parse_neuron_ref(const std::string& text) {
+  const size_t a = text.find(':'), b = text.rfind(':');
+  if (a == std::string::npos || a == b) {
+    throw Error("neuron '" + text + "' is not of the form LAYER:KIND:INDEX (e.g. 16:up:4031)");
+  }
+  auto number = [&](const std::string& s, const char* what) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != s.size() || s.empty() || v < 0) throw Error("neuron '" + text + "': " + what + " '" + s + "' is not a number");
+    return static_cast<int64_t>(v);
+  };
+  return {number(text.substr(0, a), "layer"), vector_kind_from_name(text.substr(a + 1, b - a - 1)),
+          number(text.substr(b + 1), "index")};
+}
+
+int run_show(const ShowOptions& opt) {
+  const Atlas atlas = Atlas::open(opt.atlas);
+  const AtlasSettings& s = atlas.settings();
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& ref_text : opt.neurons) {
+    const NeuronRef ref = parse_neuron_ref(ref_text);
+    if (ref.layer >= s.n_layers) {
+      throw Error("layer " + std::to_string(ref.layer) + " is out of range (the atlas's model has layers 0 to " +
+                  std::to_string(s.n_layers - 1) + ")");
+    }
+    if (ref.index >= s.d_ffn) {
+      throw Error("neuron " + std::to_string(ref.index) + " is out of range (layers have neurons 0 to " +
+                  std::to_string(s.d_ffn - 1) + ")");
+    }
+    const std::optional<AtlasNeuron> n = atlas.neuron(ref.kind, ref.layer, ref.index);
+    if (!n) {
+      throw Error(opt.atlas + ": layer " + std::to_string(ref.layer) + " of kind " +
+                  std::string(vector_kind_name(ref.kind)) + " is not mapped in this atlas");
+    }
+    if (opt.json) {
+      nlohmann::json top = nlohmann::json::array();
+      for (size_t i = 0; i < n->top_ids.size(); ++i) {
+        top.push_back({{"rank", i + 1}, {"id", n->top_ids[i]}, {"text", atlas.token_text(n->top_ids[i])},
+                       {"logit", n->top_logits[i]}, {"prob", n->top_probs[i]}});
+      }
+      all.push_back({{"layer", ref.layer}, {"kind", vector_kind_name(ref.kind)}, {"neuron", ref.index},
+                     {"logsumexp", n->logsumexp}, {"entropy", n->entropy}, {"topk_mass", n->topk_mass},
+                     {"top_tokens", top}});
+      continue;
+    }
+    std::printf("%lld:%s:%lld   entropy %.3f nats, top-%zu mass %.3f, logsumexp %.3f  (%s, norm %s)\n",
+                static_cast<long long>(ref.layer), std::string(vector_kind_name(ref.kind)).c_str(),
+                static_cast<long long>(ref.index), n->entropy, n->top_ids.size(), n->topk_mass, n->logsumexp,
+                s.model_name.c_str(), std::string(norm_mode_name(s.norm)).c_str());
+    for (size_t i = 0; i < n->top_ids.size(); ++i) {
+      const int bar = static_cast<int>(n->top_probs[i] * 40 + 0.5);
+      std::printf("  %3zu %7d %-24s %8.3f %7.4f %s\n", i + 1, n->top_ids[i],
+                  quote_token(atlas.token_text(n->top_ids[i])).c_str(), n->top_logits[i], n->top_probs[i],
+                  std::string(static_cast<size_t>(bar), '#').c_str());
+    }
+  }
+  if (opt.json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Runner add_show_command(CLI::App& app) {
+  auto opt = std::make_shared<ShowOptions>();
+  CLI::App* cmd = app.add_subcommand("show", "Show neurons' top tokens, probabilities and entropy");
+  cmd->add_option("atlas", opt->atlas, "Atlas file")->required();
+  cmd->add_option("neurons", opt->neurons, "Neurons as LAYER:KIND:INDEX, e.g. 16:up:4031")->required();
+  cmd->add_flag("--json", opt->json, "Print JSON");
+  return [opt] { return run_show(*opt); };
+}
+
+}  // namespace neuronlens::cli

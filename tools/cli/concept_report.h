@@ -1,0 +1,19 @@
+// Printing concept-search results, shared by `find` and the summary after `map`.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "neuronlens/concept_search.h"
+#include "token_text.h"
+
+namespace neuronlens::cli {
+
+void print_concept_hits(const ConceptTokens& concept_tokens, const std::vector<ConceptHit>& hits,
+                        const TokenText& text, bool exact_ranking);
+
+nlohmann::json concept_hits_json(const ConceptTokens& concept_tokens, const std::vector<ConceptHit>& hits,
+                                 const TokenText& text, bool exact_ranking);
+
+}  // namespace neuronlens::cli
