@@ -21,7 +21,7 @@ using decode_detail::OnlineSoftmax;
 using decode_detail::TopK;
 
 constexpr int64_t kVectorBlock = 256;    // vectors per GEMM
-constexpr int64_t kVocabTile = 8192;     // vocabulary rows per GEMM
+constexpr int64_t kVocabTile = 2048;     // vocabulary rows per GEMM
 constexpr int kExtraCandidates = 8;      // float32 near-ties re-scored in float64
 
 double dot_f64(const float* a, const float* b, int64_t n) {

@@ -8,28 +8,9 @@
 #include <cstring>
 #include <vector>
 
-namespace neuronlens::decode_detail {
+#include "backends/cpu/logit_fold.h"
 
-// exp(x) for x <= 0 to about 2 ulp, written branch-free so the compiler can
-// vectorise the loops that call it (std::exp does not vectorise here).
-// Cephes-style: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial.
-inline float fast_exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);  // below this exp underflows to 0 in float32 anyway
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  float r = x - n * 0.693359375f;        // ln2 split hi/lo for an exact reduction
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+namespace neuronlens::decode_detail {
 
 // Running softmax statistics of one vector's logits, shifted by the running
 // maximum so nothing overflows:
@@ -43,8 +24,7 @@ struct OnlineSoftmax {
   double sum_shift = 0;
 
   void add_tile(const float* z, int64_t n) {
-    float tile_max = -INFINITY;
-    for (int64_t i = 0; i < n; ++i) tile_max = std::max(tile_max, z[i]);
+    const float tile_max = cpu::max_of(z, n);
     if (tile_max > max) {
       // Re-base the running sums on the new maximum.
       if (sum_exp > 0) {
@@ -54,22 +34,7 @@ struct OnlineSoftmax {
       }
       max = tile_max;
     }
-    const float m = static_cast<float>(max);
-    // Float partial sums over short runs keep the loop vectorised; the runs
-    // are added in double so long vocabularies lose no precision.
-    constexpr int64_t kRun = 512;
-    for (int64_t start = 0; start < n; start += kRun) {
-      const int64_t end = std::min(n, start + kRun);
-      float s = 0, u = 0;
-      for (int64_t i = start; i < end; ++i) {
-        const float shifted = z[i] - m;
-        const float e = fast_exp_nonpositive(shifted);
-        s += e;
-        u += e * shifted;
-      }
-      sum_exp += s;
-      sum_shift += u;
-    }
+    cpu::exp_sums(z, n, static_cast<float>(max), sum_exp, sum_shift);
   }
 
   double logsumexp() const { return max + std::log(sum_exp); }
@@ -87,12 +52,11 @@ class TopK {
   }
 
   void add_tile(const float* z, int64_t n, int32_t first_id) {
-    float t = threshold();
-    for (int64_t i = 0; i < n; ++i) {
-      if (z[i] >= t) {  // rare after the first tiles: most logits fail here
-        push(z[i], first_id + static_cast<int32_t>(i));
-        t = threshold();
-      }
+    // Most logits fall below the threshold once the first tiles are in, so
+    // scan for the next one that does not and push only those.
+    for (int64_t i = cpu::first_at_least(z, 0, n, threshold()); i < n;
+         i = cpu::first_at_least(z, i + 1, n, threshold())) {
+      push(z[i], first_id + static_cast<int32_t>(i));
     }
   }
 

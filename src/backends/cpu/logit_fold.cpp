@@ -1,0 +1,147 @@
+#include "backends/cpu/logit_fold.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// Simple loops are cloned for x86-64-v3 (AVX2, FMA) and a baseline build, and
+// the loader picks the clone for this CPU; the exp loop, which the compiler
+// will not vectorise on its own, has AVX2 intrinsics chosen at run time. Rounding differences between clones
+// do not matter here: these sums feed a softmax normaliser, not a bit-exact
+// reference.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define NEURONLENS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NEURONLENS_CPU_CLONES
+#endif
+
+namespace neuronlens::cpu {
+namespace {
+
+// exp(x) for x <= 0, about 2 ulp, branch-free so loops over it vectorise.
+// Cephes-style: x = n ln2 + r with |r| <= ln2/2, exp(r) by a polynomial.
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);  // exp underflows to 0 in float32 below this anyway
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;  // ln2 split hi/lo for an exact reduction
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+}  // namespace
+
+NEURONLENS_CPU_CLONES
+float max_of(const float* z, int64_t n) {
+  // Eight independent maxima so the loop vectorises without -ffast-math.
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) m[k] = std::max(m[k], z[i + k]);
+  }
+  for (; i < n; ++i) m[0] = std::max(m[0], z[i]);
+  return *std::max_element(m, m + 8);
+}
+
+namespace {
+
+void exp_sums_portable(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
+  constexpr int64_t kRun = 512;  // float partial sums over short runs, then double
+  for (int64_t start = 0; start < n; start += kRun) {
+    const int64_t end = std::min(n, start + kRun);
+    float s = 0, u = 0;
+    for (int64_t i = start; i < end; ++i) {
+      const float shifted = z[i] - m;
+      const float e = exp_nonpositive(shifted);
+      s += e;
+      u += e * shifted;
+    }
+    sum_exp += s;
+    sum_shift += u;
+  }
+}
+
+#if defined(__x86_64__)
+// The same polynomial as exp_nonpositive, eight lanes at a time.
+__attribute__((target("avx2,fma"))) void exp_sums_avx2(const float* z, int64_t n, float m, double& sum_exp,
+                                                       double& sum_shift) {
+  const __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
+  const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+  const __m256 c0 = _mm256_set1_ps(1.9875691500e-4f), c1 = _mm256_set1_ps(1.3981999507e-3f),
+               c2 = _mm256_set1_ps(8.3334519073e-3f), c3 = _mm256_set1_ps(4.1665795894e-2f),
+               c4 = _mm256_set1_ps(1.6666665459e-1f), c5 = _mm256_set1_ps(5.0000001201e-1f),
+               one = _mm256_set1_ps(1.0f);
+  constexpr int64_t kRun = 512;
+  int64_t start = 0;
+  for (; start + kRun <= n; start += kRun) {
+    __m256 s = _mm256_setzero_ps(), u = _mm256_setzero_ps();
+    for (int64_t i = start; i < start + kRun; i += 8) {
+      const __m256 shifted = _mm256_sub_ps(_mm256_loadu_ps(z + i), vm);
+      const __m256 x = _mm256_max_ps(shifted, lo);
+      const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m256 r = _mm256_fnmadd_ps(k, ln2_hi, x);
+      r = _mm256_fnmadd_ps(k, ln2_lo, r);
+      __m256 p = _mm256_fmadd_ps(c0, r, c1);
+      p = _mm256_fmadd_ps(p, r, c2);
+      p = _mm256_fmadd_ps(p, r, c3);
+      p = _mm256_fmadd_ps(p, r, c4);
+      p = _mm256_fmadd_ps(p, r, c5);
+      p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, one));
+      const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+      const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+      s = _mm256_add_ps(s, e);
+      u = _mm256_fmadd_ps(e, shifted, u);
+    }
+    alignas(32) float sv[8], uv[8];
+    _mm256_store_ps(sv, s);
+    _mm256_store_ps(uv, u);
+    for (int j = 0; j < 8; ++j) {
+      sum_exp += sv[j];
+      sum_shift += uv[j];
+    }
+  }
+  exp_sums_portable(z + start, n - start, m, sum_exp, sum_shift);
+}
+
+const bool kHaveAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+
+}  // namespace
+
+void exp_sums(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
+#if defined(__x86_64__)
+  if (kHaveAvx2Fma) return exp_sums_avx2(z, n, m, sum_exp, sum_shift);
+#endif
+  exp_sums_portable(z, n, m, sum_exp, sum_shift);
+}
+
+NEURONLENS_CPU_CLONES
+int64_t first_at_least(const float* z, int64_t from, int64_t n, float threshold) {
+  int64_t i = from;
+  // Test blocks of 16 with a branch-free OR so the common case (nothing
+  // above the threshold) vectorises.
+  for (; i + 16 <= n; i += 16) {
+    int any = 0;
+    for (int k = 0; k < 16; ++k) any |= z[i + k] >= threshold;
+    if (any) break;
+  }
+  for (; i < n; ++i) {
+    if (z[i] >= threshold) return i;
+  }
+  return n;
+}
+
+}  // namespace neuronlens::cpu
