@@ -81,6 +81,8 @@ class LmHeadDecoder {
   std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
 
  private:
+  void decode_block(const float* vectors, int64_t n, NeuronDecoding* results, std::vector<float>& logits) const;
+
   DecodeSettings settings_;
   int64_t vocab_size_ = 0;
   int64_t d_model_ = 0;

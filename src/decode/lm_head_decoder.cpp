@@ -20,7 +20,7 @@ namespace {
 using decode_detail::OnlineSoftmax;
 using decode_detail::TopK;
 
-constexpr int64_t kVectorBlock = 256;    // vectors per GEMM
+constexpr int64_t kVectorBlock = 128;    // vectors per GEMM (and per thread task)
 constexpr int64_t kVocabTile = 2048;     // vocabulary rows per GEMM
 constexpr int kExtraCandidates = 8;      // float32 near-ties re-scored in float64
 
@@ -97,52 +97,74 @@ void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
   }
 }
 
-std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vectors, int64_t n,
-                                                             const std::function<void(int64_t)>& on_progress) const {
+// Decodes vectors [n, d] (normalised) into results[0..n): one thread's share.
+// Each vocabulary tile's logits [n, vt] stay in this thread's cache while they
+// are folded.
+void LmHeadDecoder::decode_block(const float* vectors, int64_t n, NeuronDecoding* results,
+                                 std::vector<float>& logits) const {
   const int64_t d = d_model_, V = vocab_size_;
   const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
-  std::vector<NeuronDecoding> results(static_cast<size_t>(n));
   const int64_t vt = std::min(kVocabTile, V);
-  std::vector<float> logits(static_cast<size_t>(kVectorBlock * vt));  // [nb, vt]
+  logits.resize(static_cast<size_t>(n * vt));
+  std::vector<OnlineSoftmax> softmax(static_cast<size_t>(n));
+  std::vector<TopK> top(static_cast<size_t>(n), TopK(candidates));
+  for (int64_t v0 = 0; v0 < V; v0 += vt) {
+    const int64_t cols = std::min(vt, V - v0);
+    cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = logits.data() + i * cols;
+      softmax[static_cast<size_t>(i)].add_tile(row, cols);
+      top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float* vec = vectors + i * d;
+    NeuronDecoding& r = results[i];
+    r.logsumexp = softmax[static_cast<size_t>(i)].logsumexp();
+    r.entropy = softmax[static_cast<size_t>(i)].entropy();
+    // Re-score candidates in float64 and re-rank: higher logit, then lower id.
+    std::vector<std::pair<double, int32_t>> scored;
+    for (const TopK::Item& item : top[static_cast<size_t>(i)].items()) {
+      scored.emplace_back(dot_f64(vec, lm_head_.data() + static_cast<int64_t>(item.id) * d, d), item.id);
+    }
+    std::sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
+      return x.first > y.first || (x.first == y.first && x.second < y.second);
+    });
+    scored.resize(static_cast<size_t>(settings_.top_k));
+    r.top_ids.clear();
+    r.top_logits.clear();
+    r.topk_mass = 0;
+    for (const auto& [logit, id] : scored) {
+      r.top_ids.push_back(id);
+      r.top_logits.push_back(logit);
+      r.topk_mass += std::exp(logit - r.logsumexp);
+    }
+  }
+}
 
-  for (int64_t first = 0; first < n; first += kVectorBlock) {
-    const int64_t nb = std::min(kVectorBlock, n - first);
-    const float* a = vectors + first * d;
-    std::vector<OnlineSoftmax> softmax(static_cast<size_t>(nb));
-    std::vector<TopK> top(static_cast<size_t>(nb), TopK(candidates));
-    for (int64_t v0 = 0; v0 < V; v0 += vt) {
-      const int64_t cols = std::min(vt, V - v0);
-      cpu::gemm_abt(nb, cols, d, a, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < nb; ++i) {
-        const float* row = logits.data() + i * cols;
-        softmax[i].add_tile(row, cols);
-        top[i].add_tile(row, cols, static_cast<int32_t>(v0));
+std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vectors, int64_t n,
+                                                             const std::function<void(int64_t)>& on_progress) const {
+  std::vector<NeuronDecoding> results(static_cast<size_t>(n));
+  // Threads work on separate blocks of vectors, each with a single-threaded
+  // GEMM: every thread folds logits it just computed, in its own cache,
+  // instead of all threads sharing one GEMM and then one fold.
+  const int threads = std::max(1, omp_get_max_threads());
+  const cpu::SingleThreadedBlas single_threaded;
+  const int64_t round = kVectorBlock * threads;
+  for (int64_t first = 0; first < n; first += round) {
+    const int64_t in_round = std::min(round, n - first);
+    const int64_t blocks = (in_round + kVectorBlock - 1) / kVectorBlock;
+#pragma omp parallel
+    {
+      std::vector<float> logits;
+#pragma omp for schedule(dynamic)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t start = first + b * kVectorBlock;
+        const int64_t count = std::min(kVectorBlock, first + in_round - start);
+        decode_block(vectors + start * d_model_, count, results.data() + start, logits);
       }
     }
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nb; ++i) {
-      const float* vec = a + i * d;
-      NeuronDecoding& r = results[static_cast<size_t>(first + i)];
-      r.logsumexp = softmax[i].logsumexp();
-      r.entropy = softmax[i].entropy();
-      // Re-score candidates in float64 and re-rank: higher logit, then lower id.
-      std::vector<std::pair<double, int32_t>> scored;
-      for (const TopK::Item& item : top[i].items()) {
-        scored.emplace_back(dot_f64(vec, lm_head_.data() + static_cast<int64_t>(item.id) * d, d), item.id);
-      }
-      std::sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
-        return x.first > y.first || (x.first == y.first && x.second < y.second);
-      });
-      scored.resize(static_cast<size_t>(settings_.top_k));
-      r.topk_mass = 0;
-      for (const auto& [logit, id] : scored) {
-        r.top_ids.push_back(id);
-        r.top_logits.push_back(logit);
-        r.topk_mass += std::exp(logit - r.logsumexp);
-      }
-    }
-    if (on_progress) on_progress(first + nb);
+    if (on_progress) on_progress(first + in_round);
   }
   return results;
 }
