@@ -38,7 +38,8 @@ std::string_view token_type_name(TokenType type);
 struct Token {
   std::string raw;      // as stored in the model file (encoded form)
   std::string bytes;    // decoded bytes the token stands for (may be invalid UTF-8)
-  std::string display;  // valid UTF-8 for people: bytes with invalid sequences escaped
+  std::string display;  // valid UTF-8 for people: bytes with invalid sequences escaped;
+                        // control characters ('\n', '\t') kept for the front end to draw
   TokenType type = TokenType::Normal;
 };
 
