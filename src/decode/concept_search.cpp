@@ -116,6 +116,18 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
                                      const ConceptTokens& concept_tokens, const FindOptions& options,
                                      const std::function<void(int64_t, int64_t)>& on_progress) {
   const ModelConfig& c = model.config();
+  if (atlas != nullptr) {
+    // The atlas's logsumexp values are only valid for the decoder's own norm
+    // and model shape; mixing them gives silently wrong probabilities.
+    const AtlasSettings& s = atlas->settings();
+    if (s.norm != decoder.settings().norm) {
+      throw Error(atlas->path() + ": the atlas was made with --norm " + std::string(norm_mode_name(s.norm)) +
+                  ", not " + std::string(norm_mode_name(decoder.settings().norm)));
+    }
+    if (s.n_layers != c.n_layers || s.d_ffn != c.d_ffn || s.vocab_size != c.vocab_size) {
+      throw Error(atlas->path() + ": the atlas's shape (layers, FFN width, vocabulary) is not this model's");
+    }
+  }
   const int64_t F = c.d_ffn, d = c.d_model;
   const auto m = static_cast<int64_t>(concept_tokens.ids.size());
   std::vector<int64_t> layers = options.layers.empty() ? parse_layer_list("all", c.n_layers) : options.layers;
