@@ -22,7 +22,10 @@ using decode_detail::TopK;
 
 constexpr int64_t kVectorBlock = 1024;    // vectors per GEMM (and per thread task)
 constexpr int64_t kVocabTile = 4096;     // vocabulary rows per GEMM
-constexpr int kExtraCandidates = 8;      // float32 near-ties re-scored in float64
+constexpr int kExtraCandidates = 8;
+// Relative gap under which a float32 GEMM logit and a float64 one count as
+// equal: well above float32 summation error over d <= 16384 terms of size ~1.
+constexpr double kTieTolerance = 1e-4;      // float32 near-ties re-scored in float64
 
 double dot_f64(const float* a, const float* b, int64_t n) {
   // Four running sums so the loop vectorises; float64 keeps the result far
@@ -126,16 +129,21 @@ void LmHeadDecoder::decode_block(const float* vectors, int64_t n, NeuronDecoding
   for (int64_t i = 0; i < n; ++i) {
     const float* vec = vectors + i * d;
     NeuronDecoding& r = results[i];
-    r.logsumexp = softmax[static_cast<size_t>(i)].logsumexp();
-    r.entropy = softmax[static_cast<size_t>(i)].entropy();
     // Re-score candidates in float64 and re-rank: higher logit, then lower id.
+    // Their float32 terms in the softmax sums become the float64 ones too, so
+    // the stored probabilities agree with the stored logits.
+    OnlineSoftmax& sm = softmax[static_cast<size_t>(i)];
     std::vector<std::pair<double, int32_t>> scored;
     for (const TopK::Item& item : top[static_cast<size_t>(i)].items()) {
-      scored.emplace_back(dot_f64(vec, lm_head_.data() + static_cast<int64_t>(item.id) * d, d), item.id);
+      const double z64 = dot_f64(vec, lm_head_.data() + static_cast<int64_t>(item.id) * d, d);
+      sm.replace_term(item.logit, z64);
+      scored.emplace_back(z64, item.id);
     }
     std::sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
       return x.first > y.first || (x.first == y.first && x.second < y.second);
     });
+    r.logsumexp = sm.logsumexp();
+    r.entropy = sm.entropy();
     scored.resize(static_cast<size_t>(settings_.top_k));
     r.top_ids.clear();
     r.top_logits.clear();
@@ -207,7 +215,10 @@ std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nb; ++i) {
         const float* row = logits.data() + i * cols;
-        const auto t = static_cast<float>(thresholds[first + i]);
+        // A float32 logit within GEMM rounding of the float64 threshold is the
+        // token itself or a true tie: not counted as above it.
+        const double th = thresholds[first + i];
+        const auto t = static_cast<float>(th + kTieTolerance * std::max(1.0, std::abs(th)));
         int64_t above = 0;
         for (int64_t j = 0; j < cols; ++j) above += row[j] > t;
         counts[static_cast<size_t>(first + i)] += above;

@@ -37,6 +37,15 @@ struct OnlineSoftmax {
     cpu::exp_sums(z, n, static_cast<float>(max), sum_exp, sum_shift);
   }
 
+  // Swaps one logit's term, counted as `old_logit`, for `new_logit` (its
+  // float64 re-score). Both are at most a rounding error apart, so the max
+  // stays a valid shift.
+  void replace_term(double old_logit, double new_logit) {
+    const double e_old = std::exp(old_logit - max), e_new = std::exp(new_logit - max);
+    sum_exp += e_new - e_old;
+    sum_shift += e_new * (new_logit - max) - e_old * (old_logit - max);
+  }
+
   double logsumexp() const { return max + std::log(sum_exp); }
   double entropy() const { return std::log(sum_exp) - sum_shift / sum_exp; }
 };
