@@ -1,6 +1,10 @@
 // GGUF reader on the default model: header, metadata types, tensor infos.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
 #include "neuronlens/error.h"
 #include "io/mapped_file.h"
 #include "neuronlens/gguf.h"
@@ -45,6 +49,37 @@ TEST(GgufReader, TensorInfosMatchGgufPy) {
   EXPECT_EQ(down->data - f.mapping()->data(), 31868992);
   EXPECT_EQ(down->nbytes, 552960);
   EXPECT_EQ(f.find_tensor("output.weight"), nullptr);
+}
+
+}  // namespace
+}  // namespace neuronlens
+
+namespace neuronlens {
+namespace {
+
+// GGUF v2 and v3 share one little-endian layout (v3 only added big-endian
+// files), so a v3 file relabelled as v2 must read the same.
+TEST(GgufReader, ReadsVersion2Files) {
+  const std::string v3 = testing::fixture_path("tiny_llama.gguf");
+  const std::string v2 = ::testing::TempDir() + "tiny_llama_v2.gguf";
+  {
+    std::ifstream in(v3, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_GT(bytes.size(), 8u);
+    const uint32_t version = 2;
+    std::memcpy(bytes.data() + 4, &version, 4);
+    std::ofstream(v2, std::ios::binary) << bytes;
+  }
+  const GgufFile a = GgufFile::open(v3), b = GgufFile::open(v2);
+  EXPECT_EQ(a.version(), 3u);
+  EXPECT_EQ(b.version(), 2u);
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    EXPECT_EQ(a.tensors()[i].name, b.tensors()[i].name);
+    EXPECT_EQ(a.tensors()[i].shape, b.tensors()[i].shape);
+    EXPECT_EQ(0, std::memcmp(a.tensors()[i].data, b.tensors()[i].data, static_cast<size_t>(a.tensors()[i].nbytes)));
+  }
+  EXPECT_EQ(a.keys(), b.keys());
 }
 
 }  // namespace
