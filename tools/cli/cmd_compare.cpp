@@ -67,7 +67,13 @@ int run_compare(const CompareOptions& opt) {
   if (!opt.plot.empty()) {
     std::ofstream out(opt.plot);
     if (!out) throw Error(opt.plot + ": cannot write");
-    out << agreement_plot_svg(cmp, a.settings().model_name + " vs " + b.settings().model_name);
+    // Name each side by model, and by norm where that is what differs.
+    auto label = [&](const Atlas& x) {
+      const bool norms_differ = a.settings().norm != b.settings().norm;
+      return x.settings().model_name +
+             (norms_differ ? " (norm " + std::string(norm_mode_name(x.settings().norm)) + ")" : std::string());
+    };
+    out << agreement_plot_svg(cmp, label(a) + " vs " + label(b));
   }
   if (opt.json) {
     nlohmann::json j;
