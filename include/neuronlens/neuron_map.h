@@ -19,6 +19,10 @@ struct MapOptions {
   DecodeSettings settings;
 };
 
+// Parses all of `text` as a non-negative integer; throws Error naming `what`
+// ("--layers: 'x' is not a number") otherwise.
+int64_t parse_nonnegative_integer(const std::string& text, const std::string& what);
+
 // Parses "3-10", "0,5,7-9" or "all" into layer numbers, checked against the
 // model's layer count. Throws Error.
 std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers);

@@ -13,6 +13,20 @@
 
 namespace neuronlens {
 
+int64_t parse_nonnegative_integer(const std::string& text, const std::string& what) {
+  size_t used = 0;
+  long long v = -1;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  // Digits only: stoll alone would accept leading blanks and signs.
+  const bool digits_first = !text.empty() && text[0] >= '0' && text[0] <= '9';
+  if (!digits_first || used != text.size() || v < 0) throw Error(what + " '" + text + "' is not a number");
+  return static_cast<int64_t>(v);
+}
+
 std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers) {
   std::vector<int64_t> layers;
   if (text.empty() || text == "all") {
@@ -20,15 +34,8 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers)
     return layers;
   }
   auto parse_number = [&](const std::string& s) -> int64_t {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty()) throw Error("--layers: '" + s + "' is not a layer number");
-    if (v < 0 || v >= n_layers) {
+    const int64_t v = parse_nonnegative_integer(s, "--layers: layer");
+    if (v >= n_layers) {
       throw Error("--layers: layer " + s + " is out of range (the model has layers 0 to " +
                   std::to_string(n_layers - 1) + ")");
     }

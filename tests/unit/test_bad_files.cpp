@@ -16,6 +16,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
 #include "test_paths.h"
+#include "test_process.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NEURONLENS_TEST_ASAN 1
@@ -67,18 +68,12 @@ struct CommandResult {
 // allocation from a hostile count would fail here rather than swap.
 CommandResult run_info(const std::string& path) {
   std::string command = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '" + testing::cli_path() + "' info '" + path +
-                        "' --no-timing 2>&1";
+                        "' --no-timing";
 #ifndef NEURONLENS_TEST_ASAN
   command = "ulimit -v 4194304; " + command;
 #endif
   CommandResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.exit_code = testing::run_command(command, result.output);
   return result;
 }
 

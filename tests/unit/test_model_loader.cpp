@@ -7,6 +7,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
 #include "test_paths.h"
+#include "test_process.h"
 
 namespace neuronlens {
 namespace {
@@ -122,15 +123,7 @@ TEST(ModelLoader, DefaultModelDescription) {
   EXPECT_THROW(m.weight(WeightKind::FfnUp, 30), Error);
 }
 
-int run_command(const std::string& command, std::string& output) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using testing::run_command;
 
 TEST(InfoCommand, PrintsTheDefaultModelsNumbers) {
   NEURONLENS_REQUIRE_DEFAULT_MODEL(path);

@@ -36,6 +36,7 @@
 #include "neuronlens/model.h"
 #include "neuronlens/neuron_map.h"
 #include "test_paths.h"
+#include "test_process.h"
 
 namespace neuronlens {
 namespace {
@@ -875,17 +876,7 @@ TEST(CompareAtlases, DifferentShapesAreRefused) {
 // ---------------------------------------------------------------------------
 // NeuronMapCli
 
-// Runs a shell command; `output` gets its stdout, and its stderr too when
-// `with_stderr`. Returns the exit code.
-int run_command(const std::string& command, std::string& output, bool with_stderr = true) {
-  FILE* pipe = popen((command + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using testing::run_command;
 
 std::string quoted(const std::string& path) { return "'" + path + "'"; }
 

@@ -7,6 +7,7 @@
 #include "format.h"
 #include "neuronlens/atlas.h"
 #include "neuronlens/error.h"
+#include "neuronlens/neuron_map.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -29,15 +30,7 @@ NeuronRef parse_neuron_ref(const std::string& text) {
     throw Error("neuron '" + text + "' is not of the form LAYER:KIND:INDEX (e.g. 16:up:4031)");
   }
   auto number = [&](const std::string& s, const char* what) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty() || v < 0) throw Error("neuron '" + text + "': " + what + " '" + s + "' is not a number");
-    return static_cast<int64_t>(v);
+    return parse_nonnegative_integer(s, "neuron '" + text + "': " + what);
   };
   return {number(text.substr(0, a), "layer"), vector_kind_from_name(text.substr(a + 1, b - a - 1)),
           number(text.substr(b + 1), "index")};
