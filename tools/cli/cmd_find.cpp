@@ -65,6 +65,18 @@ int run_find(const FindCommandOptions& opt) {
   }
   const int64_t n_layers = model ? model->config().n_layers : atlas->settings().n_layers;
   find.layers = parse_layer_list(opt.layers, n_layers);
+  if (!atlas) {
+    // A model alone: map the chosen kinds and layers once, into memory, so
+    // every concept reuses the same logsumexp values.
+    MapOptions map;
+    map.kinds = find.kinds;
+    map.layers = find.layers;
+    map.settings = settings;
+    atlas.emplace(Atlas::create_or_resume(":memory:", atlas_settings_for(*model, settings), model->vocab()));
+    ProgressBar bar("mapping", "vectors");
+    run_neuron_map(*model, map, *atlas, [&](const MapProgress& p) { bar.update(p.vectors_done, p.vectors_total); });
+    bar.finish();
+  }
 
   nlohmann::json all = nlohmann::json::array();
   for (const std::string& concept_text : opt.concepts) {
