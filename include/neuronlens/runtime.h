@@ -1,0 +1,116 @@
+// The forward pass of a Llama-family model on the CPU, with a KV cache and
+// hook points where a caller can read or change the activations.
+//
+// A Session dequantises every weight of the model to float32 once, so it
+// holds about 4 bytes per parameter (SmolLM2-135M: ~540 MB) plus the KV cache,
+// 2 * n_layers * positions * n_kv_heads * head_dim floats, grown as tokens
+// arrive. It does not keep the Model alive.
+//
+// One block, for x [n_tokens, d] at positions p0 .. p0+n_tokens-1:
+//   x += attn(rmsnorm(x) * attn_norm)        causal, grouped-query, RoPE
+//   x += down(silu(gate(h)) * up(h)),  h = rmsnorm(x) * ffn_norm
+// then logits = W_U · (rmsnorm(x) * output_norm).
+//
+// Hooks. Every layer has named points; a hook registered at one receives the
+// activations there, [n_tokens, width] row-major, and may change them in place
+// (the change flows on into the rest of the pass). A point with no hook costs
+// one branch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "neuronlens/model.h"
+
+namespace neuronlens {
+
+enum class HookPoint {
+  ResidualIn,    // x entering the layer                          [n, d]
+  AttnOut,       // attention output after o_proj, before x +=     [n, d]
+  MlpGate,       // gate_proj(h), before the activation            [n, F]
+  MlpUp,         // up_proj(h)                                     [n, F]
+  MlpAct,        // silu(gate) * up: the neuron activations        [n, F]
+  MlpOut,        // down_proj(act), before x +=                    [n, d]
+  ResidualOut,   // x leaving the layer                            [n, d]
+  FinalNorm,     // rmsnorm(x) * output_norm, the LM head's input  [n, d]
+};
+inline constexpr int kHookPointCount = 8;
+std::string_view hook_point_name(HookPoint point);  // "residual_in", "mlp_act", ...
+
+// Called with the layer (FinalNorm: n_layers), the point, the activations
+// data [n_tokens, width], and the position of row 0 in the sequence.
+using Hook = std::function<void(int64_t layer, HookPoint point, float* data, int64_t n_tokens, int64_t width,
+                                int64_t first_position)>;
+using HookId = uint64_t;
+// Register at every layer (FinalNorm: its one place).
+inline constexpr int64_t kEveryLayer = -1;
+
+// Activations captured by Session::record: one row per processed token, in the
+// order they were processed.
+struct ActivationRecord {
+  int64_t width = 0;
+  std::vector<int64_t> positions;  // [rows]
+  std::vector<float> values;       // [rows, width]
+  int64_t rows() const { return static_cast<int64_t>(positions.size()); }
+};
+
+enum class LogitsFor { AllTokens, LastToken };
+
+class Session {
+ public:
+  // Dequantises the model's weights (float32, see the memory note above).
+  explicit Session(const Model& model);
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const ModelConfig& config() const;
+  // Tokens in the KV cache: the position the next token gets.
+  int64_t position() const;
+  // Forgets the cached tokens (the hooks stay).
+  void reset();
+  // Bytes held by the float32 weights and by the KV cache as allocated now.
+  int64_t weight_bytes() const;
+  int64_t cache_bytes() const;
+
+  // Runs `tokens` at positions position() .. position()+n-1 in one batch and
+  // appends them to the cache. Returns logits [n, V] (AllTokens) or [1, V] for
+  // the last token. Throws Error, leaving the session unchanged, if `tokens`
+  // is empty, an id is outside [0, V), or the positions would pass the
+  // model's context length.
+  std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsFor which = LogitsFor::AllTokens);
+
+  // A hook at `point` of `layer` (or kEveryLayer). Throws Error on a bad layer.
+  HookId add_hook(HookPoint point, int64_t layer, Hook hook);
+  // Throws Error if `id` is not registered.
+  void remove_hook(HookId id);
+  void clear_hooks();
+
+  // Interventions, each a hook (remove it with remove_hook). They throw Error
+  // on a layer outside [0, n_layers), a neuron outside [0, d_ffn), or a
+  // vector whose size is not d_model.
+  // Fixes the post-activation act(gate)*up of the neurons to `value`.
+  HookId clamp_neurons(int64_t layer, const std::vector<int64_t>& neurons, float value);
+  // Sets them to 0.
+  HookId ablate_neurons(int64_t layer, const std::vector<int64_t>& neurons);
+  // Multiplies them by `factor`.
+  HookId scale_neurons(int64_t layer, const std::vector<int64_t>& neurons, float factor);
+  // Adds `vector` [d] to every row at a residual-width point of `layer`
+  // (ResidualIn, AttnOut, MlpOut or ResidualOut; default: steering the
+  // residual stream leaving the layer).
+  HookId add_to_residual(int64_t layer, const std::vector<float>& vector, HookPoint point = HookPoint::ResidualOut);
+  // Copies the activations at `point` of one `layer` (FinalNorm: n_layers or
+  // kEveryLayer) into the returned record on every forward call, rows appended.
+  std::shared_ptr<ActivationRecord> record(HookPoint point, int64_t layer, HookId* id = nullptr);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace neuronlens

@@ -1,0 +1,18 @@
+// Causal grouped-query attention of new tokens over the KV cache, float32.
+#pragma once
+
+#include <cstdint>
+
+namespace neuronlens::runtime {
+
+// For n_tokens queries q [n_tokens, n_heads*head_dim] (already rotated) at
+// positions first_position .. first_position+n_tokens-1, and the cached
+// keys/values [first_position+n_tokens, n_kv_heads*head_dim] (the new tokens'
+// included), writes out [n_tokens, n_heads*head_dim]: for query head hq, which
+// reads kv head hq / (n_heads/n_kv_heads),
+//   out = softmax_j<=pos(q·k_j / sqrt(head_dim)) · v
+// with the softmax shifted by its maximum so it cannot overflow.
+void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, const float* keys, const float* values,
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float* out);
+
+}  // namespace neuronlens::runtime

@@ -1,0 +1,245 @@
+// Session: the forward pass over a batch of new tokens, the KV cache and the
+// hook registry. The interventions built on hooks are in interventions.cpp.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "backends/cpu/gemm.h"
+#include "neuronlens/error.h"
+#include "neuronlens/runtime.h"
+#include "runtime/attention.h"
+#include "runtime/dense_weights.h"
+#include "runtime/rotary.h"
+
+namespace neuronlens {
+namespace {
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, for x [n, d].
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, double eps, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = x + t * d;
+    double sum_sq = 0.0;
+    for (int64_t e = 0; e < d; ++e) sum_sq += static_cast<double>(row[e]) * row[e];
+    const auto inv_rms = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(d) + eps));
+    float* o = out + t * d;
+    for (int64_t e = 0; e < d; ++e) o[e] = row[e] * inv_rms * weight[e];
+  }
+}
+
+// y [n, rows] = x [n, cols] · W[rows, cols]^T. One row (a generation step)
+// goes through GEMV: BLAS's GEMM would first copy all of W into its packed
+// layout, which for one row costs more than the product.
+void matmul_abt(const float* x, int64_t n, int64_t cols, const float* w, int64_t rows, float* y) {
+  if (n == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows), static_cast<blasint>(cols), 1.0f, w,
+                static_cast<blasint>(cols), x, 1, 0.0f, y, 1);
+  } else {
+    cpu::gemm_abt(n, rows, cols, x, cols, w, cols, y, rows);
+  }
+}
+
+// y [n, rows] = x [n, cols] · W[rows, cols]^T (+ bias [rows]).
+void linear(const float* x, int64_t n, int64_t cols, const std::vector<float>& w, int64_t rows,
+            const std::vector<float>& bias, float* y) {
+  matmul_abt(x, n, cols, w.data(), rows, y);
+  if (bias.empty()) return;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t r = 0; r < rows; ++r) y[t * rows + r] += bias[sz(r)];
+  }
+}
+
+void add_into(float* x, const float* y, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+std::string_view hook_point_name(HookPoint point) {
+  switch (point) {
+    case HookPoint::ResidualIn: return "residual_in";
+    case HookPoint::AttnOut: return "attn_out";
+    case HookPoint::MlpGate: return "mlp_gate";
+    case HookPoint::MlpUp: return "mlp_up";
+    case HookPoint::MlpAct: return "mlp_act";
+    case HookPoint::MlpOut: return "mlp_out";
+    case HookPoint::ResidualOut: return "residual_out";
+    case HookPoint::FinalNorm: return "final_norm";
+  }
+  return "?";
+}
+
+struct Session::Impl {
+  struct Entry {
+    HookId id;
+    Hook fn;
+  };
+
+  ModelConfig config;
+  runtime::DenseWeights weights;
+  runtime::RotaryEmbedding rope;
+  std::vector<std::vector<float>> keys, values;  // per layer [position, n_kv_heads*head_dim]
+  int64_t position = 0;
+  // [(n_layers + 1) * kHookPointCount]; FinalNorm lives in layer slot n_layers.
+  std::vector<std::vector<Entry>> hooks;
+  HookId next_id = 1;
+
+  Impl(const ModelConfig& c, runtime::DenseWeights w)
+      : config(c), weights(std::move(w)), rope(config, weights.rope_freqs), keys(sz(c.n_layers)),
+        values(sz(c.n_layers)), hooks(sz((c.n_layers + 1) * kHookPointCount)) {}
+
+  std::vector<Entry>& slot(int64_t layer, HookPoint point) {
+    return hooks[sz(layer * kHookPointCount + static_cast<int64_t>(point))];
+  }
+
+  // The one branch an unused point costs.
+  void run_hooks(int64_t layer, HookPoint point, float* data, int64_t n, int64_t width, int64_t first) {
+    std::vector<Entry>& entries = slot(layer, point);
+    if (entries.empty()) [[likely]] return;
+    for (Entry& e : entries) e.fn(layer, point, data, n, width, first);
+  }
+
+  std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsFor which);
+};
+
+std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, LogitsFor which) {
+  const ModelConfig& c = config;
+  const auto n = static_cast<int64_t>(tokens.size());
+  if (n == 0) throw Error("forward: no tokens given");
+  if (position + n > c.context_length) {
+    throw Error("forward: positions " + std::to_string(position) + " .. " + std::to_string(position + n - 1) +
+                " pass the model's context length " + std::to_string(c.context_length));
+  }
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= c.vocab_size) {
+      throw Error("forward: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                  std::to_string(c.vocab_size) + ")");
+    }
+  }
+
+  const int64_t d = c.d_model, f = c.d_ffn, hd = c.head_dim;
+  const int64_t q_width = c.n_heads * hd, kv_width = c.n_kv_heads * hd;
+  const int64_t p0 = position;
+  std::vector<float> x(sz(n * d)), h(sz(n * d)), q(sz(n * q_width)), attn(sz(n * q_width)), out(sz(n * d));
+  std::vector<float> gate(sz(n * f)), up(sz(n * f));
+
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = weights.token_embedding.data() + static_cast<int64_t>(tokens[sz(t)]) * d;
+    std::copy(row, row + d, x.data() + t * d);
+  }
+
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+    const runtime::DenseLayer& w = weights.layers[sz(layer)];
+    run_hooks(layer, HookPoint::ResidualIn, x.data(), n, d, p0);
+
+    // Attention. The new keys/values go straight into the cache.
+    rms_norm(x.data(), w.attn_norm.data(), n, d, c.rms_norm_eps, h.data());
+    std::vector<float>& layer_keys = keys[sz(layer)];
+    std::vector<float>& layer_values = values[sz(layer)];
+    layer_keys.resize(sz((p0 + n) * kv_width));
+    layer_values.resize(sz((p0 + n) * kv_width));
+    float* new_keys = layer_keys.data() + p0 * kv_width;
+    float* new_values = layer_values.data() + p0 * kv_width;
+    linear(h.data(), n, d, w.attn_q, q_width, w.attn_q_bias, q.data());
+    linear(h.data(), n, d, w.attn_k, kv_width, w.attn_k_bias, new_keys);
+    linear(h.data(), n, d, w.attn_v, kv_width, w.attn_v_bias, new_values);
+    rope.apply(q.data(), n, q_width, c.n_heads, p0);
+    rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
+    runtime::causal_attention(q.data(), n, p0, layer_keys.data(), layer_values.data(), c.n_heads, c.n_kv_heads, hd,
+                              attn.data());
+    linear(attn.data(), n, q_width, w.attn_output, d, {}, out.data());
+    run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
+    add_into(x.data(), out.data(), n * d);
+
+    // MLP: down(silu(gate(h)) * up(h)); the product overwrites `gate`.
+    rms_norm(x.data(), w.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
+    linear(h.data(), n, d, w.ffn_gate, f, {}, gate.data());
+    run_hooks(layer, HookPoint::MlpGate, gate.data(), n, f, p0);
+    linear(h.data(), n, d, w.ffn_up, f, {}, up.data());
+    run_hooks(layer, HookPoint::MlpUp, up.data(), n, f, p0);
+    for (int64_t i = 0; i < n * f; ++i) {
+      const float g = gate[sz(i)];
+      gate[sz(i)] = g / (1.0f + std::exp(-g)) * up[sz(i)];
+    }
+    run_hooks(layer, HookPoint::MlpAct, gate.data(), n, f, p0);
+    linear(gate.data(), n, f, w.ffn_down, d, {}, out.data());
+    run_hooks(layer, HookPoint::MlpOut, out.data(), n, d, p0);
+    add_into(x.data(), out.data(), n * d);
+    run_hooks(layer, HookPoint::ResidualOut, x.data(), n, d, p0);
+  }
+
+  rms_norm(x.data(), weights.output_norm.data(), n, d, c.rms_norm_eps, h.data());
+  run_hooks(c.n_layers, HookPoint::FinalNorm, h.data(), n, d, p0);
+  position = p0 + n;
+
+  const int64_t v = c.vocab_size;
+  const int64_t first_row = which == LogitsFor::LastToken ? n - 1 : 0;
+  std::vector<float> logits(sz((n - first_row) * v));
+  matmul_abt(h.data() + first_row * d, n - first_row, d, weights.lm_head(), v, logits.data());
+  return logits;
+}
+
+Session::Session(const Model& model)
+    : impl_(std::make_unique<Impl>(model.config(), runtime::dequantize_model(model))) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+const ModelConfig& Session::config() const { return impl_->config; }
+int64_t Session::position() const { return impl_->position; }
+void Session::reset() { impl_->position = 0; }
+int64_t Session::weight_bytes() const { return impl_->weights.bytes(); }
+
+int64_t Session::cache_bytes() const {
+  int64_t total = 0;
+  for (const auto* cache : {&impl_->keys, &impl_->values}) {
+    for (const std::vector<float>& layer : *cache) total += static_cast<int64_t>(layer.capacity() * sizeof(float));
+  }
+  return total;
+}
+
+std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsFor which) {
+  return impl_->forward(tokens, which);
+}
+
+HookId Session::add_hook(HookPoint point, int64_t layer, Hook hook) {
+  const int64_t n_layers = impl_->config.n_layers;
+  if (!hook) throw Error("add_hook: empty hook at " + std::string(hook_point_name(point)));
+  const HookId id = impl_->next_id++;
+  if (point == HookPoint::FinalNorm) {
+    if (layer != kEveryLayer && layer != n_layers) {
+      throw Error("add_hook: final_norm is after the last layer: layer must be " + std::to_string(n_layers) +
+                  " or every layer, found " + std::to_string(layer));
+    }
+    impl_->slot(n_layers, point).push_back({id, std::move(hook)});
+    return id;
+  }
+  if (layer == kEveryLayer) {
+    for (int64_t l = 0; l < n_layers; ++l) impl_->slot(l, point).push_back({id, hook});
+    return id;
+  }
+  if (layer < 0 || layer >= n_layers) {
+    throw Error("add_hook: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(n_layers) + ")");
+  }
+  impl_->slot(layer, point).push_back({id, std::move(hook)});
+  return id;
+}
+
+void Session::remove_hook(HookId id) {
+  bool found = false;
+  for (auto& entries : impl_->hooks) {
+    const auto removed = std::erase_if(entries, [id](const Impl::Entry& e) { return e.id == id; });
+    found = found || removed > 0;
+  }
+  if (!found) throw Error("remove_hook: no hook with id " + std::to_string(id));
+}
+
+void Session::clear_hooks() {
+  for (auto& entries : impl_->hooks) entries.clear();
+}
+
+}  // namespace neuronlens
