@@ -244,7 +244,7 @@ TEST(Tokenizer, LongRunsAreFast) {
     EXPECT_EQ(tokenizer.decode(ids), text);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(seconds, 10.0) << "a quadratic merge loop?";
+  EXPECT_LT(seconds, 30.0) << "a quadratic merge loop?";  // ~0.3 s in Release, ~5 s under ASan
 }
 
 TEST(Tokenizer, DecodeRejectsBadIds) {
