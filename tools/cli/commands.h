@@ -14,5 +14,8 @@ Runner add_map_command(CLI::App& app);
 Runner add_find_command(CLI::App& app);
 Runner add_show_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);
+Runner add_generate_command(CLI::App& app);
+Runner add_probe_command(CLI::App& app);
+Runner add_lens_command(CLI::App& app);
 
 }  // namespace neuronlens::cli

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   add(neuronlens::cli::add_find_command);
   add(neuronlens::cli::add_show_command);
   add(neuronlens::cli::add_compare_command);
+  add(neuronlens::cli::add_generate_command);
+  add(neuronlens::cli::add_probe_command);
+  add(neuronlens::cli::add_lens_command);
 
   try {
     app.parse(argc, argv);

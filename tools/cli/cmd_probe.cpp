@@ -1,0 +1,134 @@
+// `neuronlens probe MODEL -p TEXT --tokens " dog"`: the next-token
+// probabilities of chosen tokens, and the top 10, without and with an
+// intervention, side by side.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "format.h"
+#include "text_model.h"
+
+namespace neuronlens::cli {
+namespace {
+
+constexpr int kTop = 10;
+
+struct ProbeCommandOptions {
+  std::string model;
+  std::string prompt;
+  std::vector<std::string> tokens;
+  bool chat = false;
+  std::vector<std::string> clamps;
+  std::vector<std::string> ablations;
+  bool json = false;
+};
+
+// softmax(logits) in double.
+std::vector<double> probabilities(const std::vector<float>& logits) {
+  const double top = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double total = 0;
+  for (size_t i = 0; i < p.size(); ++i) total += p[i] = std::exp(double(logits[i]) - top);
+  for (double& x : p) x /= total;
+  return p;
+}
+
+std::vector<int32_t> top_ids(const std::vector<double>& p, int k) {
+  std::vector<int32_t> ids(p.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  const auto n = std::min<size_t>(static_cast<size_t>(k), ids.size());
+  // Most probable first; the lower id on ties.
+  auto before = [&](int32_t a, int32_t b) {
+    const double pa = p[static_cast<size_t>(a)], pb = p[static_cast<size_t>(b)];
+    return pa > pb || (pa == pb && a < b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), before);
+  ids.resize(n);
+  return ids;
+}
+
+int run_probe(const ProbeCommandOptions& opt) {
+  const TextModel tm = TextModel::load(opt.model);
+  const auto interventions = parse_interventions(opt.clamps, opt.ablations, tm.model.config());
+  const Vocabulary& vocab = tm.tokenizer.vocabulary();
+  std::vector<int32_t> probe_ids;
+  for (const std::string& text : opt.tokens) {
+    const auto ids = tm.tokenizer.encode(text, false);
+    if (ids.size() != 1) {
+      throw Error("--tokens: '" + text + "' is " + std::to_string(ids.size()) +
+                  " tokens, not one (probe a single token, e.g. its first piece)");
+    }
+    probe_ids.push_back(ids[0]);
+  }
+  const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
+
+  Session session(tm.model);
+  const std::vector<double> before = probabilities(session.forward(prompt, LogitsFor::LastToken));
+  session.reset();
+  apply_interventions(session, interventions);
+  const std::vector<double> after = probabilities(session.forward(prompt, LogitsFor::LastToken));
+  const auto top_before = top_ids(before, kTop);
+  const auto top_after = top_ids(after, kTop);
+  auto text_of = [&](int32_t id) { return vocab.token(id).display; };
+
+  if (opt.json) {
+    nlohmann::json j;
+    j["prompt_tokens"] = prompt.size();
+    j["interventions"] = nlohmann::json::array();
+    for (const auto& c : opt.clamps) j["interventions"].push_back("clamp " + c);
+    for (const auto& a : opt.ablations) j["interventions"].push_back("ablate " + a);
+    j["tokens"] = nlohmann::json::array();
+    for (size_t i = 0; i < probe_ids.size(); ++i) {
+      const auto id = static_cast<size_t>(probe_ids[i]);
+      j["tokens"].push_back(
+          {{"text", opt.tokens[i]}, {"id", probe_ids[i]}, {"p_without", before[id]}, {"p_with", after[id]}});
+    }
+    auto top_json = [&](const std::vector<int32_t>& ids, const std::vector<double>& p) {
+      nlohmann::json a = nlohmann::json::array();
+      for (int32_t id : ids) a.push_back({{"id", id}, {"text", text_of(id)}, {"p", p[static_cast<size_t>(id)]}});
+      return a;
+    };
+    j["top_without"] = top_json(top_before, before);
+    j["top_with"] = top_json(top_after, after);
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+
+  std::printf("next-token probabilities after %zu prompt tokens", prompt.size());
+  if (interventions.empty()) std::printf(" (no intervention: both columns are the plain model)");
+  std::printf("\n\n%-20s %8s %12s %12s\n", "token", "id", "without", "with");
+  for (size_t i = 0; i < probe_ids.size(); ++i) {
+    const auto id = static_cast<size_t>(probe_ids[i]);
+    std::printf("%-20s %8d %12.6f %12.6f\n", quote_token(opt.tokens[i]).c_str(), probe_ids[i], before[id], after[id]);
+  }
+  std::printf("\n%-4s %-24s %10s   %-24s %10s\n", "rank", "top without", "p", "top with", "p");
+  for (size_t r = 0; r < top_before.size(); ++r) {
+    std::printf("%-4zu %-24s %10.6f   %-24s %10.6f\n", r + 1, quote_token(text_of(top_before[r])).c_str(),
+                before[static_cast<size_t>(top_before[r])], quote_token(text_of(top_after[r])).c_str(),
+                after[static_cast<size_t>(top_after[r])]);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_probe_command(CLI::App& app) {
+  auto opt = std::make_shared<ProbeCommandOptions>();
+  CLI::App* cmd = app.add_subcommand("probe", "Next-token probabilities without and with an intervention");
+  cmd->add_option("model", opt->model, "Model (GGUF file / Hugging Face folder)")->required();
+  cmd->add_option("-p,--prompt", opt->prompt, "Prompt text")->required();
+  cmd->add_option("--tokens", opt->tokens, "Token to report, e.g. \" dog\" (repeatable; each one token)")->required();
+  cmd->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as a user message");
+  cmd->add_option("--clamp", opt->clamps, "Fix neuron activation: LAYER:NEURON=VALUE (repeatable)");
+  cmd->add_option("--ablate", opt->ablations, "Zero neuron activation: LAYER:NEURON (repeatable)");
+  cmd->add_flag("--json", opt->json, "Print JSON");
+  return [opt] { return run_probe(*opt); };
+}
+
+}  // namespace neuronlens::cli
