@@ -1,10 +1,13 @@
 // `neuronlens probe MODEL -p TEXT --tokens " dog"`: the next-token
 // probabilities of chosen tokens, and the top 10, without and with an
-// intervention, side by side.
+// intervention, side by side. With --show-neuron L:I it also prints that
+// neuron's MLP post-activation (act(gate)*up, the value --clamp fixes) at
+// every prompt token of the plain model, and the largest |activation|.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
@@ -27,6 +30,7 @@ struct ProbeCommandOptions {
   std::vector<std::string> clamps;
   std::vector<std::string> ablations;
   bool json = false;
+  std::vector<std::string> show_neurons;  // "L:I"
 };
 
 // softmax(logits) in double.
@@ -68,14 +72,46 @@ int run_probe(const ProbeCommandOptions& opt) {
   }
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
 
+  // --show-neuron: parsed like --ablate (range-checked), recorded at mlp_act
+  // during the plain pass.
+  std::vector<NeuronIntervention> shown;
+  for (const auto& s : opt.show_neurons) {
+    try {
+      shown.push_back(parse_intervention(s, false, tm.model.config()));
+    } catch (const Error& e) {
+      std::string message = e.what();
+      const std::string from = "--ablate";
+      if (message.rfind(from, 0) == 0) message = "--show-neuron" + message.substr(from.size());
+      throw Error(message);
+    }
+  }
+
   Session session(tm.model);
+  std::vector<std::shared_ptr<ActivationRecord>> records;
+  std::vector<HookId> record_hooks;
+  for (const auto& n : shown) {
+    HookId id = 0;
+    records.push_back(session.record(HookPoint::MlpAct, n.layer, &id));
+    record_hooks.push_back(id);
+  }
   const std::vector<double> before = probabilities(session.forward(prompt, LogitsFor::LastToken));
+  for (HookId id : record_hooks) session.remove_hook(id);
   session.reset();
   apply_interventions(session, interventions);
   const std::vector<double> after = probabilities(session.forward(prompt, LogitsFor::LastToken));
   const auto top_before = top_ids(before, kTop);
   const auto top_after = top_ids(after, kTop);
   auto text_of = [&](int32_t id) { return vocab.token(id).display; };
+  // Activation of shown neuron k at prompt token row r.
+  auto activation = [&](size_t k, int64_t r) {
+    const ActivationRecord& rec = *records[k];
+    return rec.values[static_cast<size_t>(r * rec.width + shown[k].neuron)];
+  };
+  auto max_abs = [&](size_t k) {
+    double m = 0;
+    for (int64_t r = 0; r < records[k]->rows(); ++r) m = std::max(m, std::fabs(double(activation(k, r))));
+    return m;
+  };
 
   if (opt.json) {
     nlohmann::json j;
@@ -96,6 +132,20 @@ int run_probe(const ProbeCommandOptions& opt) {
     };
     j["top_without"] = top_json(top_before, before);
     j["top_with"] = top_json(top_after, after);
+    if (!shown.empty()) {
+      j["neurons"] = nlohmann::json::array();
+      for (size_t k = 0; k < shown.size(); ++k) {
+        nlohmann::json acts = nlohmann::json::array();
+        for (int64_t r = 0; r < records[k]->rows(); ++r) {
+          const int32_t tok = prompt[static_cast<size_t>(records[k]->positions[static_cast<size_t>(r)])];
+          acts.push_back({{"position", records[k]->positions[static_cast<size_t>(r)]},
+                          {"token", text_of(tok)},
+                          {"activation", activation(k, r)}});
+        }
+        j["neurons"].push_back(
+            {{"layer", shown[k].layer}, {"neuron", shown[k].neuron}, {"max_abs", max_abs(k)}, {"activations", acts}});
+      }
+    }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -113,6 +163,17 @@ int run_probe(const ProbeCommandOptions& opt) {
                 before[static_cast<size_t>(top_before[r])], quote_token(text_of(top_after[r])).c_str(),
                 after[static_cast<size_t>(top_after[r])]);
   }
+  for (size_t k = 0; k < shown.size(); ++k) {
+    std::printf("\nneuron %lld:%lld activation (mlp_act, plain model) per prompt token\n",
+                static_cast<long long>(shown[k].layer), static_cast<long long>(shown[k].neuron));
+    std::printf("%-5s %-24s %12s\n", "pos", "token", "activation");
+    for (int64_t r = 0; r < records[k]->rows(); ++r) {
+      const int64_t pos = records[k]->positions[static_cast<size_t>(r)];
+      std::printf("%-5lld %-24s %12.6f\n", static_cast<long long>(pos),
+                  quote_token(text_of(prompt[static_cast<size_t>(pos)])).c_str(), activation(k, r));
+    }
+    std::printf("max |activation|: %.6f\n", max_abs(k));
+  }
   return 0;
 }
 
@@ -127,6 +188,8 @@ Runner add_probe_command(CLI::App& app) {
   cmd->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as a user message");
   cmd->add_option("--clamp", opt->clamps, "Fix neuron activation: LAYER:NEURON=VALUE (repeatable)");
   cmd->add_option("--ablate", opt->ablations, "Zero neuron activation: LAYER:NEURON (repeatable)");
+  cmd->add_option("--show-neuron", opt->show_neurons,
+                  "Also print LAYER:NEURON's MLP post-activation at each prompt token (plain model; repeatable)");
   cmd->add_flag("--json", opt->json, "Print JSON");
   return [opt] { return run_probe(*opt); };
 }

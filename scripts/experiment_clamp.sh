@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# experiment_clamp.sh: does clamping one neuron make the model talk about a
+# concept? (the test of Davies, arXiv 2501.02688, "clamp the dog neuron").
+#
+# Usage:
+#   scripts/experiment_clamp.sh MODEL LAYER:NEURON VALUE REGEX PROMPT [PROBE_TOKEN ...]
+#
+#   MODEL        GGUF file or Hugging Face folder
+#   LAYER:NEURON the neuron to clamp (MLP post-activation act(gate)*up)
+#   VALUE        the clamp value (choose it from the neuron's activation range:
+#                `neuronlens probe MODEL -p TEXT --tokens ' dog' --show-neuron L:I`)
+#   REGEX        the concept, an extended regex matched case-insensitively
+#                against each answer, e.g. 'dog|puppy|pupp'
+#   PROMPT       the user message (rendered with the model's chat template)
+#   PROBE_TOKEN  single tokens whose next-token probability at the end of the
+#                chat prompt is printed without/with the clamp (default " dog")
+#
+# For seeds 1..SEEDS it runs `neuronlens generate --chat` with sampling at
+# TEMP, once without and once with --clamp, and counts the answers that match
+# REGEX. Everything goes through the neuronlens CLI; the rest is bash, grep,
+# awk.
+#
+# Environment: NEURONLENS (the CLI, default build-exp/neuronlens), SEEDS (20),
+# TEMP (0.7), NTOK (tokens per answer, 40), JOBS (parallel generate runs, 1),
+# OUTDIR (where answers are kept, default a new temporary folder),
+# EXAMPLES (answers printed per side, 3).
+set -euo pipefail
+
+if [[ $# -lt 5 ]]; then
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+fi
+MODEL=$1 NEURON=$2 VALUE=$3 REGEX=$4 PROMPT=$5
+shift 5
+TOKENS=("$@")
+[[ ${#TOKENS[@]} -eq 0 ]] && TOKENS=(" dog")
+
+CLI=${NEURONLENS:-build-exp/neuronlens}
+SEEDS=${SEEDS:-20}
+TEMP=${TEMP:-0.7}
+NTOK=${NTOK:-40}
+JOBS=${JOBS:-1}
+EXAMPLES=${EXAMPLES:-3}
+OUTDIR=${OUTDIR:-$(mktemp -d)}
+mkdir -p "$OUTDIR"
+CLAMP="$NEURON=$VALUE"
+
+echo "model:   $MODEL"
+echo "prompt:  $PROMPT (chat)"
+echo "clamp:   $CLAMP"
+echo "concept: /$REGEX/i"
+echo "runs:    seeds 1..$SEEDS, temperature $TEMP, $NTOK tokens; answers in $OUTDIR"
+
+# One generate run; its answer goes to $OUTDIR/<side>-<seed>.txt.
+run_one() {
+  local side=$1 seed=$2
+  local extra=()
+  [[ $side == with ]] && extra=(--clamp "$CLAMP")
+  "$CLI" generate "$MODEL" --chat -p "$PROMPT" --seed "$seed" --temperature "$TEMP" -n "$NTOK" "${extra[@]}" \
+    >"$OUTDIR/$side-$seed.txt"
+}
+
+for side in without with; do
+  for ((seed = 1; seed <= SEEDS; seed++)); do
+    while (($(jobs -rp | wc -l) >= JOBS)); do wait -n; done
+    run_one "$side" "$seed" &
+  done
+done
+wait
+
+echo
+printf '%-8s %s\n' side "answers mentioning /$REGEX/i"
+for side in without with; do
+  hits=0
+  for ((seed = 1; seed <= SEEDS; seed++)); do
+    if grep -Eiq -- "$REGEX" "$OUTDIR/$side-$seed.txt"; then hits=$((hits + 1)); fi
+  done
+  printf '%-8s %d/%d\n' "$side" "$hits" "$SEEDS"
+done
+
+echo
+echo "next-token probability at the end of the chat prompt (probe):"
+probe_args=()
+for t in "${TOKENS[@]}"; do probe_args+=(--tokens "$t"); done
+"$CLI" probe "$MODEL" --chat -p "$PROMPT" "${probe_args[@]}" --clamp "$CLAMP" --json |
+  awk '
+    /"p_with":/    { gsub(/[ ,]/, "", $2); with = $2 }
+    /"p_without":/ { gsub(/[ ,]/, "", $2); without = $2 }
+    /"text":/ && with != "" {
+      sub(/^[^:]*: /, ""); sub(/,$/, "")
+      printf "  %-12s without %-12.4g with %.4g\n", $0, without, with
+      with = ""
+    }'
+
+for side in without with; do
+  echo
+  echo "example answers $side the clamp:"
+  for ((seed = 1; seed <= SEEDS && seed <= EXAMPLES; seed++)); do
+    printf '  [seed %d] %s\n' "$seed" "$(tr '\n' ' ' <"$OUTDIR/$side-$seed.txt")"
+  done
+done
