@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "format.h"
+#include "memory_atlas.h"
 #include "model_or_atlas.h"
 #include "neuronlens/compare.h"
 #include "neuronlens/error.h"
@@ -36,11 +37,7 @@ Atlas atlas_for(const std::string& path, const CompareOptions& opt) {
   map.kinds = parse_kind_list(opt.kinds);
   map.settings.top_k = opt.top_k;
   map.settings.norm = norm_mode_from_name(opt.norm);
-  Atlas atlas = Atlas::create_or_resume(":memory:", atlas_settings_for(model, map.settings), model.vocab());
-  ProgressBar bar("mapping " + model.config().name, "vectors");
-  run_neuron_map(model, map, atlas, [&](const MapProgress& p) { bar.update(p.vectors_done, p.vectors_total); });
-  bar.finish();
-  return atlas;
+  return map_into_memory(model, map, "mapping " + model.config().name);
 }
 
 std::string top_tokens_text(const Atlas& atlas, const std::vector<int32_t>& ids, size_t n) {

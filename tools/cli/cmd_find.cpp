@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "concept_report.h"
+#include "memory_atlas.h"
 #include "model_or_atlas.h"
 #include "neuronlens/concept_search.h"
 #include "neuronlens/error.h"
@@ -72,10 +73,7 @@ int run_find(const FindCommandOptions& opt) {
     map.kinds = find.kinds;
     map.layers = find.layers;
     map.settings = settings;
-    atlas.emplace(Atlas::create_or_resume(":memory:", atlas_settings_for(*model, settings), model->vocab()));
-    ProgressBar bar("mapping", "vectors");
-    run_neuron_map(*model, map, *atlas, [&](const MapProgress& p) { bar.update(p.vectors_done, p.vectors_total); });
-    bar.finish();
+    atlas.emplace(map_into_memory(*model, map, "mapping"));
   }
 
   nlohmann::json all = nlohmann::json::array();
