@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
   python3-venv
+  chromium chromium-driver
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -23,12 +24,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python for scripts and tests. Pinned so reference outputs do not drift.
-PY_PACKAGES=(numpy==2.4.6 gguf==0.19.0)
+# Python for scripts and tests (selenium drives headless Chromium in the web UI's
+# end-to-end test). Pinned so reference outputs do not drift.
+PY_PACKAGES=(numpy==2.4.6 gguf==0.19.0 selenium==4.51.0)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import numpy, gguf' >/dev/null 2>&1; then
+if ! .venv/bin/python -c 'import numpy, gguf, selenium' >/dev/null 2>&1; then
   echo "install-deps: installing ${PY_PACKAGES[*]} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
