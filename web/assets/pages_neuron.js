@@ -31,11 +31,13 @@ NL.pages = NL.pages || {};
     const button = (href, text, testid) => (href
       ? link(href, text, { class: "button-link", testid, id: testid })
       : el("span", { class: "button-link disabled", testid }, text));
+    const { previous, next } = data.neighbours;
     return el("div", { class: "row gap", testid: "neighbours" },
-      button(data.neighbours.previous !== null ? neuronPath(layer, kind, data.neighbours.previous) : null, `‹ ${layer}:${kind}:${data.neighbours.previous ?? "–"}`, "neighbour-prev"),
-      button(data.neighbours.next !== null ? neuronPath(layer, kind, data.neighbours.next) : null, `${layer}:${kind}:${data.neighbours.next ?? "–"} ›`, "neighbour-next"),
-      button(mapped.includes(layer - 1) ? neuronPath(layer - 1, kind, index) : null, `layer ${layer - 1}, same index`, "neighbour-layer-prev"),
-      button(mapped.includes(layer + 1) ? neuronPath(layer + 1, kind, index) : null, `layer ${layer + 1}, same index`, "neighbour-layer-next"),
+      previous !== null ? button(neuronPath(layer, kind, previous), `‹ ${layer}:${kind}:${previous}`, "neighbour-prev") : null,
+      next !== null ? button(neuronPath(layer, kind, next), `${layer}:${kind}:${next} ›`, "neighbour-next") : null,
+      layer > 0 ? button(mapped.includes(layer - 1) ? neuronPath(layer - 1, kind, index) : null, `layer ${layer - 1}, same index`, "neighbour-layer-prev") : null,
+      layer + 1 < info.model.n_layers
+        ? button(mapped.includes(layer + 1) ? neuronPath(layer + 1, kind, index) : null, `layer ${layer + 1}, same index`, "neighbour-layer-next") : null,
       link(`/layer/${layer}/${kind}`, `all of layer ${layer} ${kind}`, { class: "button-link", testid: "neuron-layer-link" }));
   }
 

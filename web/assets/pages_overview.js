@@ -25,7 +25,7 @@ NL.pages = NL.pages || {};
       ["path", el("code", {}, m.path || "–")],
     ];
     return el("section", { class: "card model-card", testid: "model-card" },
-      el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+      el("dl", { class: "facts facts-wide" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       el("div", { class: "status-line" },
         info.model_loaded
           ? el("span", { class: "badge badge-ok", testid: "model-loaded" }, "model loaded: exact search, activations, playground")
@@ -140,7 +140,7 @@ NL.pages = NL.pages || {};
       el("tbody", {}, page.items.map((n) => el("tr", { testid: "layer-row", "data-index": n.index },
         el("td", {}, NL.neuronLink(n, { testid: "layer-row-link" })),
         el("td", { class: "num" }, fmt(n.entropy, 3)),
-        el("td", { class: "num" }, fmt(n.top1_prob, 3)),
+        el("td", { class: "num" }, NL.fmtProb(n.top1_prob)),
         el("td", { class: "num" }, fmt(n.topk_mass, 3)),
         el("td", {}, tokenList(n.top)))))));
     holder.appendChild(pager(page, "layer-bottom", onPage));

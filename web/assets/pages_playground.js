@@ -61,6 +61,17 @@ NL.pages = NL.pages || {};
     return { clamps, ablate };
   }
 
+  // A streamed token: its text as is, with a faint ↵ before each line break
+  // so a run of blank lines is visible; data-text keeps the exact text.
+  function generatedToken(ev) {
+    const span = el("span", { class: "gen-token", "data-id": ev.id, "data-text": ev.text, title: `id ${ev.id}  ${JSON.stringify(ev.text)}` });
+    ev.text.split("\n").forEach((part, i) => {
+      if (i > 0) span.append(el("span", { class: "nl-mark", "aria-hidden": "true" }, "↵"), "\n");
+      if (part) span.append(part);
+    });
+    return span;
+  }
+
   function outputColumn(run, title) {
     const status = el("div", { class: "gen-status muted small", testid: `pg-status-${run}`, id: `pg-status-${run}` }, "—");
     const text = el("div", { class: "gen-text", testid: `pg-text-${run}`, id: `pg-text-${run}` });
@@ -172,7 +183,7 @@ NL.pages = NL.pages || {};
             c.status.textContent = `${ev.prompt_tokens} prompt tokens · generating…`;
             c.column.dataset.state = "running";
           } else if (ev.event === "token" && c) {
-            c.text.appendChild(el("span", { class: "gen-token", "data-id": ev.id, title: `id ${ev.id}` }, ev.text));
+            c.text.appendChild(generatedToken(ev));
           } else if (ev.event === "done" && c) {
             c.status.textContent = `${ev.tokens} tokens · stop: ${ev.stop} · ${fmt(ev.seconds, 2)} s`;
             c.column.dataset.state = "done";

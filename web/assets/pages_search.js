@@ -133,7 +133,7 @@ NL.pages = NL.pages || {};
       el("tbody", {}, page.items.map((n) => el("tr", { testid: "token-neuron-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index },
         el("td", {}, NL.neuronLink(n)),
         el("td", { class: "num" }, fmtProb(n.prob)),
-        el("td", { class: "num" }, String(n.rank + 1)),
+        el("td", { class: "num" }, String(n.rank)),
         el("td", { class: "num" }, fmt(n.entropy, 3)),
         el("td", {}, tokenList(n.top)))))));
   }

@@ -65,7 +65,7 @@ window.NL = window.NL || {};
       else if (ch === "\n") out += "↵";
       else if (ch === "\t") out += "⇥";
       else if (ch === "\r") out += "␍";
-      else if (code < 0x20 || code === 0x7f) out += "\\x" + code.toString(16).padStart(2, "0");
+      else if (code < 0x20 || code === 0x7f) out += "\\x" + code.toString(16).toUpperCase().padStart(2, "0");
       else out += ch;
     }
     return out;
