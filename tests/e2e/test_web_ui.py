@@ -24,7 +24,8 @@ The page must log no JavaScript error and load nothing from another origin.
 Screenshots of every page go to WORK (test artefacts).
 
 Usage: test_web_ui.py --neuronlens BIN --model MODEL --work DIR [--concept dog]
-                      [--map-args "--layers 29"] [--max-tokens 12] [--atlas EXISTING.db]
+                      [--map-args "--layers 29"] [--max-tokens 12]
+                      [--atlas EXISTING.db] [--compare-atlas OTHER.db]
 Exit 0 pass, 1 fail, 77 skipped (selenium, chromium or the model missing).
 """
 from __future__ import annotations
@@ -218,8 +219,10 @@ class Browser:
     def screenshot(self, name: str) -> None:
         """The whole page: the window is stretched to the document's height."""
         self.driver.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur();")
-        height = self.driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-        self.driver.set_window_size(1280, max(600, min(int(height) + 20, 4000)))
+        height, chrome = self.driver.execute_script(
+            "return [Math.max(document.body.scrollHeight, document.documentElement.scrollHeight),"
+            " window.outerHeight - window.innerHeight]")
+        self.driver.set_window_size(1280, max(600, min(int(height) + int(chrome), 4000)))
         time.sleep(0.2)
         path = os.path.join(self.work, name)
         self.driver.save_screenshot(path)
@@ -440,9 +443,10 @@ def check_compare(b: Browser, api: Api) -> None:
     check(points == {(r["kind"], r["layer"]) for r in summary["layers"]}, "agreement plot points differ from /api/compare/summary")
     kind = summary["kinds"][0]["kind"]
     changed = api.get("/api/compare/changed", kind=kind, layer="all", offset=0, limit=25)
-    rows = [(r.get_attribute("data-kind"), int(r.get_attribute("data-layer")), int(r.get_attribute("data-index")))
+    rows = [(r.get_attribute("data-kind"), int(r.get_attribute("data-layer")), int(r.get_attribute("data-index")), token_ids(r))
             for r in b.find_all("[data-testid=changed-row]")]
-    check(rows == [(n["kind"], n["layer"], n["index"]) for n in changed["items"]], "changed neurons differ from /api/compare/changed")
+    expected = [(n["kind"], n["layer"], n["index"], [t["id"] for t in n["top_a"][:8] + n["top_b"][:8]]) for n in changed["items"]]
+    check(rows == expected, f"changed neurons differ from /api/compare/changed:\n UI  {rows[:2]}\n API {expected[:2]}")
     log(f"compare: {len(points)} plot points, {len(rows)} changed rows")
     b.screenshot("compare.png")
 
@@ -479,6 +483,7 @@ def main() -> int:
     parser.add_argument("--concept", default="dog", help="concept to search (a word in the model's vocabulary)")
     parser.add_argument("--map-args", default="", help="extra arguments for `neuronlens map`, e.g. '--layers 29'")
     parser.add_argument("--atlas", help="serve this existing atlas instead of mapping the model")
+    parser.add_argument("--compare-atlas", help="compare with this existing atlas instead of mapping with --norm none")
     parser.add_argument("--max-tokens", type=int, default=12, help="tokens per generation")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for any one step")
     parser.add_argument("--skip-missing-model", action="store_true",
@@ -506,11 +511,12 @@ def main() -> int:
     browser = None
     try:
         atlas = args.atlas or os.path.join(work, "atlas.db")
-        other = os.path.join(work, "atlas-norm-none.db")
+        other = args.compare_atlas or os.path.join(work, "atlas-norm-none.db")
         extra = shlex.split(args.map_args)
         if not args.atlas:
             run_map(args.neuronlens, args.model, atlas, extra, args.timeout * 5)
-        run_map(args.neuronlens, args.model, other, extra + ["--norm", "none"], args.timeout * 5)
+        if not args.compare_atlas:
+            run_map(args.neuronlens, args.model, other, extra + ["--norm", "none"], args.timeout * 5)
         server = Server(args.neuronlens, [atlas, "--model", args.model, "--compare", other],
                         os.path.join(work, "serve.log"), args.timeout)
         servers.append(server)

@@ -8,6 +8,7 @@ NL.pages = NL.pages || {};
 (function (NL) {
   const { el, fmt, fmtInt, fmtPercent, tokenList, select, pager, notice, api, charts } = NL;
   const PAGE = 25;
+  const SHOW_TOP = 8; // tokens shown per side; the neuron page has them all
 
   NL.pages.compare = async function (ctx) {
     const { info, query, root } = ctx;
@@ -68,8 +69,8 @@ NL.pages = NL.pages || {};
       el("tbody", {}, page.items.map((n) => el("tr", { testid: "changed-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index },
         el("td", {}, NL.neuronLink(n)),
         el("td", { class: "num" }, fmt(n.overlap, 3)),
-        el("td", {}, tokenList(n.top_a)),
-        el("td", {}, tokenList(n.top_b)))))));
+        el("td", {}, tokenList(n.top_a.slice(0, SHOW_TOP))),
+        el("td", {}, tokenList(n.top_b.slice(0, SHOW_TOP))))))));
     section.appendChild(pager(page, "changed-bottom", onPage));
   };
 })(window.NL);
