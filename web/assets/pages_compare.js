@@ -48,11 +48,11 @@ NL.pages = NL.pages || {};
 
     // The most changed neurons, filtered by kind and layer.
     const kinds = summary.kinds.map((k) => k.kind);
-    const kind = kinds.includes(query.get("kind")) ? query.get("kind") : kinds[0];
+    const kind = kinds.includes(query.get("kind")) ? query.get("kind") : "all";
     const layer = query.get("layer") || "all";
     const offset = Math.max(0, parseInt(query.get("offset"), 10) || 0);
-    const layers = [...new Set(summary.layers.filter((r) => r.kind === kind).map((r) => r.layer))].sort((a, b) => a - b);
-    const kindSelect = select({ id: "changed-kind", testid: "changed-kind" }, kinds.map((k) => [k, k]), kind);
+    const layers = [...new Set(summary.layers.filter((r) => kind === "all" || r.kind === kind).map((r) => r.layer))].sort((a, b) => a - b);
+    const kindSelect = select({ id: "changed-kind", testid: "changed-kind" }, [["all", "all"], ...kinds.map((k) => [k, k])], kind);
     const layerSelect = select({ id: "changed-layer", testid: "changed-layer" }, [["all", "all"], ...layers.map((l) => [l, String(l)])], layer);
     const apply = () => ctx.setQuery({ kind: kindSelect.value, layer: layerSelect.value === "all" ? "" : layerSelect.value, offset: 0 });
     kindSelect.addEventListener("change", apply);

@@ -21,7 +21,7 @@ NL.pages = NL.pages || {};
       return el("div", { class: current ? "card kind-card current" : "card kind-card", testid: `kind-card-${k}`, "data-kind": k },
         el("h3", {}, current ? `${k} (this page)` : link(neuronPath(s.layer, k, s.index), k, { testid: `kind-link-${k}` })),
         el("p", { class: "muted small" }, `entropy ${fmt(s.entropy, 3)} · top-k mass ${fmt(s.topk_mass, 3)}`),
-        el("ol", { class: "mini-tokens" }, s.top.map((t) => el("li", {}, NL.tokenChip(t)))));
+        el("div", { class: "mini-tokens" }, tokenList(s.top)));
     }));
   }
 
@@ -71,7 +71,7 @@ NL.pages = NL.pages || {};
     }
     section.appendChild(el("p", { class: "muted small" },
       `Neuron ${data.index} of layer ${data.layer}: its MLP activation silu(gate)·up at each token, the value a clamp sets (the same for every kind).`));
-    const text = el("textarea", { id: "act-text", testid: "act-text", rows: 3, maxlength: 4096 }, DEFAULT_TEXT);
+    const text = el("textarea", { id: "act-text", testid: "act-text", rows: 2, maxlength: 4096 }, DEFAULT_TEXT);
     const chat = el("input", { type: "checkbox", id: "act-chat", testid: "act-chat" });
     const out = el("div", { class: "act-out", testid: "act-out" });
     const run = el("button", { type: "submit", id: "act-run", testid: "act-run", class: "primary" }, "Show activations");
@@ -109,7 +109,7 @@ NL.pages = NL.pages || {};
       el("span", {}, "logsumexp ", el("b", {}, fmt(data.logsumexp, 3))),
       el("span", {}, "top-1 ", tokenList(data.top.slice(0, 1)))));
     root.appendChild(neighbourLinks(data, info));
-    root.appendChild(el("section", { class: "card" },
+    const chart = el("section", { class: "card" },
       el("h2", {}, `Top ${data.top.length} tokens`),
       el("p", { class: "muted small" }, `p = softmax(W_U · ${info.settings.norm === "none" ? "v" : "norm(v)"}) of this ${kind} vector; bars scaled to the largest probability.`),
       el("div", { class: "chart-holder" }, charts.barChart(data.top)),
@@ -118,10 +118,11 @@ NL.pages = NL.pages || {};
           el("thead", {}, el("tr", {}, ["#", "id", "token", "logit", "p"].map((h) => el("th", {}, h)))),
           el("tbody", {}, data.top.map((t, i) => el("tr", {},
             el("td", { class: "num" }, String(i + 1)), el("td", { class: "num" }, String(t.id)), el("td", {}, NL.tokenChip(t, { showProb: false })),
-            el("td", { class: "num" }, fmt(t.logit, 3)), el("td", { class: "num" }, fmtProb(t.prob)))))))));
-    root.appendChild(el("section", {}, el("h2", {}, "The same neuron in each kind"),
+            el("td", { class: "num" }, fmt(t.logit, 3)), el("td", { class: "num" }, fmtProb(t.prob))))))));
+    const kinds = el("section", { class: "kinds-column" }, el("h2", {}, "The same neuron in each kind"),
       el("p", { class: "muted small" }, "up and gate rows are what the neuron reads; the down column is what it writes."),
-      otherKinds(data)));
+      otherKinds(data));
+    root.appendChild(el("div", { class: "neuron-grid" }, chart, kinds));
     root.appendChild(activationPanel(ctx, data));
   };
 })(window.NL);

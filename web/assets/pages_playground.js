@@ -157,11 +157,26 @@ NL.pages = NL.pages || {};
       history.replaceState(null, "", `/playground?${q}`);
     };
 
+    // Numbers the server would refuse (it wants JSON integers where it says so).
+    const problems = (s) => {
+      const bad = [];
+      for (const k of ["max_tokens", "seed", "top_k"]) if (!Number.isInteger(s[k])) bad.push(k.replace("_", " "));
+      for (const k of ["temperature", "top_p"]) if (!Number.isFinite(s[k])) bad.push(k.replace("_", " "));
+      const rows = list.querySelectorAll(".pg-row").length;
+      if (s.clamps.length + s.ablate.length < rows) bad.push("a neuron row (layer, index or value)");
+      return bad;
+    };
+
     let running = null;
     const runGeneration = async () => {
       const s = settings();
-      remember(s);
       NL.clear(message);
+      const bad = problems(s);
+      if (bad.length) {
+        message.appendChild(notice("error", `Please give a number for: ${bad.join(", ")}.`));
+        return;
+      }
+      remember(s);
       if (!s.clamps.length && !s.ablate.length) message.appendChild(notice("info", "No neuron chosen: both runs will be the same. Add one above."));
       const columns = { baseline: base, clamped };
       for (const c of Object.values(columns)) {
@@ -244,6 +259,11 @@ NL.pages = NL.pages || {};
         e.preventDefault();
         const s = settings();
         const tokens = probeTokens.value.split("\n").filter((t) => t.length);
+        const bad = problems(s);
+        if (bad.length) {
+          NL.clear(probeOut).appendChild(notice("error", `Please give a number for: ${bad.join(", ")}.`));
+          return;
+        }
         remember(s, probeTokens.value);
         probeButton.disabled = true;
         NL.clear(probeOut).appendChild(NL.loading("Probing…"));

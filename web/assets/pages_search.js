@@ -10,6 +10,7 @@ NL.pages = NL.pages || {};
   const { el, link, fmt, fmtInt, fmtProb, tokenChip, tokenList, select, pager, notice, api } = NL;
   const KINDS = ["up", "gate", "down"];
   const PAGE = 20;
+  const LISTED = 1000; // a search lists its best 1000 neurons (docs/api.md)
 
   function tabs(mode) {
     return el("div", { class: "tabs big" },
@@ -28,6 +29,7 @@ NL.pages = NL.pages || {};
     const kindBoxes = KINDS.map((k) => el("label", { class: "check" },
       el("input", { type: "checkbox", id: `search-kind-${k}`, testid: `search-kind-${k}`, value: k, checked: kinds.includes(k) }), k));
     const layers = el("input", { id: "search-layers", testid: "search-layers", type: "text", value: query.get("layers") || "all", size: 8, "aria-label": "layers" });
+    const variants = el("input", { type: "checkbox", id: "search-variants", testid: "search-variants", checked: query.get("variants") !== "0" });
     const exact = el("input", {
       type: "checkbox", id: "search-exact", testid: "search-exact",
       checked: info.model_loaded && query.get("exact") !== "0", disabled: !info.model_loaded,
@@ -45,12 +47,14 @@ NL.pages = NL.pages || {};
           kinds: chosen.length === KINDS.length ? "" : chosen.join(","),
           layers: layers.value.trim() === "all" ? "" : layers.value.trim(),
           exact: info.model_loaded && !exact.checked ? "0" : "",
+          variants: variants.checked ? "" : "0",
         }));
       },
     },
     el("div", { class: "row gap" }, input, el("button", { type: "submit", id: "search-submit", testid: "search-submit", class: "primary" }, "Search")),
     el("div", { class: "row gap small" }, el("label", {}, "rank by ", by), el("span", {}, "kinds ", kindBoxes),
       el("label", {}, "layers ", layers),
+      el("label", { class: "check", title: "with and without a leading space, capitalised, plural; unticked: exactly as typed" }, variants, "variants"),
       el("label", { class: "check", title: info.model_loaded ? "rank every neuron with the model's LM head" : "needs the model" }, exact, "exact over all neurons")));
   }
 
@@ -62,6 +66,7 @@ NL.pages = NL.pages || {};
       layers: query.get("layers") || "all", offset, limit: PAGE, show_top: 8,
     };
     if (query.get("exact")) params.exact = query.get("exact");
+    if (query.get("variants")) params.variants = query.get("variants");
     const res = await api.get("/api/search", params, ctx.signal);
     if (!ctx.alive()) return;
     NL.clear(holder);
@@ -78,7 +83,7 @@ NL.pages = NL.pages || {};
         : el("span", { class: "badge badge-warn", testid: "search-inexact-badge" }, `within the stored top-k: ${fmtInt(res.total)} neurons`),
       res.note ? el("span", { class: "muted", testid: "search-note" }, res.note) : null));
     const onPage = (o) => ctx.setQuery({ offset: o });
-    holder.appendChild(pager(res, "search", onPage));
+    holder.appendChild(pager(res, "search", onPage, LISTED));
     holder.appendChild(el("table", { class: "table", testid: "search-results", id: "search-results" },
       el("thead", {}, el("tr", {}, ["#", "neuron", `p(concept)`, "logit", "rank", "top tokens"].map((h) => el("th", {}, h)))),
       el("tbody", {}, res.items.map((n, i) => el("tr", {
@@ -91,7 +96,7 @@ NL.pages = NL.pages || {};
       el("td", { class: "num", title: "where the concept's best token ranks in this neuron's distribution" }, String(n.rank)),
       el("td", {}, tokenList(n.top)))))));
     if (!res.items.length) holder.appendChild(notice("info", "No neuron found."));
-    holder.appendChild(pager(res, "search-bottom", onPage));
+    holder.appendChild(pager(res, "search-bottom", onPage, LISTED));
   }
 
   function tokensForm(ctx) {
@@ -126,7 +131,7 @@ NL.pages = NL.pages || {};
     const page = await api.get(`/api/tokens/${encodeURIComponent(chosen)}/neurons`, { offset, limit: 50 }, ctx.signal);
     if (!ctx.alive()) return;
     const onPage = (o) => ctx.setQuery({ offset: o });
-    holder.appendChild(el("h2", {}, "Neurons holding token ", String(chosen), " in their top-k"));
+    holder.appendChild(el("h2", {}, "Neurons holding ", page.token ? NL.tokenChip(page.token) : `token ${chosen}`, " in their top-k"));
     holder.appendChild(pager(page, "token-neurons", onPage));
     holder.appendChild(el("table", { class: "table", testid: "token-neurons" },
       el("thead", {}, el("tr", {}, ["neuron", "p(token)", "rank", "entropy", "top tokens"].map((h) => el("th", {}, h)))),

@@ -150,8 +150,10 @@ window.NL = window.NL || {};
 
   // Pagination bar for {total, offset, limit} lists. onPage(offset) is called
   // with the new offset; the bar's buttons carry stable test ids under prefix.
-  function pager(page, prefix, onPage) {
-    const { total, offset, limit } = page;
+  // cap: how many items the server lists at most (search: its best 1000).
+  function pager(page, prefix, onPage, cap) {
+    const { offset, limit } = page;
+    const total = Math.min(page.total, cap === undefined ? Infinity : cap);
     const first = total === 0 ? 0 : offset + 1;
     const last = Math.min(offset + limit, total);
     const pages = Math.max(1, Math.ceil(total / limit));
@@ -166,7 +168,8 @@ window.NL = window.NL || {};
       el("button", { type: "button", id: `${prefix}-first`, testid: `${prefix}-first`, disabled: offset <= 0, onclick: () => go(0) }, "«"),
       el("button", { type: "button", id: `${prefix}-prev`, testid: `${prefix}-prev`, disabled: offset <= 0, onclick: () => go(offset - limit) }, "‹ prev"),
       el("span", { class: "pager-info", testid: `${prefix}-info` },
-        `${fmtInt(first)}–${fmtInt(last)} of ${fmtInt(total)} · page `, pageInput, ` of ${fmtInt(pages)}`),
+        `${fmtInt(first)}–${fmtInt(last)} of ${fmtInt(page.total)}${total < page.total ? ` (the first ${fmtInt(total)} listed)` : ""} · page `,
+        pageInput, ` of ${fmtInt(pages)}`),
       el("button", { type: "button", id: `${prefix}-next`, testid: `${prefix}-next`, disabled: last >= total, onclick: () => go(offset + limit) }, "next ›"),
       el("button", { type: "button", id: `${prefix}-last`, testid: `${prefix}-last`, disabled: last >= total, onclick: () => go((pages - 1) * limit) }, "»"));
   }
