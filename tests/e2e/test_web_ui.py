@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -335,7 +336,34 @@ def check_search(b: Browser, api: Api, concept: str) -> dict:
         b.driver.back()
         b.wait(lambda: "offset=20" not in b.driver.current_url, "back to the first page")
         b.wait_ready()
+    results = b.driver.current_url
+    check_token_search(b, api, concept)
+    b.open(results)
     return expected
+
+
+def check_token_search(b: Browser, api: Api, text: str) -> None:
+    """Tokens by their text (GET /api/tokens), then one token's neurons."""
+    b.click("#search-tab-tokens")
+    b.wait(lambda: "mode=tokens" in b.driver.current_url, "the token search tab")
+    b.wait_ready()
+    b.type("#token-search-input", text)
+    b.click("#token-search-submit")
+    b.wait(lambda: b.find_all("[data-testid=token-match]") or b.find_all("[data-testid=token-matches] .notice"), "token matches")
+    b.wait_ready()
+    tokens = api.get("/api/tokens", q=text, limit=50)["items"]
+    shown = [int(a.get_attribute("data-id")) for a in b.find_all("[data-testid=token-match]")]
+    check(tokens and shown == [t["id"] for t in tokens], f"token matches {shown} != /api/tokens {[t['id'] for t in tokens]}")
+    chosen = max(tokens, key=lambda t: t["neurons"])
+    b.click(f"[data-testid=token-match][data-id='{chosen['id']}']")
+    b.wait(lambda: f"token={chosen['id']}" in b.driver.current_url, "the token's neurons")
+    b.wait_ready()
+    page = api.get(f"/api/tokens/{chosen['id']}/neurons", offset=0, limit=50)
+    rows = [(r.get_attribute("data-kind"), int(r.get_attribute("data-layer")), int(r.get_attribute("data-index")))
+            for r in b.find_all("[data-testid=token-neuron-row]")]
+    check(rows == [(n["kind"], n["layer"], n["index"]) for n in page["items"]], "the token's neurons differ from /api/tokens/{id}/neurons")
+    log(f"token search {text!r}: {len(shown)} tokens; {chosen['text']!r} in {len(rows)} neurons' top-k")
+    b.screenshot("search-tokens.png")
 
 
 def check_neuron(b: Browser, api: Api, info: dict, first: dict) -> None:
@@ -535,7 +563,9 @@ def main() -> int:
         servers.append(bare)
         check_without_model(browser, bare.url, args.concept)
         browser.check_console()
-    except TestFailure as failure:
+    except Exception as failure:  # a TestFailure, or selenium's or the HTTP client's own error
+        if not isinstance(failure, TestFailure):
+            traceback.print_exc()
         print(f"FAIL: {failure}")
         if browser:
             try:
