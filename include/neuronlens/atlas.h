@@ -39,6 +39,7 @@ struct AtlasNeuron {
   double logsumexp = 0;
   double entropy = 0;
   double topk_mass = 0;
+  double top1_prob = 0;
   std::vector<int32_t> top_ids;
   std::vector<double> top_logits;
   std::vector<double> top_probs;
@@ -96,6 +97,16 @@ class Atlas {
     int64_t specialised;
   };
   std::vector<LayerSummary> summarize(VectorKind kind, double threshold) const;
+  // Paged reading, for browsing a large atlas a screenful at a time.
+  enum class NeuronOrder { Index, Entropy, Top1Prob };
+  // Neurons offset .. offset+limit-1 of (kind, layer) in `order` (ties by
+  // index, ascending), each with its first `top_tokens` top tokens.
+  std::vector<AtlasNeuron> layer_neurons(VectorKind kind, int64_t layer, NeuronOrder order, bool descending,
+                                         int64_t offset, int64_t limit, int top_tokens) const;
+  // One page of neurons_with_token(token), and how many there are in all.
+  std::vector<TokenHit> neurons_with_token(int32_t token, int64_t offset, int64_t limit) const;
+  int64_t count_neurons_with_token(int32_t token) const;
+
   // top-1 token of every neuron of (kind, layer), by index.
   std::vector<int32_t> layer_top1(VectorKind kind, int64_t layer) const;
   // top-k token ids of every neuron of (kind, layer), by index.

@@ -62,7 +62,10 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
                                      const std::function<void(int64_t, int64_t)>& on_progress = {});
 
 // Ranking within an atlas's stored top-k rows only (no weights at hand).
+// `ranked`, when given, is set to how many neurons were ranked: those with a
+// concept token in their stored top-k (the hits returned are the best
+// options.limit of them).
 std::vector<ConceptHit> find_concept_in_atlas(const Atlas& atlas, const ConceptTokens& concept_tokens,
-                                              const FindOptions& options);
+                                              const FindOptions& options, int64_t* ranked = nullptr);
 
 }  // namespace neuronlens

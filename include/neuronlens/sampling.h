@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <vector>
 
 namespace neuronlens {
 
@@ -34,6 +35,13 @@ struct SamplingOptions {
 
 // The id of the largest logit; the lowest id on ties. Throws Error if empty.
 int32_t argmax_token(std::span<const float> logits);
+
+// softmax(logits) in double. Throws Error if empty.
+std::vector<double> softmax_probabilities(std::span<const float> logits);
+
+// The ids of the `k` most probable tokens, most probable first, the lower id
+// on ties (fewer when there are fewer tokens).
+std::vector<int32_t> top_token_ids(std::span<const double> probabilities, int64_t k);
 
 class Sampler {
  public:

@@ -241,7 +241,8 @@ void Atlas::write_layer(VectorKind kind, int64_t layer, const std::vector<Neuron
 
 std::optional<AtlasNeuron> Atlas::neuron(VectorKind kind, int64_t layer, int64_t index) const {
   sql::Statement q(db_,
-                   "SELECT logsumexp, entropy, topk_mass FROM neurons WHERE kind = ? AND layer = ? AND neuron = ?");
+                   "SELECT logsumexp, entropy, topk_mass, top1_prob FROM neurons WHERE kind = ? AND layer = ? AND "
+                   "neuron = ?");
   q.bind(1, static_cast<int64_t>(kind)).bind(2, layer).bind(3, index);
   if (!q.step()) return std::nullopt;
   AtlasNeuron n;
@@ -251,6 +252,7 @@ std::optional<AtlasNeuron> Atlas::neuron(VectorKind kind, int64_t layer, int64_t
   n.logsumexp = q.real(0);
   n.entropy = q.real(1);
   n.topk_mass = q.real(2);
+  n.top1_prob = q.real(3);
   sql::Statement t(db_,
                    "SELECT token, logit, prob FROM neuron_tokens WHERE kind = ? AND layer = ? AND neuron = ? "
                    "ORDER BY rank");

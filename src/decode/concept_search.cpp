@@ -210,7 +210,7 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
 }
 
 std::vector<ConceptHit> find_concept_in_atlas(const Atlas& atlas, const ConceptTokens& concept_tokens,
-                                              const FindOptions& options) {
+                                              const FindOptions& options, int64_t* ranked) {
   // Sum, per neuron, the stored probabilities of the concept's tokens.
   struct Key {
     VectorKind kind;
@@ -240,6 +240,7 @@ std::vector<ConceptHit> find_concept_in_atlas(const Atlas& atlas, const ConceptT
   }
   std::vector<ConceptHit> hits;
   for (auto& [key, h] : by_neuron) hits.push_back(h);
+  if (ranked != nullptr) *ranked = static_cast<int64_t>(hits.size());
   const auto keep = std::min<size_t>(hits.size(), static_cast<size_t>(options.limit));
   std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(keep), hits.end(),
                     [&](const ConceptHit& a, const ConceptHit& b) { return ranks_before(a, b, options.rank_by); });

@@ -17,6 +17,29 @@ int32_t argmax_token(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+std::vector<double> softmax_probabilities(std::span<const float> logits) {
+  if (logits.empty()) throw Error("cannot take the softmax of an empty row of logits");
+  const double top = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double total = 0;
+  for (size_t i = 0; i < p.size(); ++i) total += p[i] = std::exp(static_cast<double>(logits[i]) - top);
+  for (double& x : p) x /= total;
+  return p;
+}
+
+std::vector<int32_t> top_token_ids(std::span<const double> p, int64_t k) {
+  std::vector<int32_t> ids(p.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  const auto n = static_cast<size_t>(std::clamp<int64_t>(k, 0, static_cast<int64_t>(ids.size())));
+  auto before = [&](int32_t a, int32_t b) {
+    const double pa = p[static_cast<size_t>(a)], pb = p[static_cast<size_t>(b)];
+    return pa > pb || (pa == pb && a < b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), before);
+  ids.resize(n);
+  return ids;
+}
+
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
   if (!std::isfinite(options.temperature)) throw Error("temperature must be a finite number");
   if (options.top_k < 0) throw Error("top-k must be 0 (no limit) or more, got " + std::to_string(options.top_k));

@@ -1,7 +1,6 @@
 // `neuronlens find MODEL|ATLAS CONCEPT...`: the neurons that most strongly
 // stand for a concept.
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -9,6 +8,7 @@
 #include "concept_report.h"
 #include "memory_atlas.h"
 #include "model_or_atlas.h"
+#include "neuronlens/atlas_weights.h"
 #include "neuronlens/concept_search.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
@@ -50,17 +50,9 @@ int run_find(const FindCommandOptions& opt) {
     settings.norm = atlas->settings().norm;
     settings.top_k = atlas->settings().top_k;
     // The exact ranking needs the weights the atlas was made from.
-    const std::string path = opt.model_override.empty() ? atlas->settings().model_path : opt.model_override;
-    if (!std::filesystem::exists(path)) {
-      why_inexact = "model file " + path + " not found";
-    } else {
-      Model m = Model::load(path);
-      if (model_sha256(m) != atlas->settings().model_sha256) {
-        why_inexact = "model file " + path + " is not the one the atlas was made from (sha256 differs)";
-      } else {
-        model.emplace(std::move(m));
-      }
-    }
+    AtlasWeights weights = load_atlas_weights(*atlas, opt.model_override);
+    model = std::move(weights.model);
+    why_inexact = weights.why_missing;
   } else {
     model.emplace(Model::load(opt.source));
   }

@@ -1,8 +1,8 @@
 // `neuronlens generate MODEL -p TEXT`: let the model write, optionally with
 // neurons clamped or ablated, streaming the text as it comes.
-#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
@@ -25,19 +25,6 @@ struct GenerateCommandOptions {
   double top_p = 1.0;
 };
 
-// How many leading bytes of `text` can be printed without splitting a UTF-8
-// sequence that later tokens will complete: all but an unfinished one at the end.
-size_t complete_utf8_prefix(const std::string& text) {
-  const size_t n = text.size();
-  for (size_t back = 1; back <= std::min<size_t>(3, n); ++back) {
-    const auto c = static_cast<unsigned char>(text[n - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
-    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? n - back : n;
-  }
-  return n;
-}
-
 int run_generate(const GenerateCommandOptions& opt) {
   const TextModel tm = TextModel::load(opt.model);
   const ModelConfig& config = tm.model.config();
@@ -53,26 +40,16 @@ int run_generate(const GenerateCommandOptions& opt) {
   sampling.seed = opt.seed;
   Sampler sampler(sampling);
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
-  const std::vector<int32_t> stops = tm.stop_tokens();
 
   Session session(tm.model);
   apply_interventions(session, interventions);
-  std::vector<float> logits = session.forward(prompt, LogitsFor::LastToken);
-  const Vocabulary& vocab = tm.tokenizer.vocabulary();
-  std::string pending;  // bytes not yet printed (an unfinished UTF-8 sequence)
-  for (int64_t i = 0; i < opt.max_tokens; ++i) {
-    const int32_t next = sampler.sample(logits);
-    if (std::find(stops.begin(), stops.end(), next) != stops.end()) break;
-    pending += vocab.token(next).bytes;
-    const size_t ready = complete_utf8_prefix(pending);
-    std::fwrite(pending.data(), 1, ready, stdout);
-    std::fflush(stdout);
-    pending.erase(0, ready);
-    // The generated text is capped by the context: stop when it is full.
-    if (i + 1 == opt.max_tokens || session.position() >= config.context_length) break;
-    logits = session.forward({next}, LogitsFor::LastToken);
-  }
-  std::fwrite(pending.data(), 1, pending.size(), stdout);
+  const GenerationResult result =
+      generate_text(session, tm, prompt, opt.max_tokens, sampler, [](int32_t, std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+  std::fwrite(result.unfinished.data(), 1, result.unfinished.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
   return 0;

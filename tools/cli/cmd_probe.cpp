@@ -9,12 +9,12 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "format.h"
+#include "neuronlens/sampling.h"
 #include "text_model.h"
 
 namespace neuronlens::cli {
@@ -32,30 +32,6 @@ struct ProbeCommandOptions {
   bool json = false;
   std::vector<std::string> show_neurons;  // "L:I"
 };
-
-// softmax(logits) in double.
-std::vector<double> probabilities(const std::vector<float>& logits) {
-  const double top = *std::max_element(logits.begin(), logits.end());
-  std::vector<double> p(logits.size());
-  double total = 0;
-  for (size_t i = 0; i < p.size(); ++i) total += p[i] = std::exp(double(logits[i]) - top);
-  for (double& x : p) x /= total;
-  return p;
-}
-
-std::vector<int32_t> top_ids(const std::vector<double>& p, int k) {
-  std::vector<int32_t> ids(p.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  const auto n = std::min<size_t>(static_cast<size_t>(k), ids.size());
-  // Most probable first; the lower id on ties.
-  auto before = [&](int32_t a, int32_t b) {
-    const double pa = p[static_cast<size_t>(a)], pb = p[static_cast<size_t>(b)];
-    return pa > pb || (pa == pb && a < b);
-  };
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), before);
-  ids.resize(n);
-  return ids;
-}
 
 int run_probe(const ProbeCommandOptions& opt) {
   const TextModel tm = TextModel::load(opt.model);
@@ -94,13 +70,13 @@ int run_probe(const ProbeCommandOptions& opt) {
     records.push_back(session.record(HookPoint::MlpAct, n.layer, &id));
     record_hooks.push_back(id);
   }
-  const std::vector<double> before = probabilities(session.forward(prompt, LogitsFor::LastToken));
+  const std::vector<double> before = softmax_probabilities(session.forward(prompt, LogitsFor::LastToken));
   for (HookId id : record_hooks) session.remove_hook(id);
   session.reset();
   apply_interventions(session, interventions);
-  const std::vector<double> after = probabilities(session.forward(prompt, LogitsFor::LastToken));
-  const auto top_before = top_ids(before, kTop);
-  const auto top_after = top_ids(after, kTop);
+  const std::vector<double> after = softmax_probabilities(session.forward(prompt, LogitsFor::LastToken));
+  const auto top_before = top_token_ids(before, kTop);
+  const auto top_after = top_token_ids(after, kTop);
   auto text_of = [&](int32_t id) { return vocab.token(id).display; };
   // Activation of shown neuron k at prompt token row r.
   auto activation = [&](size_t k, int64_t r) {
