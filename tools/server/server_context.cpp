@@ -1,0 +1,99 @@
+// Loading what the server serves (server_context.h).
+#include "server_context.h"
+
+#include "compare_index.h"
+#include "neuronlens/atlas_weights.h"
+#include "neuronlens/error.h"
+#include "request_error.h"
+#include "search_cache.h"
+
+namespace neuronlens::server {
+
+ServerContext::ServerContext(const ServeOptions& options)
+    : atlas_(options.atlas_path),
+      atlas_vocab_(atlas_.acquire()->vocabulary()),
+      search_cache_(std::make_unique<SearchCache>()) {
+  const AtlasPool::Lease atlas = atlas_.acquire();
+  for (const auto& [kind, layer] : atlas->layers_done()) mapped_[kind].insert(layer);
+  // The default heat map, computed now: it also counts the neurons.
+  const nlohmann::json heat_map = overview(0.5);
+  for (const auto& cell : heat_map["cells"]) neuron_count_ += cell["neurons"].get<int64_t>();
+  if (options.no_model) {
+    model_note_ = "started with --no-model";
+  } else {
+    AtlasWeights weights = load_atlas_weights(*atlas, options.model_path);
+    // An explicit --model that cannot serve is a mistake worth stopping for;
+    // the recorded path missing is normal for a copied atlas.
+    if (!weights.model && !options.model_path.empty()) throw Error("--model: " + weights.why_missing);
+    if (weights.model) {
+      text_model_.emplace(TextModel::with_model(std::move(*weights.model), weights.path));
+      DecodeSettings decode;
+      decode.norm = settings().norm;
+      decode.top_k = settings().top_k;
+      decoder_ = std::make_unique<LmHeadDecoder>(text_model_->model, decode);
+    } else {
+      model_note_ = weights.why_missing;
+    }
+  }
+  if (!options.compare_path.empty()) compare_ = std::make_unique<CompareIndex>(options.compare_path, settings());
+}
+
+ServerContext::~ServerContext() = default;
+
+std::string ServerContext::token_text(int32_t id) const {
+  if (id >= 0 && id < atlas_vocab_.size()) return atlas_vocab_.token(id).display;
+  std::string unknown = "<";  // built in steps: GCC 12 warns falsely on "<" + to_string
+  unknown += std::to_string(id);
+  unknown += ">";
+  return unknown;
+}
+
+bool ServerContext::is_mapped(VectorKind kind, int64_t layer) const {
+  const auto it = mapped_.find(kind);
+  return it != mapped_.end() && it->second.count(layer) > 0;
+}
+
+const TextModel& ServerContext::require_model() const {
+  if (!text_model_) throw RequestError(409, "this endpoint needs the model's weights, and the server has none (" +
+                                                model_note_ + ")");
+  return *text_model_;
+}
+
+Session& ServerContext::session_locked() {
+  if (!session_) session_ = std::make_unique<Session>(require_model().model);
+  return *session_;
+}
+
+nlohmann::json ServerContext::overview(double threshold) {
+  std::lock_guard lock(overview_mutex_);
+  if (const auto it = overview_cache_.find(threshold); it != overview_cache_.end()) return it->second;
+  nlohmann::json cells = nlohmann::json::array();
+  const AtlasPool::Lease atlas = atlas_.acquire();
+  for (VectorKind kind : {VectorKind::Up, VectorKind::Gate, VectorKind::Down}) {
+    for (const Atlas::LayerSummary& s : atlas->summarize(kind, threshold)) {
+      const double neurons = static_cast<double>(s.neurons);
+      cells.push_back({{"kind", std::string(vector_kind_name(kind))},
+                       {"layer", s.layer},
+                       {"neurons", s.neurons},
+                       {"mean_entropy", s.mean_entropy},
+                       {"specialised", s.specialised},
+                       {"specialised_share", s.neurons > 0 ? static_cast<double>(s.specialised) / neurons : 0.0}});
+    }
+  }
+  nlohmann::json out = {{"threshold", threshold},
+                        {"kinds", {"up", "gate", "down"}},
+                        {"n_layers", settings().n_layers},
+                        {"cells", std::move(cells)}};
+  // Thresholds are the caller's choice: keep a bounded number of them.
+  constexpr size_t kMostThresholds = 32;
+  if (overview_cache_.size() >= kMostThresholds) overview_cache_.erase(overview_cache_.begin());
+  overview_cache_.emplace(threshold, out);
+  return out;
+}
+
+CompareIndex& ServerContext::require_compare() {
+  if (!compare_) throw RequestError(409, "this endpoint needs a second atlas; start the server with --compare OTHER.db");
+  return *compare_;
+}
+
+}  // namespace neuronlens::server
