@@ -6,7 +6,7 @@ window.NL = window.NL || {};
 NL.pages = NL.pages || {};
 
 (function (NL) {
-  const { el, fmt, fmtInt, fmtPercent, tokenList, select, pager, notice, api, charts } = NL;
+  const { el, table, fmt, fmtInt, fmtPercent, tokenList, select, pager, notice, api, charts } = NL;
   const PAGE = 25;
   const SHOW_TOP = 8; // tokens shown per side; the neuron page has them all
 
@@ -27,11 +27,10 @@ NL.pages = NL.pages || {};
       el("dl", { class: "facts" },
         el("dt", {}, "A (served)"), el("dd", {}, summary.a.model_name, " ", el("code", {}, summary.a.path)),
         el("dt", {}, "B (--compare)"), el("dd", {}, summary.b.model_name, " ", el("code", {}, summary.b.path))),
-      el("table", { class: "table compact", testid: "compare-kinds" },
-        el("thead", {}, el("tr", {}, ["kind", "neurons", "same top-1 token", "mean top-k overlap"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, summary.kinds.map((k) => el("tr", {},
+      table({ class: "table compact", testid: "compare-kinds" }, ["kind", "neurons", "same top-1 token", "mean top-k overlap"],
+        summary.kinds.map((k) => el("tr", {},
           el("td", {}, k.kind), el("td", { class: "num" }, fmtInt(k.neurons)),
-          el("td", { class: "num" }, fmtPercent(k.top1_same)), el("td", { class: "num" }, fmtPercent(k.mean_overlap))))))));
+          el("td", { class: "num" }, fmtPercent(k.top1_same)), el("td", { class: "num" }, fmtPercent(k.mean_overlap)))))));
 
     const metricSelect = select({ id: "compare-metric", testid: "compare-metric", onchange: () => ctx.setQuery({ metric: metricSelect.value }, { replace: true }) },
       [["top1", "same top-1 token"], ["overlap", "mean top-k overlap"]], metric);
@@ -64,13 +63,12 @@ NL.pages = NL.pages || {};
     if (!ctx.alive()) return;
     const onPage = (o) => ctx.setQuery({ offset: o });
     section.appendChild(pager(page, "changed", onPage));
-    section.appendChild(el("table", { class: "table", testid: "changed-table" },
-      el("thead", {}, el("tr", {}, ["neuron", "overlap", "top tokens in A (before)", "top tokens in B (after)"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, page.items.map((n) => el("tr", { testid: "changed-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index },
+    section.appendChild(table({ class: "table", testid: "changed-table" }, ["neuron", "overlap", "top tokens in A (before)", "top tokens in B (after)"],
+      page.items.map((n) => el("tr", { testid: "changed-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index },
         el("td", {}, NL.neuronLink(n)),
         el("td", { class: "num" }, fmt(n.overlap, 3)),
         el("td", {}, tokenList(n.top_a.slice(0, SHOW_TOP))),
-        el("td", {}, tokenList(n.top_b.slice(0, SHOW_TOP))))))));
+        el("td", {}, tokenList(n.top_b.slice(0, SHOW_TOP)))))));
     section.appendChild(pager(page, "changed-bottom", onPage));
   };
 })(window.NL);

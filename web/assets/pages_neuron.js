@@ -6,7 +6,7 @@ window.NL = window.NL || {};
 NL.pages = NL.pages || {};
 
 (function (NL) {
-  const { el, link, fmt, fmtProb, tokenList, notice, api, charts, neuronPath } = NL;
+  const { el, table, link, fmt, fmtProb, tokenList, notice, api, charts, neuronPath } = NL;
   const KINDS = ["up", "gate", "down"];
   const DEFAULT_TEXT = "The dog chased the cat across the garden.";
 
@@ -114,11 +114,10 @@ NL.pages = NL.pages || {};
       el("p", { class: "muted small" }, `p = softmax(W_U · ${info.settings.norm === "none" ? "v" : "norm(v)"}) of this ${kind} vector; bars scaled to the largest probability.`),
       el("div", { class: "chart-holder" }, charts.barChart(data.top)),
       el("details", {}, el("summary", {}, "as a table"),
-        el("table", { class: "table compact", testid: "top-table" },
-          el("thead", {}, el("tr", {}, ["#", "id", "token", "logit", "p"].map((h) => el("th", {}, h)))),
-          el("tbody", {}, data.top.map((t, i) => el("tr", {},
+        table({ class: "table compact", testid: "top-table" }, ["#", "id", "token", "logit", "p"],
+          data.top.map((t, i) => el("tr", {},
             el("td", { class: "num" }, String(i + 1)), el("td", { class: "num" }, String(t.id)), el("td", {}, NL.tokenChip(t, { showProb: false })),
-            el("td", { class: "num" }, fmt(t.logit, 3)), el("td", { class: "num" }, fmtProb(t.prob))))))));
+            el("td", { class: "num" }, fmt(t.logit, 3)), el("td", { class: "num" }, fmtProb(t.prob)))))));
     const kinds = el("section", { class: "kinds-column" }, el("h2", {}, "The same neuron in each kind"),
       el("p", { class: "muted small" }, "up and gate rows are what the neuron reads; the down column is what it writes."),
       otherKinds(data));

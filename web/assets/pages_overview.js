@@ -5,7 +5,7 @@ window.NL = window.NL || {};
 NL.pages = NL.pages || {};
 
 (function (NL) {
-  const { el, link, fmt, fmtInt, fmtPercent, tokenList, select, pager, notice, api, charts } = NL;
+  const { el, table, link, fmt, fmtInt, fmtPercent, tokenList, select, pager, notice, api, charts } = NL;
   const KINDS = ["up", "gate", "down"];
 
   function modelCard(info) {
@@ -88,9 +88,8 @@ NL.pages = NL.pages || {};
       return el("tr", {}, el("td", {}, kind), el("td", { class: "num" }, fmtInt(cells.length)), el("td", { class: "num" }, fmtInt(neurons)),
         el("td", { class: "num" }, fmt(entropy, 3)), el("td", { class: "num" }, `${fmtInt(special)} (${fmtPercent(neurons ? special / neurons : 0, 2)})`));
     });
-    section.appendChild(el("table", { class: "table compact", testid: "kind-totals" },
-      el("thead", {}, el("tr", {}, ["kind", "layers", "neurons", "mean entropy", `top-1 p > ${data.threshold}`].map((h) => el("th", {}, h)))),
-      el("tbody", {}, totals)));
+    section.appendChild(table({ class: "table compact", testid: "kind-totals" }, ["kind", "layers", "neurons", "mean entropy", `top-1 p > ${data.threshold}`],
+      totals));
   };
 
   NL.pages.layer = async function (ctx) {
@@ -135,14 +134,13 @@ NL.pages = NL.pages || {};
     NL.clear(holder);
     const onPage = (o) => ctx.setQuery({ offset: o });
     holder.appendChild(pager(page, "layer", onPage));
-    holder.appendChild(el("table", { class: "table", testid: "layer-table" },
-      el("thead", {}, el("tr", {}, ["neuron", "entropy", "top-1 p", "top-k mass", "top tokens"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, page.items.map((n) => el("tr", { testid: "layer-row", "data-index": n.index },
+    holder.appendChild(table({ class: "table", testid: "layer-table" }, ["neuron", "entropy", "top-1 p", "top-k mass", "top tokens"],
+      page.items.map((n) => el("tr", { testid: "layer-row", "data-index": n.index },
         el("td", {}, NL.neuronLink(n, { testid: "layer-row-link" })),
         el("td", { class: "num" }, fmt(n.entropy, 3)),
         el("td", { class: "num" }, NL.fmtProb(n.top1_prob)),
         el("td", { class: "num" }, fmt(n.topk_mass, 3)),
-        el("td", {}, tokenList(n.top)))))));
+        el("td", {}, tokenList(n.top))))));
     holder.appendChild(pager(page, "layer-bottom", onPage));
   };
 })(window.NL);

@@ -9,7 +9,7 @@ window.NL = window.NL || {};
 NL.pages = NL.pages || {};
 
 (function (NL) {
-  const { el, fmt, fmtProb, tokenList, notice, api } = NL;
+  const { el, table, fmt, fmtProb, tokenList, notice, api } = NL;
   const DEFAULT_PROMPT = "What is your favourite animal?";
 
   function parseIntervention(text, withValue) {
@@ -82,12 +82,11 @@ NL.pages = NL.pages || {};
 
   function probeTable(res) {
     return el("div", { testid: "pg-probe-result", id: "pg-probe-result" },
-      el("table", { class: "table compact" },
-        el("thead", {}, el("tr", {}, ["token", "id", "p baseline", "p clamped", "ratio"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, res.tokens.map((t) => el("tr", { testid: "pg-probe-row", "data-id": t.id, "data-text": t.text, "data-baseline": t.baseline, "data-clamped": t.clamped },
+      table({ class: "table compact" }, ["token", "id", "p baseline", "p clamped", "ratio"],
+        res.tokens.map((t) => el("tr", { testid: "pg-probe-row", "data-id": t.id, "data-text": t.text, "data-baseline": t.baseline, "data-clamped": t.clamped },
           el("td", {}, NL.tokenChip(t, { showProb: false })), el("td", { class: "num" }, String(t.id)),
           el("td", { class: "num" }, fmtProb(t.baseline)), el("td", { class: "num" }, fmtProb(t.clamped)),
-          el("td", { class: "num" }, t.baseline > 0 ? `×${fmt(t.clamped / t.baseline, 2)}` : "–"))))),
+          el("td", { class: "num" }, t.baseline > 0 ? `×${fmt(t.clamped / t.baseline, 2)}` : "–")))),
       el("div", { class: "gen-grid" },
         el("div", { class: "card" }, el("h3", {}, "top next tokens, baseline"), tokenList(res.baseline_top, { testid: "pg-probe-top-baseline" })),
         el("div", { class: "card" }, el("h3", {}, "top next tokens, with interventions"), tokenList(res.clamped_top, { testid: "pg-probe-top-clamped" }))));

@@ -7,7 +7,7 @@ window.NL = window.NL || {};
 NL.pages = NL.pages || {};
 
 (function (NL) {
-  const { el, link, fmt, fmtInt, fmtProb, tokenChip, tokenList, select, pager, notice, api } = NL;
+  const { el, table, link, fmt, fmtInt, fmtProb, tokenChip, tokenList, select, pager, notice, api } = NL;
   const KINDS = ["up", "gate", "down"];
   const PAGE = 20;
   const LISTED = 1000; // a search lists its best 1000 neurons (docs/api.md)
@@ -84,9 +84,8 @@ NL.pages = NL.pages || {};
       res.note ? el("span", { class: "muted", testid: "search-note" }, res.note) : null));
     const onPage = (o) => ctx.setQuery({ offset: o });
     holder.appendChild(pager(res, "search", onPage, LISTED));
-    holder.appendChild(el("table", { class: "table", testid: "search-results", id: "search-results" },
-      el("thead", {}, el("tr", {}, ["#", "neuron", `p(concept)`, "logit", "rank", "top tokens"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, res.items.map((n, i) => el("tr", {
+    holder.appendChild(table({ class: "table", testid: "search-results", id: "search-results" }, ["#", "neuron", `p(concept)`, "logit", "rank", "top tokens"],
+      res.items.map((n, i) => el("tr", {
         testid: "search-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index, "data-prob": n.prob,
       },
       el("td", { class: "num muted" }, String(res.offset + i + 1)),
@@ -94,7 +93,7 @@ NL.pages = NL.pages || {};
       el("td", { class: "num" }, fmtProb(n.prob)),
       el("td", { class: "num" }, fmt(n.logit, 3)),
       el("td", { class: "num", title: "where the concept's best token ranks in this neuron's distribution" }, String(n.rank)),
-      el("td", {}, tokenList(n.top)))))));
+      el("td", {}, tokenList(n.top))))));
     if (!res.items.length) holder.appendChild(notice("info", "No neuron found."));
     holder.appendChild(pager(res, "search-bottom", onPage, LISTED));
   }
@@ -133,14 +132,13 @@ NL.pages = NL.pages || {};
     const onPage = (o) => ctx.setQuery({ offset: o });
     holder.appendChild(el("h2", {}, "Neurons holding ", page.token ? NL.tokenChip(page.token) : `token ${chosen}`, " in their top-k"));
     holder.appendChild(pager(page, "token-neurons", onPage));
-    holder.appendChild(el("table", { class: "table", testid: "token-neurons" },
-      el("thead", {}, el("tr", {}, ["neuron", "p(token)", "rank", "entropy", "top tokens"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, page.items.map((n) => el("tr", { testid: "token-neuron-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index },
+    holder.appendChild(table({ class: "table", testid: "token-neurons" }, ["neuron", "p(token)", "rank", "entropy", "top tokens"],
+      page.items.map((n) => el("tr", { testid: "token-neuron-row", "data-layer": n.layer, "data-kind": n.kind, "data-index": n.index },
         el("td", {}, NL.neuronLink(n)),
         el("td", { class: "num" }, fmtProb(n.prob)),
         el("td", { class: "num" }, String(n.rank)),
         el("td", { class: "num" }, fmt(n.entropy, 3)),
-        el("td", {}, tokenList(n.top)))))));
+        el("td", {}, tokenList(n.top))))));
   }
 
   NL.pages.search = async function (ctx) {

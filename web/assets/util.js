@@ -174,6 +174,13 @@ window.NL = window.NL || {};
       el("button", { type: "button", id: `${prefix}-last`, testid: `${prefix}-last`, disabled: last >= total, onclick: () => go((pages - 1) * limit) }, "»"));
   }
 
+  // A table in a horizontally scrolling wrapper (narrow screens): headers
+  // are strings, rows are <tr> elements.
+  function table(attrs, headers, rows) {
+    return el("div", { class: "table-wrap" },
+      el("table", attrs, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))), el("tbody", {}, rows)));
+  }
+
   function select(attrs, options, selected) {
     return el("select", attrs, options.map(([value, label]) =>
       el("option", { value, selected: String(value) === String(selected) }, label)));
@@ -181,6 +188,6 @@ window.NL = window.NL || {};
 
   Object.assign(NL, {
     el, svg, clear, visibleToken, tokenChip, tokenList, fmt, fmtProb, fmtPercent, fmtInt,
-    neuronRef, neuronPath, link, neuronLink, notice, errorBox, loading, pager, select,
+    neuronRef, neuronPath, link, neuronLink, notice, errorBox, loading, pager, table, select,
   });
 })(window.NL);
