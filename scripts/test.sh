@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 scripts/fetch-model.sh >/dev/null
-export NEURONLENS_REQUIRE_MODEL=1   # a missing default model fails the tests instead of skipping them
+scripts/fetch-vocabs.sh >/dev/null  # real tokenizer vocabularies with HF reference ids
+export NEURONLENS_REQUIRE_MODEL=1   # a missing default model or vocabulary fails the tests instead of skipping them
 JOBS=${JOBS:-$(nproc)}
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

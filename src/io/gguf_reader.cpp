@@ -139,8 +139,10 @@ class GgufParser {
       raw.push_back(std::move(t));
     }
 
-    // Tensor data starts at the next multiple of the alignment.
+    // Tensor data starts at the next multiple of the alignment. A file with no
+    // tensors may end before that padding (llama.cpp's vocab-only files do).
     uint64_t data_start = align_up(static_cast<uint64_t>(pos_), out_.alignment_);
+    if (raw.empty()) data_start = std::min(data_start, static_cast<uint64_t>(size_));
     if (data_start > static_cast<uint64_t>(size_)) {
       fail("tensor data would start at byte " + std::to_string(data_start) + ", past the end of the file (" +
            std::to_string(size_) + " bytes)");
