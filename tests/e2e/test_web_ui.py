@@ -105,7 +105,8 @@ class Server:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, as a user's Ctrl-C would; returns the exit status."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -113,7 +114,17 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log_file.close()
+        if not self.log_file.closed:
+            self.log_file.close()
+        return self.process.returncode
+
+    def check_clean_exit(self) -> None:
+        """Stopped by SIGTERM it exits 0, with no sanitizer report in its output."""
+        status = self.stop()
+        output = self.output()
+        check(status == 0, f"serve exited with {status} on SIGTERM:\n{output[-4000:]}")
+        check("ERROR: AddressSanitizer" not in output and "runtime error:" not in output
+              and "ERROR: LeakSanitizer" not in output, f"sanitizer report from serve:\n{output[-4000:]}")
 
 
 class Api:
@@ -563,6 +574,8 @@ def main() -> int:
         servers.append(bare)
         check_without_model(browser, bare.url, args.concept)
         browser.check_console()
+        for s in servers:
+            s.check_clean_exit()
     except Exception as failure:  # a TestFailure, or selenium's or the HTTP client's own error
         if not isinstance(failure, TestFailure):
             traceback.print_exc()
