@@ -4,7 +4,9 @@
 //    Qwen2): the text is split by the family's pre-tokenizer regexes
 //    (tokenizer.ggml.pre, as llama.cpp defines them), each piece's bytes are
 //    spelled with GPT-2's byte-to-code-point table and merged by merge rank
-//    (tokenizer.ggml.merges, "left right", lowest line first);
+//    (tokenizer.ggml.merges, "left right", lowest line first). Qwen2 (and a
+//    tokenizer.json with an NFC normalizer) first puts the text in Unicode
+//    NFC, as Hugging Face does (llama.cpp does not);
 //  - SentencePiece BPE (GGUF "llama"; Llama 2, Mistral): spaces become '▁',
 //    an optional '▁' is put in front (tokenizer.ggml.add_space_prefix), and
 //    adjacent pieces are merged while their concatenation is a token, highest

@@ -2,7 +2,8 @@
 //
 // GGUF keys read (besides the vocabulary's): tokenizer.ggml.merges (array of
 // "left right" strings, rank = index; byte-level only), tokenizer.ggml.pre
-// (pre-tokenizer family; absent = GPT-2), tokenizer.ggml.scores (array of
+// (pre-tokenizer family; absent = GPT-2; "qwen2" also means NFC, as Qwen2's
+// tokenizer.json has it), tokenizer.ggml.scores (array of
 // float, one per token; SentencePiece), tokenizer.ggml.add_space_prefix
 // (bool, default true), tokenizer.ggml.add_bos_token (bool),
 // tokenizer.ggml.unknown_token_id.
@@ -10,9 +11,10 @@
 // tokenizer.json members read: model.merges ("left right" strings or
 // [left, right] pairs), model.ignore_merges, model.byte_fallback,
 // model.unk_token, pre_tokenizer (Sequence, Split with a Regex or String
-// pattern and behaviour Isolated, Digits, ByteLevel), normalizer/pre_tokenizer
-// Prepend/Metaspace (SentencePiece's leading '▁'). Anything else there that
-// would change the split is refused rather than silently ignored.
+// pattern and behaviour Isolated, Digits, ByteLevel), normalizer (byte-level:
+// none or NFC), normalizer/pre_tokenizer Prepend/Metaspace (SentencePiece's
+// leading '▁'). Anything else there that would change the split is refused
+// rather than silently ignored.
 #include "neuronlens/tokenizer.h"
 
 #include <algorithm>
@@ -27,6 +29,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/normalize.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -70,6 +73,7 @@ struct Tokenizer::State {
   std::vector<float> scores;        // by token id
   std::optional<PreTokenizer> pre;  // byte-level only
   bool ignore_merges = false;  // a whole word that is a token is taken as is (Llama 3)
+  bool nfc = false;            // byte-level: text is put in NFC first (Qwen2)
   bool add_space_prefix = false;
   bool fuse_unk = false;  // tokenizer.json model.fuse_unk: a run of <unk> in a word becomes one
   bool adds_bos = false;
@@ -298,6 +302,23 @@ void collect_patterns(const json& part, const std::string& path, std::vector<std
   }
 }
 
+// Byte-level tokenizer.json: does the normalizer put the text in NFC? Null
+// and NFC (alone or in a Sequence) are understood; anything else is refused.
+bool byte_level_normalizer_is_nfc(const json& normalizer, const std::string& path) {
+  if (normalizer.is_null()) return false;
+  if (has_type(normalizer, "NFC")) return true;
+  if (has_type(normalizer, "Sequence")) {
+    const auto it = normalizer.find("normalizers");
+    if (it == normalizer.end() || !it->is_array()) throw Error(path + ": normalizer Sequence has no 'normalizers' array");
+    bool nfc = false;
+    for (const json& child : *it) nfc = byte_level_normalizer_is_nfc(child, path) || nfc;
+    return nfc;
+  }
+  throw Error(path + ": normalizer " + (normalizer.is_object() ? normalizer.value("type", std::string("(no type)"))
+                                                                 : normalizer.dump()) +
+              " is not supported for byte-level BPE; supported: none, NFC");
+}
+
 // SentencePiece-style tokenizer.json: is a '▁' put in front of the text?
 bool prepends_space(const json& root) {
   bool found = false;
@@ -346,6 +367,7 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
       throw Error(path + ": " + e.what());
     }
     state->ignore_merges = pre == "llama-bpe" || pre == "llama3" || pre == "dbrx" || pre == "smaug-bpe";
+    state->nfc = pre == "qwen2";  // GGUF has no normalizer key; Qwen2's tokenizer.json normalizes to NFC
   } else {
     state->merge_by_score = true;
     if (file.has("tokenizer.ggml.scores")) {
@@ -407,6 +429,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   if (state->vocab.encoding() == VocabEncoding::ByteLevelBpe) {
     std::vector<std::string> patterns;
     if (root.contains("pre_tokenizer")) collect_patterns(root["pre_tokenizer"], path, patterns);
+    if (root.contains("normalizer")) state->nfc = byte_level_normalizer_is_nfc(root["normalizer"], path);
     try {
       state->pre.emplace(std::move(patterns));
     } catch (const Error& e) {
@@ -466,7 +489,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
       continue;
     }
     if (s.vocab.encoding() == VocabEncoding::ByteLevelBpe) {
-      s.encode_byte_level(fragment.text, ids);
+      // Hugging Face normalizes each piece between special tokens, not the
+      // special tokens themselves.
+      if (s.nfc) {
+        s.encode_byte_level(nfc_normalize(fragment.text), ids);
+      } else {
+        s.encode_byte_level(fragment.text, ids);
+      }
     } else {
       s.encode_sentencepiece(fragment.text, s.add_space_prefix && after_special, ids);
     }

@@ -26,6 +26,7 @@
 #include "neuronlens/gguf.h"
 #include "neuronlens/tokenizer.h"
 #include "test_paths.h"
+#include "tokenizer/normalize.h"
 #include "tokenizer/pretokenizer.h"
 
 namespace neuronlens {
@@ -76,7 +77,8 @@ std::string show(std::string_view text) {
 }
 
 // Every reference text encoded (special tokens parsed, as HF does) gives the
-// reference ids, and decodes back to the text.
+// reference ids, and decodes back to the text (to its NFC form for qwen2,
+// whose tokenizer normalizes first).
 void expect_reference_ids(const Tokenizer& tokenizer, const std::string& variant) {
   const json& texts = reference().at("texts");
   const json& ids = reference().at("ids").at(variant);
@@ -86,7 +88,7 @@ void expect_reference_ids(const Tokenizer& tokenizer, const std::string& variant
     const Ids expected = ids[i].get<Ids>();
     const Ids got = tokenizer.encode(text, /*parse_special=*/true);
     EXPECT_EQ(got, expected) << variant << ": text " << i << " \"" << show(text) << "\"";
-    EXPECT_EQ(tokenizer.decode(got), text) << variant << ": text " << i;
+    EXPECT_EQ(tokenizer.decode(got), variant == "qwen2" ? nfc_normalize(text) : text) << variant << ": text " << i;
   }
 }
 
@@ -149,6 +151,36 @@ TEST(Tokenizer, PreTokenizerSplitsLikeHuggingFace) {
       EXPECT_EQ(got, expected) << variant << ": text " << i << " \"" << show(text) << "\"";
     }
   }
+}
+
+// NFC (Qwen2's normalizer): composes, leaves ASCII and NFC text alone, keeps
+// invalid bytes where they were and normalizes the valid text around them.
+TEST(Tokenizer, NfcNormalize) {
+  EXPECT_EQ(nfc_normalize(""), "");
+  EXPECT_EQ(nfc_normalize("plain ascii\n"), "plain ascii\n");
+  EXPECT_EQ(nfc_normalize("e\xCC\x81"), "\xC3\xA9");                       // e + U+0301 -> U+00E9
+  EXPECT_EQ(nfc_normalize("\xE1\x84\x80\xE1\x85\xA1"), "\xEA\xB0\x80");      // Hangul jamo -> U+AC00
+  EXPECT_EQ(nfc_normalize("\xE2\x84\xAB"), "\xC3\x85");                    // U+212B ANGSTROM SIGN -> U+00C5
+  EXPECT_EQ(nfc_normalize("\xEF\xAC\x81"), "\xEF\xAC\x81");                // U+FB01 ligature: NFKC only
+  EXPECT_EQ(nfc_normalize("a\xFF" "e\xCC\x81\xC3"), "a\xFF\xC3\xA9\xC3");        // invalid bytes kept
+  EXPECT_EQ(nfc_normalize("\xED\xA0\x80" "e\xCC\x81"), "\xED\xA0\x80\xC3\xA9");  // surrogate bytes kept
+}
+
+// A byte-level tokenizer.json normalizer other than NFC would change the
+// text in a way we do not reproduce: refused, not ignored.
+TEST(Tokenizer, UnsupportedNormalizerIsRefused) {
+  json document = read_json(generated_fixture("smollm_qwen2/tokenizer.json"));
+  EXPECT_EQ(document["normalizer"], json({{"type", "NFC"}}));
+  document["normalizer"] = {{"type", "Lowercase"}};
+  const auto path = std::filesystem::temp_directory_path() / "neuronlens_test_lowercase_tokenizer.json";
+  std::ofstream(path) << document.dump();
+  try {
+    Tokenizer::from_tokenizer_json(path.string());
+    ADD_FAILURE() << "a Lowercase normalizer was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("normalizer Lowercase is not supported"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
 }
 
 TEST(Tokenizer, UnknownPreTokenizerIsRefused) {

@@ -8,6 +8,13 @@
 // (tokenizer.ggml.model, tokenizer.ggml.pre), and every text must encode to
 // the reference ids and decode back to itself.
 //
+// tests/fixtures/tokenizer/real_vocab_reference.json adds texts the .inp
+// files lack (scripts, digits of other scripts, whitespace runs, code, emoji
+// sequences, literal special tokens) with the ids and decoded text Hugging
+// Face gives for them, written by scripts/make_real_vocab_reference.py from
+// the same GGUF files rebuilt as each model's tokenizer.json (checked there
+// against the .out files first).
+//
 // A missing folder skips these tests, unless NEURONLENS_REQUIRE_MODEL is set
 // (scripts/test.sh sets it), which makes it a failure.
 #include <gtest/gtest.h>
@@ -18,6 +25,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "neuronlens/gguf.h"
 #include "neuronlens/tokenizer.h"
@@ -147,6 +156,28 @@ TEST_P(RealVocabulary, EncodeMatchesHuggingFace) {
   }
   RecordProperty("texts", static_cast<int>(cases.size()));
   RecordProperty("tokens", static_cast<int>(tokens));
+}
+
+const nlohmann::json& extra_reference() {
+  static const nlohmann::json document = nlohmann::json::parse(read_file(
+      std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / "tokenizer" /
+      "real_vocab_reference.json"));
+  return document;
+}
+
+TEST_P(RealVocabulary, ExtraTextsMatchHuggingFace) {
+  const auto& vocabs = extra_reference().at("vocabs");
+  if (!vocabs.contains(GetParam().name)) GTEST_SKIP() << "no extra texts for " << GetParam().name;
+  const auto& reference = vocabs.at(GetParam().name);
+  const Tokenizer tokenizer = Tokenizer::from_gguf(GgufFile::open(path_.string()));
+  const auto& texts = reference.at("texts");
+  ASSERT_EQ(texts.size(), reference.at("ids").size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string text = texts[i].get<std::string>();
+    const Ids got = tokenizer.encode(text, /*parse_special=*/true);
+    EXPECT_EQ(got, reference["ids"][i].get<Ids>()) << GetParam().name << ": text " << i << " \"" << show(text) << "\"";
+    EXPECT_EQ(tokenizer.decode(got), reference["decoded"][i].get<std::string>()) << GetParam().name << ": text " << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, RealVocabulary, ::testing::ValuesIn(kRealVocabs),
