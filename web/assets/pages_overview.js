@@ -20,7 +20,7 @@ NL.pages = NL.pages || {};
       ["top-k stored", fmtInt(info.settings.top_k)],
       ["vectors mapped", fmtInt(info.neurons)],
       ["kinds mapped", KINDS.filter((k) => (info.mapped[k] || []).length)
-        .map((k) => `${k} (${info.mapped[k].length} layers)`).join(", ") || "none"],
+        .map((k) => `${k} (${info.mapped[k].length} layer${info.mapped[k].length === 1 ? "" : "s"})`).join(", ") || "none"],
       ["sha256", el("code", { title: m.sha256 }, (m.sha256 || "").slice(0, 16) + "…")],
       ["path", el("code", {}, m.path || "–")],
     ];
@@ -77,7 +77,10 @@ NL.pages = NL.pages || {};
         `${fmtInt(c.specialised)} with top-1 p > ${data.threshold} (${fmtPercent(c.specialised_share, 2)})`,
       onPick: (c) => ctx.navigate(`/layer/${c.layer}/${c.kind}`),
     }));
-    if (metric === "entropy") holder.appendChild(el("p", { class: "muted small" }, "Bright = low entropy (a few tokens hold the mass)."));
+    const notes = [];
+    if (metric === "entropy") notes.push("Bright = low entropy (a few tokens hold the mass).");
+    if (data.cells.length < data.kinds.length * data.n_layers) notes.push("Grey cells: layers this atlas has not mapped.");
+    if (notes.length) holder.appendChild(el("p", { class: "muted small" }, notes.join(" ")));
 
     // Per-kind totals under the map.
     const totals = data.kinds.map((kind) => {
