@@ -81,7 +81,7 @@ NL.pages = NL.pages || {};
       res.exact
         ? el("span", { class: "badge badge-ok", testid: "search-exact-badge" }, `exact: ranked over all ${fmtInt(res.total)} neurons`)
         : el("span", { class: "badge badge-warn", testid: "search-inexact-badge" }, `within the stored top-k: ${fmtInt(res.total)} neurons`),
-      res.note ? el("span", { class: "muted", testid: "search-note" }, res.note) : null));
+      res.note && res.note !== ctx.info.note ? el("span", { class: "muted", testid: "search-note" }, res.note) : null));
     const onPage = (o) => ctx.setQuery({ offset: o });
     holder.appendChild(pager(res, "search", onPage, LISTED));
     holder.appendChild(table({ class: "table", testid: "search-results", id: "search-results" }, ["#", "neuron", `p(concept)`, "logit", "rank", "top tokens"],
@@ -149,7 +149,10 @@ NL.pages = NL.pages || {};
     root.appendChild(tabs(mode));
     if (mode === "concept") {
       root.appendChild(conceptForm(ctx));
-      if (!info.exact_search) root.appendChild(notice("info", info.note || "No model loaded: search ranks within the stored top-k only."));
+      if (!info.exact_search) {
+        root.appendChild(notice("info", `Not exact${info.note ? ` (${info.note})` : ""}: search ranks the neurons that hold a concept token ` +
+          "in their stored top-k, not every neuron over the whole vocabulary."));
+      }
     } else {
       root.appendChild(tokensForm(ctx));
     }
