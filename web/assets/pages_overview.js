@@ -83,7 +83,7 @@ NL.pages = NL.pages || {};
     if (notes.length) holder.appendChild(el("p", { class: "muted small" }, notes.join(" ")));
 
     // Per-kind totals under the map.
-    const totals = data.kinds.map((kind) => {
+    const totals = data.kinds.filter((kind) => data.cells.some((c) => c.kind === kind)).map((kind) => {
       const cells = data.cells.filter((c) => c.kind === kind);
       const neurons = cells.reduce((s, c) => s + c.neurons, 0);
       const special = cells.reduce((s, c) => s + c.specialised, 0);
