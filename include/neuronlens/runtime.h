@@ -1,10 +1,11 @@
 // The forward pass of a Llama-family model on the CPU, with a KV cache and
 // hook points where a caller can read or change the activations.
 //
-// A Session dequantises every weight of the model to float32 once, so it
-// holds about 4 bytes per parameter (SmolLM2-135M: ~540 MB) plus the KV cache,
-// 2 * n_layers * positions * n_kv_heads * head_dim floats, grown as tokens
-// arrive. It does not keep the Model alive.
+// A Session copies the model's weights once (see WeightFormat: the file's
+// Q4_0/Q4_1/Q8_0 blocks as they are, SmolLM2-135M Q4_1: ~100 MB; or float32,
+// 4 bytes per parameter, ~540 MB) and holds the KV cache, 2 * n_layers *
+// positions * n_kv_heads * head_dim floats, grown as tokens arrive. Activations
+// are float32 either way. It does not keep the Model alive.
 //
 // One block, for x [n_tokens, d] at positions p0 .. p0+n_tokens-1:
 //   x += attn(rmsnorm(x) * attn_norm)        causal, grouped-query, RoPE
@@ -59,10 +60,30 @@ struct ActivationRecord {
 
 enum class LogitsFor { AllTokens, LastToken };
 
+// How a Session holds the weight matrices.
+enum class WeightFormat {
+  // Q4_0, Q4_1 and Q8_0 matrices stay in the file's blocks and are multiplied
+  // with float32 activations by AVX2 kernels (backends/cpu/block_matvec.h):
+  // the same weight values, summed in another order, at 0.56-1.06 bytes per
+  // weight instead of 4, which is what a generation step's speed depends on.
+  // Other types, and CPUs without AVX2/FMA/F16C, get float32.
+  Quantized,
+  // Every weight dequantised to float32, products through OpenBLAS.
+  Float32,
+};
+std::string_view weight_format_name(WeightFormat format);  // "quantized", "float32"
+// Throws Error on a name other than those.
+WeightFormat parse_weight_format(std::string_view name);
+
+struct SessionOptions {
+  WeightFormat weights = WeightFormat::Quantized;
+};
+
 class Session {
  public:
-  // Dequantises the model's weights (float32, see the memory note above).
-  explicit Session(const Model& model);
+  // Copies the model's weights (see the memory note above). Throws Error on a
+  // bad tensor.
+  explicit Session(const Model& model, SessionOptions options = {});
   ~Session();
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
@@ -74,7 +95,7 @@ class Session {
   int64_t position() const;
   // Forgets the cached tokens (the hooks stay).
   void reset();
-  // Bytes held by the float32 weights and by the KV cache as allocated now.
+  // Bytes held by the weights and by the KV cache as allocated now.
   int64_t weight_bytes() const;
   int64_t cache_bytes() const;
 

@@ -1,18 +1,15 @@
 // Session: the forward pass over a batch of new tokens, the KV cache and the
 // hook registry. The interventions built on hooks are in interventions.cpp.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 
-#include "backends/cpu/gemm.h"
 #include "neuronlens/error.h"
 #include "neuronlens/runtime.h"
 #include "runtime/attention.h"
-#include "runtime/dense_weights.h"
 #include "runtime/rotary.h"
+#include "runtime/session_weights.h"
 
 namespace neuronlens {
 namespace {
@@ -31,23 +28,11 @@ void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, double 
   }
 }
 
-// y [n, rows] = x [n, cols] · W[rows, cols]^T. One row (a generation step)
-// goes through GEMV: BLAS's GEMM would first copy all of W into its packed
-// layout, which for one row costs more than the product.
-void matmul_abt(const float* x, int64_t n, int64_t cols, const float* w, int64_t rows, float* y) {
-  if (n == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows), static_cast<blasint>(cols), 1.0f, w,
-                static_cast<blasint>(cols), x, 1, 0.0f, y, 1);
-  } else {
-    cpu::gemm_abt(n, rows, cols, x, cols, w, cols, y, rows);
-  }
-}
-
 // y [n, rows] = x [n, cols] · W[rows, cols]^T (+ bias [rows]).
-void linear(const float* x, int64_t n, int64_t cols, const std::vector<float>& w, int64_t rows,
-            const std::vector<float>& bias, float* y) {
-  matmul_abt(x, n, cols, w.data(), rows, y);
+void linear(const float* x, int64_t n, const runtime::WeightMatrix& w, const std::vector<float>& bias, float* y) {
+  w.multiply(x, n, y);
   if (bias.empty()) return;
+  const int64_t rows = w.rows();
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t r = 0; r < rows; ++r) y[t * rows + r] += bias[sz(r)];
   }
@@ -73,6 +58,21 @@ std::string_view hook_point_name(HookPoint point) {
   return "?";
 }
 
+std::string_view weight_format_name(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::Quantized: return "quantized";
+    case WeightFormat::Float32: return "float32";
+  }
+  return "?";
+}
+
+WeightFormat parse_weight_format(std::string_view name) {
+  for (WeightFormat f : {WeightFormat::Quantized, WeightFormat::Float32}) {
+    if (name == weight_format_name(f)) return f;
+  }
+  throw Error("weight format '" + std::string(name) + "' is not one of quantized, float32");
+}
+
 struct Session::Impl {
   struct Entry {
     HookId id;
@@ -80,7 +80,7 @@ struct Session::Impl {
   };
 
   ModelConfig config;
-  runtime::DenseWeights weights;
+  runtime::SessionWeights weights;
   runtime::RotaryEmbedding rope;
   std::vector<std::vector<float>> keys, values;  // per layer [position, n_kv_heads*head_dim]
   int64_t position = 0;
@@ -88,7 +88,7 @@ struct Session::Impl {
   std::vector<std::vector<Entry>> hooks;
   HookId next_id = 1;
 
-  Impl(const ModelConfig& c, runtime::DenseWeights w)
+  Impl(const ModelConfig& c, runtime::SessionWeights w)
       : config(c), weights(std::move(w)), rope(config, weights.rope_freqs), keys(sz(c.n_layers)),
         values(sz(c.n_layers)), hooks(sz((c.n_layers + 1) * kHookPointCount)) {}
 
@@ -128,12 +128,11 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
   std::vector<float> gate(sz(n * f)), up(sz(n * f));
 
   for (int64_t t = 0; t < n; ++t) {
-    const float* row = weights.token_embedding.data() + static_cast<int64_t>(tokens[sz(t)]) * d;
-    std::copy(row, row + d, x.data() + t * d);
+    weights.token_embedding.copy_row(tokens[sz(t)], x.data() + t * d);
   }
 
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
-    const runtime::DenseLayer& w = weights.layers[sz(layer)];
+    const runtime::LayerWeights& w = weights.layers[sz(layer)];
     run_hooks(layer, HookPoint::ResidualIn, x.data(), n, d, p0);
 
     // Attention. The new keys/values go straight into the cache.
@@ -144,29 +143,29 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     layer_values.resize(sz((p0 + n) * kv_width));
     float* new_keys = layer_keys.data() + p0 * kv_width;
     float* new_values = layer_values.data() + p0 * kv_width;
-    linear(h.data(), n, d, w.attn_q, q_width, w.attn_q_bias, q.data());
-    linear(h.data(), n, d, w.attn_k, kv_width, w.attn_k_bias, new_keys);
-    linear(h.data(), n, d, w.attn_v, kv_width, w.attn_v_bias, new_values);
+    linear(h.data(), n, w.attn_q, w.attn_q_bias, q.data());
+    linear(h.data(), n, w.attn_k, w.attn_k_bias, new_keys);
+    linear(h.data(), n, w.attn_v, w.attn_v_bias, new_values);
     rope.apply(q.data(), n, q_width, c.n_heads, p0);
     rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
     runtime::causal_attention(q.data(), n, p0, layer_keys.data(), layer_values.data(), c.n_heads, c.n_kv_heads, hd,
                               attn.data());
-    linear(attn.data(), n, q_width, w.attn_output, d, {}, out.data());
+    linear(attn.data(), n, w.attn_output, {}, out.data());
     run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);
 
     // MLP: down(silu(gate(h)) * up(h)); the product overwrites `gate`.
     rms_norm(x.data(), w.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
-    linear(h.data(), n, d, w.ffn_gate, f, {}, gate.data());
+    linear(h.data(), n, w.ffn_gate, {}, gate.data());
     run_hooks(layer, HookPoint::MlpGate, gate.data(), n, f, p0);
-    linear(h.data(), n, d, w.ffn_up, f, {}, up.data());
+    linear(h.data(), n, w.ffn_up, {}, up.data());
     run_hooks(layer, HookPoint::MlpUp, up.data(), n, f, p0);
     for (int64_t i = 0; i < n * f; ++i) {
       const float g = gate[sz(i)];
       gate[sz(i)] = g / (1.0f + std::exp(-g)) * up[sz(i)];
     }
     run_hooks(layer, HookPoint::MlpAct, gate.data(), n, f, p0);
-    linear(gate.data(), n, f, w.ffn_down, d, {}, out.data());
+    linear(gate.data(), n, w.ffn_down, {}, out.data());
     run_hooks(layer, HookPoint::MlpOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);
     run_hooks(layer, HookPoint::ResidualOut, x.data(), n, d, p0);
@@ -179,12 +178,13 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
   const int64_t v = c.vocab_size;
   const int64_t first_row = which == LogitsFor::LastToken ? n - 1 : 0;
   std::vector<float> logits(sz((n - first_row) * v));
-  matmul_abt(h.data() + first_row * d, n - first_row, d, weights.lm_head(), v, logits.data());
+  weights.lm_head().multiply(h.data() + first_row * d, n - first_row, logits.data());
   return logits;
 }
 
-Session::Session(const Model& model)
-    : impl_(std::make_unique<Impl>(model.config(), runtime::dequantize_model(model))) {}
+Session::Session(const Model& model, SessionOptions options)
+    : impl_(std::make_unique<Impl>(model.config(),
+                                   runtime::load_session_weights(model, options.weights == WeightFormat::Quantized))) {}
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;

@@ -1,0 +1,126 @@
+#include "backends/cpu/block_matvec.h"
+
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace neuronlens::cpu {
+
+void block_sums(const float* x, int64_t cols, float* sums) {
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    float s = 0;
+    for (int64_t i = 0; i < 32; ++i) s += x[b * 32 + i];
+    sums[b] = s;
+  }
+}
+
+#if defined(__x86_64__)
+namespace {
+
+#define NEURONLENS_BLOCK_TARGET __attribute__((target("avx2,fma,f16c")))
+
+NEURONLENS_BLOCK_TARGET inline float half_at(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, sizeof bits);
+  return _cvtsh_ss(bits);
+}
+
+NEURONLENS_BLOCK_TARGET inline float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// sum_i q_i x_i over one block of 32, for 16 bytes of 4-bit values (low
+// nibbles are values 0-15, high nibbles 16-31), eight lanes.
+NEURONLENS_BLOCK_TARGET inline __m256 nibble_dot(const uint8_t* qs, const float* x) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(packed, mask);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+  const __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
+  const __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
+  const __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
+  const __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+  const __m256 a = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), _mm256_mul_ps(q0, _mm256_loadu_ps(x)));
+  const __m256 b = _mm256_fmadd_ps(q3, _mm256_loadu_ps(x + 24), _mm256_mul_ps(q2, _mm256_loadu_ps(x + 16)));
+  return _mm256_add_ps(a, b);
+}
+
+// The same for 32 signed bytes.
+NEURONLENS_BLOCK_TARGET inline __m256 int8_dot(const uint8_t* qs, const float* x) {
+  const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+  const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
+  const __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+  const __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+  const __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+  const __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+  const __m256 a = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), _mm256_mul_ps(q0, _mm256_loadu_ps(x)));
+  const __m256 b = _mm256_fmadd_ps(q3, _mm256_loadu_ps(x + 24), _mm256_mul_ps(q2, _mm256_loadu_ps(x + 16)));
+  return _mm256_add_ps(a, b);
+}
+
+// Q4_0 is Q4_1 with m = -8 d.
+template <bool kHasMin>
+NEURONLENS_BLOCK_TARGET void nibble_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first,
+                                         int64_t last, const float* x, const float* block_sums, float* y) {
+  constexpr int64_t kBlockBytes = kHasMin ? 20 : 18;
+  constexpr int64_t kQsOffset = kHasMin ? 4 : 2;
+  for (int64_t r = first; r < last; ++r) {
+    const uint8_t* block = w + r * row_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    float offset_sum = 0;
+    for (int64_t b = 0; b < blocks; ++b, block += kBlockBytes) {
+      const float d = half_at(block);
+      const float m = kHasMin ? half_at(block + 2) : -8.0f * d;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_dot(block + kQsOffset, x + b * 32), acc);
+      offset_sum += m * block_sums[b];
+    }
+    y[r] = horizontal_sum(acc) + offset_sum;
+  }
+}
+
+NEURONLENS_BLOCK_TARGET void int8_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first,
+                                       int64_t last, const float* x, float* y) {
+  constexpr int64_t kBlockBytes = 34;
+  for (int64_t r = first; r < last; ++r) {
+    const uint8_t* block = w + r * row_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; ++b, block += kBlockBytes) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(block)), int8_dot(block + 2, x + b * 32), acc);
+    }
+    y[r] = horizontal_sum(acc);
+  }
+}
+
+}  // namespace
+
+bool have_block_matvec() {
+  static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           __builtin_cpu_supports("f16c");
+  return have;
+}
+
+void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t first_row,
+                  int64_t last_row, const float* x, const float* block_sums, float* y) {
+  const int64_t blocks = cols / 32;
+  switch (format) {
+    case BlockFormat::Q4_0: return nibble_rows<false>(w, row_bytes, blocks, first_row, last_row, x, block_sums, y);
+    case BlockFormat::Q4_1: return nibble_rows<true>(w, row_bytes, blocks, first_row, last_row, x, block_sums, y);
+    case BlockFormat::Q8_0: return int8_rows(w, row_bytes, blocks, first_row, last_row, x, y);
+  }
+}
+
+#else
+
+bool have_block_matvec() { return false; }
+
+void block_matvec(BlockFormat, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const float*, const float*,
+                  float*) {}
+
+#endif
+
+}  // namespace neuronlens::cpu
