@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <ctime>
 #include <filesystem>
 
+#include "atlas/neuron_rows.h"
 #include "atlas/sqlite_statement.h"
 #include "neuronlens/error.h"
 
@@ -240,28 +242,12 @@ void Atlas::write_layer(VectorKind kind, int64_t layer, const std::vector<Neuron
 }
 
 std::optional<AtlasNeuron> Atlas::neuron(VectorKind kind, int64_t layer, int64_t index) const {
-  sql::Statement q(db_,
-                   "SELECT logsumexp, entropy, topk_mass, top1_prob FROM neurons WHERE kind = ? AND layer = ? AND "
-                   "neuron = ?");
+  sql::Statement q(db_, std::string(atlas_rows::kNeuronColumns) + "WHERE kind = ? AND layer = ? AND neuron = ?");
   q.bind(1, static_cast<int64_t>(kind)).bind(2, layer).bind(3, index);
   if (!q.step()) return std::nullopt;
-  AtlasNeuron n;
-  n.kind = kind;
-  n.layer = layer;
-  n.index = index;
-  n.logsumexp = q.real(0);
-  n.entropy = q.real(1);
-  n.topk_mass = q.real(2);
-  n.top1_prob = q.real(3);
-  sql::Statement t(db_,
-                   "SELECT token, logit, prob FROM neuron_tokens WHERE kind = ? AND layer = ? AND neuron = ? "
-                   "ORDER BY rank");
-  t.bind(1, static_cast<int64_t>(kind)).bind(2, layer).bind(3, index);
-  while (t.step()) {
-    n.top_ids.push_back(static_cast<int32_t>(t.int64(0)));
-    n.top_logits.push_back(t.real(1));
-    n.top_probs.push_back(t.real(2));
-  }
+  AtlasNeuron n = atlas_rows::neuron_from_row(q, kind, layer);
+  sql::Statement top(db_, atlas_rows::kTopTokensQuery);
+  atlas_rows::read_top_tokens(top, n, INT64_MAX);
   return n;
 }
 

@@ -576,6 +576,17 @@ TEST_F(ServeApi, CompareEqualsCompareAtlases) {
   }
 }
 
+TEST_F(ServeApi, OffsetsPastTheEndGiveEmptyPages) {
+  const std::string largest = "9223372036854775807";
+  for (const std::string path : {"/api/layers/0/up?offset=", "/api/tokens/5/neurons?offset=",
+                                 "/api/compare/changed?offset="}) {
+    const auto r = server_->get(path + largest);
+    ASSERT_EQ(r.status, 200) << path << ": " << r.text;
+    EXPECT_TRUE(r.body.at("items").empty()) << path;
+    EXPECT_EQ(r.body.at("offset").get<int64_t>(), INT64_MAX) << path;
+  }
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

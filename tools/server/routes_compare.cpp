@@ -61,7 +61,7 @@ void changed(ServerContext& context, const httplib::Request& request, httplib::R
   int64_t total = 0;
   for (const CompareIndex::Changed& c : result.changed) {
     if ((kind_text != "all" && vector_kind_name(c.kind) != kind_text) || (layer >= 0 && c.layer != layer)) continue;
-    if (total >= offset && total < offset + limit) {
+    if (total >= offset && total - offset < limit) {  // not offset + limit: offset may be near INT64_MAX
       items.push_back({{"layer", c.layer},
                        {"kind", std::string(vector_kind_name(c.kind))},
                        {"index", c.index},
