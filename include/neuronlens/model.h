@@ -53,6 +53,10 @@ struct ModelConfig {
   int64_t head_dim = 0;
   int64_t vocab_size = 0;
   int64_t context_length = 0;
+  // Sliding-window attention: 0 for none, else a query at position p sees
+  // only the keys at p - sliding_window + 1 .. p (Hugging Face's
+  // `kv_idx > q_idx - sliding_window`). Mistral 7B v0.1 has 4096.
+  int64_t sliding_window = 0;
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;

@@ -147,6 +147,7 @@ void validate_config(const ModelConfig& c, const std::string& where) {
   check_range("head dimension", c.head_dim, 1 << 12);
   check_range("vocabulary size", c.vocab_size, 1 << 24);
   check_range("context length", c.context_length, int64_t{1} << 30);
+  if (c.sliding_window != 0) check_range("sliding window", c.sliding_window, int64_t{1} << 30);
   if (c.n_heads % c.n_kv_heads != 0) {
     throw Error(where + ": attention head count " + std::to_string(c.n_heads) +
                 " is not a multiple of the key-value head count " + std::to_string(c.n_kv_heads));

@@ -77,6 +77,9 @@ class ModelBuilder {
     c.head_dim = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
     c.head_dim = static_cast<int64_t>(file.get_uint_or(p + "attention.key_length", static_cast<uint64_t>(c.head_dim)));
     c.context_length = static_cast<int64_t>(file.get_uint_or(p + "context_length", 2048));
+    // llama.cpp's converter writes no window for Mistral (its llama graph has
+    // none); a file that carries one gets it, as its Hugging Face model would.
+    c.sliding_window = static_cast<int64_t>(file.get_uint_or(p + "attention.sliding_window", 0));
     c.rms_norm_eps = file.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5);
     c.rope_theta = file.get_float_or(p + "rope.freq_base", 10000.0);
     c.rope_scaling.type = file.get_string_or(p + "rope.scaling.type", "");
@@ -160,6 +163,15 @@ class ModelBuilder {
     c.head_dim = json_int(cfg, "head_dim", where, c.n_heads > 0 ? c.d_model / c.n_heads : 0);
     c.vocab_size = json_int(cfg, "vocab_size", where);
     c.context_length = json_int(cfg, "max_position_embeddings", where, 2048);
+    // Mistral: config.json "sliding_window" (4096 for 7B v0.1, null from
+    // v0.2 on). Qwen2 ships one too but applies it only with
+    // use_sliding_window, and then only from layer max_window_layers on,
+    // which we do not implement: refused rather than computed wrongly.
+    if (c.arch == Architecture::Mistral) {
+      c.sliding_window = json_int(cfg, "sliding_window", where, 0);
+    } else if (c.arch == Architecture::Qwen2 && json_bool(cfg, "use_sliding_window", where, false)) {
+      throw Error(where + ": use_sliding_window is true; sliding-window attention for qwen2 is not supported");
+    }
     c.rms_norm_eps = json_number(cfg, "rms_norm_eps", where, 1e-6);
     c.rope_theta = json_number(cfg, "rope_theta", where, 10000.0);
     c.rope_style = RopeStyle::NeoX;

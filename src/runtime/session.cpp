@@ -149,7 +149,7 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     rope.apply(q.data(), n, q_width, c.n_heads, p0);
     rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
     runtime::causal_attention(q.data(), n, p0, layer_keys.data(), layer_values.data(), c.n_heads, c.n_kv_heads, hd,
-                              attn.data());
+                              attn.data(), c.sliding_window);
     linear(attn.data(), n, w.attn_output, {}, out.data());
     run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);

@@ -181,8 +181,8 @@ TEST_P(RealVocabulary, ExtraTextsMatchHuggingFace) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, RealVocabulary, ::testing::ValuesIn(kRealVocabs),
-                         [](const ::testing::TestParamInfo<RealVocab>& info) {
-                           std::string name = info.param.name;
+                         [](const ::testing::TestParamInfo<RealVocab>& param_info) {
+                           std::string name = param_info.param.name;
                            for (char& c : name) {
                              if (c == '-') c = '_';
                            }
