@@ -43,6 +43,7 @@ import tokenizers
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "fixtures"))
 import gen_tokenizer_fixtures as fixtures  # noqa: E402
+from make_tokenizer_reference import write_reference  # noqa: E402
 
 SP_SPACE = "\u2581"
 UNKNOWN, CONTROL, USER_DEFINED = 2, 3, 4
@@ -226,10 +227,7 @@ def main() -> None:
         reference["vocabs"][name] = {"texts": texts, "ids": ids, "decoded": decoded}
         print(f"{name}: rebuilt tokenizer matches {len(cases)} llama.cpp references; "
               f"{len(texts)} texts, {sum(map(len, ids))} tokens")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(reference, f, ensure_ascii=True, indent=None, separators=(",", ":"))
-        f.write("\n")
+    write_reference(args.out, reference)
     print(f"wrote {args.out}")
 
 

@@ -112,11 +112,16 @@ def main() -> None:
     reference["hf_sentencepiece"] = {
         "texts": SENTENCEPIECE_TEXTS,
         "ids": [tokenizer.encode(text, add_special_tokens=False).ids for text in SENTENCEPIECE_TEXTS]}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
+    write_reference(args.out, reference)
+    print(f"wrote {args.out}: {len(TEXTS)} texts x {len(fixtures.VARIANTS)} variants")
+
+
+def write_reference(path: str, reference: dict) -> None:
+    """One line of ASCII JSON (small diffs stay readable in git)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(reference, f, ensure_ascii=True, indent=None, separators=(",", ":"))
         f.write("\n")
-    print(f"wrote {args.out}: {len(TEXTS)} texts x {len(fixtures.VARIANTS)} variants")
 
 
 if __name__ == "__main__":

@@ -97,22 +97,6 @@ std::vector<Case> read_cases(const std::filesystem::path& gguf) {
   return cases;
 }
 
-std::string show(std::string_view text) {
-  std::string shown;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7F) {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      shown += "\\x";
-      shown += kHex[byte >> 4];
-      shown += kHex[byte & 0x0F];
-    } else {
-      shown += c;
-    }
-  }
-  return shown;
-}
-
 class RealVocabulary : public ::testing::TestWithParam<RealVocab> {
  protected:
   void SetUp() override {
@@ -150,7 +134,7 @@ TEST_P(RealVocabulary, EncodeMatchesHuggingFace) {
     const Case& c = cases[i];
     // HF encode(add_special_tokens=False) still parses added tokens in the text.
     const Ids got = tokenizer.encode(c.text, /*parse_special=*/true);
-    EXPECT_EQ(got, c.ids) << GetParam().name << ": text " << i << " \"" << show(c.text) << "\"";
+    EXPECT_EQ(got, c.ids) << GetParam().name << ": text " << i << " " << ::testing::PrintToString(c.text);
     EXPECT_EQ(tokenizer.decode(got), c.text) << GetParam().name << ": text " << i;
     tokens += c.ids.size();
   }
@@ -175,7 +159,8 @@ TEST_P(RealVocabulary, ExtraTextsMatchHuggingFace) {
   for (size_t i = 0; i < texts.size(); ++i) {
     const std::string text = texts[i].get<std::string>();
     const Ids got = tokenizer.encode(text, /*parse_special=*/true);
-    EXPECT_EQ(got, reference["ids"][i].get<Ids>()) << GetParam().name << ": text " << i << " \"" << show(text) << "\"";
+    EXPECT_EQ(got, reference["ids"][i].get<Ids>())
+        << GetParam().name << ": text " << i << " " << ::testing::PrintToString(text);
     EXPECT_EQ(tokenizer.decode(got), reference["decoded"][i].get<std::string>()) << GetParam().name << ": text " << i;
   }
 }
