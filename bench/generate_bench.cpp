@@ -17,6 +17,7 @@
 // not change the speed; bench/transformers_generate_baseline.py uses the same).
 #include <cblas.h>
 #include <omp.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,6 +41,27 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+// CPU time of the whole process (all threads), seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Wall-clock and process CPU seconds of one measurement.
+struct Timing {
+  double wall = 0, cpu = 0;
+};
+
+class Stopwatch {
+ public:
+  Timing read() const { return {seconds_since(wall_), process_cpu_seconds() - cpu_}; }
+
+ private:
+  clock_type::time_point wall_ = clock_type::now();
+  double cpu_ = process_cpu_seconds();
+};
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -96,28 +118,28 @@ struct Setup {
   std::function<void(Session&)> install;  // registers the hooks on a session without any
 };
 
-// Seconds for one batched forward of the prompt, logits for its last token.
-double time_prompt(Session& s, const std::vector<int32_t>& prompt) {
+// One batched forward of the prompt, logits for its last token.
+Timing time_prompt(Session& s, const std::vector<int32_t>& prompt) {
   s.reset();
-  const auto t = clock_type::now();
+  const Stopwatch watch;
   const std::vector<float> logits = s.forward(prompt, LogitsFor::LastToken);
-  const double seconds = seconds_since(t);
+  const Timing t = watch.read();
   if (logits.empty()) throw Error("no logits");
-  return seconds;
+  return t;
 }
 
-// Seconds for n greedy tokens from an empty cache, one forward each.
-double time_generation(Session& s, int32_t first, int64_t n, std::vector<int32_t>& produced) {
+// n greedy tokens from an empty cache, one forward each.
+Timing time_generation(Session& s, int32_t first, int64_t n, std::vector<int32_t>& produced) {
   s.reset();
   produced.clear();
   int32_t token = first;
-  const auto t = clock_type::now();
+  const Stopwatch watch;
   for (int64_t i = 0; i < n; ++i) {
     const std::vector<float> logits = s.forward({token}, LogitsFor::LastToken);
     token = argmax_token(logits);
     produced.push_back(token);
   }
-  return seconds_since(t);
+  return watch.read();
 }
 
 }  // namespace
@@ -150,17 +172,21 @@ int main(int argc, char** argv) {
          }},
     };
 
-    std::vector<std::vector<double>> pp(setups.size()), tg(setups.size());
+    // tokens/s by wall clock, and per CPU-second of the process (all threads;
+    // on a busy machine the first falls with the share of the CPU we get).
+    std::vector<std::vector<double>> pp(setups.size()), tg(setups.size()), pp_cpu(setups.size()), tg_cpu(setups.size());
     std::vector<std::vector<int32_t>> produced(setups.size());
     for (int r = -1; r < o.repeats; ++r) {  // r = -1: warm-up, not counted
       for (size_t k = 0; k < setups.size(); ++k) {
         session.clear_hooks();
         setups[k].install(session);
-        const double p = time_prompt(session, prompt);
-        const double g = time_generation(session, prompt.front(), o.gen_tokens, produced[k]);
+        const Timing p = time_prompt(session, prompt);
+        const Timing g = time_generation(session, prompt.front(), o.gen_tokens, produced[k]);
         if (r < 0) continue;
-        pp[k].push_back(static_cast<double>(o.prompt_tokens) / p);
-        tg[k].push_back(static_cast<double>(o.gen_tokens) / g);
+        pp[k].push_back(static_cast<double>(o.prompt_tokens) / p.wall);
+        tg[k].push_back(static_cast<double>(o.gen_tokens) / g.wall);
+        pp_cpu[k].push_back(static_cast<double>(o.prompt_tokens) / p.cpu);
+        tg_cpu[k].push_back(static_cast<double>(o.gen_tokens) / g.cpu);
       }
     }
     session.clear_hooks();
@@ -180,6 +206,8 @@ int main(int argc, char** argv) {
                              {"tg_tok_s", median(tg[k])},
                              {"pp_runs", pp[k]},
                              {"tg_runs", tg[k]},
+                             {"pp_tok_per_cpu_s", median(pp_cpu[k])},
+                             {"tg_tok_per_cpu_s", median(tg_cpu[k])},
                              {"generated_first", std::vector<int32_t>(produced[k].begin(), produced[k].begin() + std::min<size_t>(8, produced[k].size()))}});
     }
     if (o.json) {
@@ -189,10 +217,12 @@ int main(int argc, char** argv) {
     std::printf("%s, %d threads, %s weights (%.0f MiB, session set up in %.2f s); median of %d runs\n", c.name.c_str(),
                 o.threads, weight_format_name(o.weights).data(), static_cast<double>(session.weight_bytes()) / 1048576.0,
                 load_s, o.repeats);
-    std::printf("%-30s %14s %14s\n", "hooks", ("pp" + std::to_string(o.prompt_tokens) + " tok/s").c_str(),
-                ("tg" + std::to_string(o.gen_tokens) + " tok/s").c_str());
+    const std::string pp_name = "pp" + std::to_string(o.prompt_tokens), tg_name = "tg" + std::to_string(o.gen_tokens);
+    std::printf("%-30s %14s %14s %18s %18s\n", "hooks", (pp_name + " tok/s").c_str(), (tg_name + " tok/s").c_str(),
+                (pp_name + " tok/cpu-s").c_str(), (tg_name + " tok/cpu-s").c_str());
     for (size_t k = 0; k < setups.size(); ++k) {
-      std::printf("%-30s %14.1f %14.1f\n", setups[k].name.c_str(), median(pp[k]), median(tg[k]));
+      std::printf("%-30s %14.1f %14.1f %18.1f %18.1f\n", setups[k].name.c_str(), median(pp[k]), median(tg[k]),
+                  median(pp_cpu[k]), median(tg_cpu[k]));
     }
     return 0;
   } catch (const std::exception& e) {

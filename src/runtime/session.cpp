@@ -28,11 +28,9 @@ void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, double 
   }
 }
 
-// y [n, rows] = x [n, cols] · W[rows, cols]^T (+ bias [rows]).
-void linear(const float* x, int64_t n, const runtime::WeightMatrix& w, const std::vector<float>& bias, float* y) {
-  w.multiply(x, n, y);
-  if (bias.empty()) return;
-  const int64_t rows = w.rows();
+// y [n, rows] += bias [rows], unless the model has no bias.
+void add_bias(float* y, int64_t n, const std::vector<float>& bias) {
+  const auto rows = static_cast<int64_t>(bias.size());
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t r = 0; r < rows; ++r) y[t * rows + r] += bias[sz(r)];
   }
@@ -143,29 +141,32 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     layer_values.resize(sz((p0 + n) * kv_width));
     float* new_keys = layer_keys.data() + p0 * kv_width;
     float* new_values = layer_values.data() + p0 * kv_width;
-    linear(h.data(), n, w.attn_q, w.attn_q_bias, q.data());
-    linear(h.data(), n, w.attn_k, w.attn_k_bias, new_keys);
-    linear(h.data(), n, w.attn_v, w.attn_v_bias, new_values);
+    runtime::multiply_together({{&w.attn_q, h.data(), q.data()},
+                                {&w.attn_k, h.data(), new_keys},
+                                {&w.attn_v, h.data(), new_values}},
+                               n);
+    add_bias(q.data(), n, w.attn_q_bias);
+    add_bias(new_keys, n, w.attn_k_bias);
+    add_bias(new_values, n, w.attn_v_bias);
     rope.apply(q.data(), n, q_width, c.n_heads, p0);
     rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
     runtime::causal_attention(q.data(), n, p0, layer_keys.data(), layer_values.data(), c.n_heads, c.n_kv_heads, hd,
                               attn.data(), c.sliding_window);
-    linear(attn.data(), n, w.attn_output, {}, out.data());
+    w.attn_output.multiply(attn.data(), n, out.data());
     run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);
 
     // MLP: down(silu(gate(h)) * up(h)); the product overwrites `gate`.
     rms_norm(x.data(), w.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
-    linear(h.data(), n, w.ffn_gate, {}, gate.data());
+    runtime::multiply_together({{&w.ffn_gate, h.data(), gate.data()}, {&w.ffn_up, h.data(), up.data()}}, n);
     run_hooks(layer, HookPoint::MlpGate, gate.data(), n, f, p0);
-    linear(h.data(), n, w.ffn_up, {}, up.data());
     run_hooks(layer, HookPoint::MlpUp, up.data(), n, f, p0);
     for (int64_t i = 0; i < n * f; ++i) {
       const float g = gate[sz(i)];
       gate[sz(i)] = g / (1.0f + std::exp(-g)) * up[sz(i)];
     }
     run_hooks(layer, HookPoint::MlpAct, gate.data(), n, f, p0);
-    linear(gate.data(), n, w.ffn_down, {}, out.data());
+    w.ffn_down.multiply(gate.data(), n, out.data());
     run_hooks(layer, HookPoint::MlpOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);
     run_hooks(layer, HookPoint::ResidualOut, x.data(), n, d, p0);

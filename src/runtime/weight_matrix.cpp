@@ -70,7 +70,7 @@ void WeightMatrix::copy_row(int64_t r, float* out) const {
 void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
   if (is_blocks()) {
     if (n < kTileFromRows) {
-      multiply_blocks_by_rows(x, n, y);
+      multiply_together({{this, x, y}}, n);
     } else {
       multiply_blocks_by_tiles(x, n, y);
     }
@@ -84,18 +84,41 @@ void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
   }
 }
 
-void WeightMatrix::multiply_blocks_by_rows(const float* x, int64_t n, float* y) const {
+void WeightMatrix::multiply_rows(const float* x, int64_t n, const float* sums, int64_t first, int64_t last,
+                                 float* y) const {
   const cpu::BlockFormat format = *block_format(type_);
   const int64_t blocks = cols_ / 32;
-  std::vector<float> sums(sz(n * blocks));
-  for (int64_t t = 0; t < n; ++t) cpu::block_sums(x + t * cols_, cols_, sums.data() + t * blocks);
-#pragma omp parallel if (rows_ * cols_ >= kParallelWeights)
+  // Token after token over the same rows, which stay in cache.
+  for (int64_t t = 0; t < n; ++t) {
+    cpu::block_matvec(format, blocks_.data(), row_bytes_, cols_, first, last, x + t * cols_, sums + t * blocks,
+                      y + t * rows_);
+  }
+}
+
+void multiply_together(std::initializer_list<Product> products, int64_t n) {
+  const bool by_rows = std::all_of(products.begin(), products.end(), [n](const Product& p) {
+    return p.w->is_blocks() && n < kTileFromRows;
+  });
+  if (!by_rows) {
+    for (const Product& p : products) p.w->multiply(p.x, n, p.y);
+    return;
+  }
+  // The block sums of each x, once.
+  std::vector<std::vector<float>> sums;
+  int64_t weights = 0;
+  for (const Product& p : products) {
+    const int64_t cols = p.w->cols(), blocks = cols / 32;
+    sums.emplace_back(sz(n * blocks));
+    for (int64_t t = 0; t < n; ++t) cpu::block_sums(p.x + t * cols, cols, sums.back().data() + t * blocks);
+    weights += p.w->rows() * cols;
+  }
+#pragma omp parallel if (weights >= kParallelWeights)
   {
-    const auto [first, last] = thread_rows(rows_, omp_get_thread_num(), omp_get_num_threads());
-    // Token after token over the same rows, which stay in cache.
-    for (int64_t t = 0; t < n; ++t) {
-      cpu::block_matvec(format, blocks_.data(), row_bytes_, cols_, first, last, x + t * cols_, sums.data() + t * blocks,
-                        y + t * rows_);
+    const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
+    size_t i = 0;
+    for (const Product& p : products) {
+      const auto [first, last] = thread_rows(p.w->rows(), thread, threads);
+      p.w->multiply_rows(p.x, n, sums[i++].data(), first, last, p.y);
     }
   }
 }
@@ -109,7 +132,10 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
   const cpu::SingleThreadedBlas one_thread_each;
 #pragma omp parallel
   {
-    std::vector<float> tile(sz(tile_rows * cols_));
+    // Kept per thread between calls (at most 2 MiB): zero-filling a fresh
+    // one each time cost as much as the dequantisation.
+    thread_local std::vector<float> tile;
+    if (tile.size() < sz(tile_rows * cols_)) tile.resize(sz(tile_rows * cols_));
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < tiles; ++i) {
       const int64_t first = i * tile_rows, count = std::min(tile_rows, rows_ - first);

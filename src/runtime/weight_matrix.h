@@ -4,12 +4,28 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "neuronlens/dtype.h"
 #include "neuronlens/tensor.h"
 
 namespace neuronlens::runtime {
+
+class WeightMatrix;
+
+// One product y [n, W.rows] = x [n, W.cols] · W^T.
+struct Product {
+  const WeightMatrix* w;
+  const float* x;
+  float* y;
+};
+
+// Several products with the same n, e.g. q, k and v of one layer. Where all
+// go through the block kernels, they share one parallel region: the threads
+// meet once instead of once per product, which is what a generation step
+// spends between its short products.
+void multiply_together(std::initializer_list<Product> products, int64_t n);
 
 class WeightMatrix {
  public:
@@ -35,7 +51,10 @@ class WeightMatrix {
   void copy_row(int64_t r, float* out) const;
 
  private:
-  void multiply_blocks_by_rows(const float* x, int64_t n, float* y) const;
+  friend void multiply_together(std::initializer_list<Product> products, int64_t n);
+  // Rows [first, last) of the block path, with `sums` [n, cols / 32] the
+  // block sums of x.
+  void multiply_rows(const float* x, int64_t n, const float* sums, int64_t first, int64_t last, float* y) const;
   void multiply_blocks_by_tiles(const float* x, int64_t n, float* y) const;
 
   DType type_ = DType::F32;
