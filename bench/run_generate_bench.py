@@ -25,6 +25,8 @@ import statistics
 import subprocess
 import sys
 
+from generate_workload import add_workload_arguments
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -41,13 +43,8 @@ def last_json_line(text):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--prompt-tokens", type=int, default=128)
-    ap.add_argument("--gen-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per program per round")
+    add_workload_arguments(ap)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--clamp", default="29:808=36")
     ap.add_argument("--weights", default="quantized,float32", help="neuronlens weight formats to time")
     ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "generate_bench"))
     ap.add_argument("--llama-bench")

@@ -28,6 +28,8 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DynamicCache
 
+from generate_workload import add_workload_arguments, prompt_ids
+
 
 def time_prompt(model, prompt):
     with torch.inference_mode():
@@ -53,12 +55,7 @@ def time_generation(model, first, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--prompt-tokens", type=int, default=128)
-    ap.add_argument("--gen-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--clamp", default="29:808=36")
+    add_workload_arguments(ap, repeats=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -66,7 +63,7 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     model.eval()
     vocab = model.config.vocab_size
-    prompt = torch.tensor([[1 + (7919 * t) % (vocab - 1) for t in range(args.prompt_tokens)]])
+    prompt = torch.tensor([prompt_ids(vocab, args.prompt_tokens)])
 
     where, _, value = args.clamp.partition("=")
     layer, _, neuron = where.partition(":")

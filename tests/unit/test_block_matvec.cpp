@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,35 +13,22 @@
 #include "backends/cpu/block_matvec.h"
 #include "neuronlens/dtype.h"
 #include "neuronlens/tensor.h"
+#include "quant_fixture.h"
 #include "runtime/weight_matrix.h"
-#include "test_paths.h"
 
 namespace neuronlens {
 namespace {
 
-constexpr int64_t kRows = 8, kCols = 512;  // ROWS x 16 blocks in gen_quant_blocks.py
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) ADD_FAILURE() << "cannot open fixture " << path;
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+constexpr int64_t kRows = testing::kQuantFixtureRows, kCols = 512;  // 16 blocks a row
 
 struct Blocks {
-  std::vector<uint8_t> data;    // [kRows, row bytes]
-  std::vector<float> expected;  // [kRows, kCols], gguf.quants.dequantize
+  testing::QuantFixture fixture;  // data [kRows, row bytes], expected [kRows, kCols]
   TensorView view;
 };
 
 Blocks load(DType type) {
-  const std::string stem = testing::fixture_path("quant_blocks/" + std::string(dtype_name(type)));
-  Blocks b;
-  b.data = read_bytes(stem + ".bin");
-  const std::vector<uint8_t> f32 = read_bytes(stem + ".f32");
-  b.expected.resize(f32.size() / sizeof(float));
-  std::memcpy(b.expected.data(), f32.data(), f32.size());
-  b.view = TensorView{std::string(dtype_name(type)), type, {kRows, kCols}, b.data.data(),
-                      static_cast<int64_t>(b.data.size())};
+  Blocks b{testing::load_quant_fixture(type), {}};
+  b.view = testing::view_of(b.fixture, type, {kRows, kCols});
   return b;
 }
 
@@ -66,7 +52,8 @@ void expect_products(const Blocks& b, const std::vector<float>& x, int64_t n, co
     for (int64_t r = 0; r < kRows; ++r) {
       double exact = 0, magnitude = 0;
       for (int64_t c = 0; c < kCols; ++c) {
-        const double term = double(b.expected[static_cast<size_t>(r * kCols + c)]) * x[static_cast<size_t>(t * kCols + c)];
+        const double term =
+            double(b.fixture.expected[static_cast<size_t>(r * kCols + c)]) * x[static_cast<size_t>(t * kCols + c)];
         exact += term;
         magnitude += std::fabs(term);
       }
@@ -82,7 +69,7 @@ TEST_P(BlockMatvec, KernelMatchesFloat64DotOfReferenceDequantisation) {
   if (!cpu::have_block_matvec()) GTEST_SKIP() << "no AVX2/FMA/F16C";
   const DType type = GetParam();
   const Blocks b = load(type);
-  ASSERT_EQ(b.expected.size(), static_cast<size_t>(kRows * kCols));
+  ASSERT_EQ(b.fixture.expected.size(), static_cast<size_t>(kRows * kCols));
   const std::vector<float> x = random_activations(kCols, 7);
   std::vector<float> sums(kCols / 32), y(kRows);
   cpu::block_sums(x.data(), kCols, sums.data());
@@ -90,8 +77,8 @@ TEST_P(BlockMatvec, KernelMatchesFloat64DotOfReferenceDequantisation) {
                       : type == DType::Q4_1 ? cpu::BlockFormat::Q4_1
                                             : cpu::BlockFormat::Q8_0;
   // In two calls, as threads split the rows.
-  cpu::block_matvec(format, b.data.data(), b.view.row_bytes(), kCols, 0, 3, x.data(), sums.data(), y.data());
-  cpu::block_matvec(format, b.data.data(), b.view.row_bytes(), kCols, 3, kRows, x.data(), sums.data(), y.data());
+  cpu::block_matvec(format, b.fixture.data.data(), b.view.row_bytes(), kCols, 0, 3, x.data(), sums.data(), y.data());
+  cpu::block_matvec(format, b.fixture.data.data(), b.view.row_bytes(), kCols, 3, kRows, x.data(), sums.data(), y.data());
   expect_products(b, x, 1, y, "kernel");
 }
 
@@ -105,7 +92,7 @@ TEST_P(BlockMatvec, WeightMatrixProductsInEveryPathAndTheRowLookup) {
   EXPECT_FALSE(dense.is_blocks());
   EXPECT_EQ(dense.bytes(), kRows * kCols * 4);
   if (blocks.is_blocks()) {
-    EXPECT_EQ(blocks.bytes(), static_cast<int64_t>(b.data.size()));
+    EXPECT_EQ(blocks.bytes(), static_cast<int64_t>(b.fixture.data.size()));
   }
   for (const int64_t n : {1, 3, 12}) {
     const std::vector<float> x = random_activations(n * kCols, static_cast<uint32_t>(n));
@@ -117,7 +104,7 @@ TEST_P(BlockMatvec, WeightMatrixProductsInEveryPathAndTheRowLookup) {
   }
   std::vector<float> row(kCols);
   blocks.copy_row(5, row.data());
-  EXPECT_EQ(0, std::memcmp(row.data(), b.expected.data() + 5 * kCols, kCols * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(row.data(), b.fixture.expected.data() + 5 * kCols, kCols * sizeof(float)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, BlockMatvec, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q8_0),

@@ -29,37 +29,20 @@
 #include "neuronlens/dtype.h"
 #include "neuronlens/error.h"
 #include "neuronlens/tensor.h"
+#include "quant_fixture.h"
 #include "test_paths.h"
 
 namespace neuronlens {
 namespace {
 
-constexpr int64_t kFixtureRows = 8;  // ROWS in gen_quant_blocks.py
-
 const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
                            DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
                            DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) ADD_FAILURE() << "cannot open fixture " << path;
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-struct QuantFixture {
-  std::vector<uint8_t> data;    // raw GGUF blocks
-  std::vector<float> expected;  // gguf.quants.dequantize of `data`
-};
-
-QuantFixture load_quant_fixture(DType type) {
-  const std::string stem = testing::fixture_path("quant_blocks/" + std::string(dtype_name(type)));
-  QuantFixture fixture;
-  fixture.data = read_bytes(stem + ".bin");
-  const std::vector<uint8_t> expected_bytes = read_bytes(stem + ".f32");
-  fixture.expected.resize(expected_bytes.size() / sizeof(float));
-  std::memcpy(fixture.expected.data(), expected_bytes.data(), expected_bytes.size());
-  return fixture;
-}
+using testing::kQuantFixtureRows;
+using testing::load_quant_fixture;
+using testing::QuantFixture;
+using testing::view_of;
 
 // Bit equality (so -0.0 vs 0.0 and NaN payloads count), reporting the first
 // difference with both values and their bits.
@@ -75,16 +58,6 @@ QuantFixture load_quant_fixture(DType type) {
     }
   }
   return ::testing::AssertionSuccess();
-}
-
-TensorView view_of(const QuantFixture& fixture, DType type, std::vector<int64_t> shape) {
-  TensorView view;
-  view.name = "fixture." + std::string(dtype_name(type));
-  view.type = type;
-  view.shape = std::move(shape);
-  view.data = fixture.data.data();
-  view.nbytes = static_cast<int64_t>(fixture.data.size());
-  return view;
 }
 
 // ---------------------------------------------------------------------------
@@ -218,12 +191,12 @@ TEST(DequantizeRows, AnyRowRangeMatchesWholeTensor) {
     SCOPED_TRACE(std::string(dtype_name(type)));
     const QuantFixture fixture = load_quant_fixture(type);
     const auto n = static_cast<int64_t>(fixture.expected.size());
-    const int64_t row_length = n / kFixtureRows;
-    const TensorView view = view_of(fixture, type, {kFixtureRows, row_length});
-    ASSERT_EQ(view.rows(), kFixtureRows);
+    const int64_t row_length = n / kQuantFixtureRows;
+    const TensorView view = view_of(fixture, type, {kQuantFixtureRows, row_length});
+    ASSERT_EQ(view.rows(), kQuantFixtureRows);
 
-    for (int64_t first = 0; first < kFixtureRows; ++first) {
-      for (int64_t count = 0; first + count <= kFixtureRows; ++count) {
+    for (int64_t first = 0; first < kQuantFixtureRows; ++first) {
+      for (int64_t count = 0; first + count <= kQuantFixtureRows; ++count) {
         std::vector<float> out(static_cast<size_t>(count * row_length) + 1);
         dequantize_rows(view, first, count, out.data());
         ASSERT_TRUE(bits_equal(out.data(), fixture.expected.data() + first * row_length, count * row_length))
@@ -232,21 +205,21 @@ TEST(DequantizeRows, AnyRowRangeMatchesWholeTensor) {
     }
 
     // A 3-D view of the same bytes has the same rows.
-    const TensorView view_3d = view_of(fixture, type, {2, kFixtureRows / 2, row_length});
-    ASSERT_EQ(view_3d.rows(), kFixtureRows);
+    const TensorView view_3d = view_of(fixture, type, {2, kQuantFixtureRows / 2, row_length});
+    ASSERT_EQ(view_3d.rows(), kQuantFixtureRows);
     std::vector<float> out(fixture.expected.size());
-    dequantize_rows(view_3d, 0, kFixtureRows, out.data());
+    dequantize_rows(view_3d, 0, kQuantFixtureRows, out.data());
     EXPECT_TRUE(bits_equal(out.data(), fixture.expected.data(), n));
   }
 }
 
 TEST(DequantizeRows, OutOfRangeRowsThrowNamingTheTensor) {
   const QuantFixture fixture = load_quant_fixture(DType::Q4_1);
-  const auto row_length = static_cast<int64_t>(fixture.expected.size()) / kFixtureRows;
-  const TensorView view = view_of(fixture, DType::Q4_1, {kFixtureRows, row_length});
+  const auto row_length = static_cast<int64_t>(fixture.expected.size()) / kQuantFixtureRows;
+  const TensorView view = view_of(fixture, DType::Q4_1, {kQuantFixtureRows, row_length});
   std::vector<float> out(fixture.expected.size());
   const std::pair<int64_t, int64_t> bad_ranges[] = {
-      {-1, 1}, {0, -1}, {0, kFixtureRows + 1}, {kFixtureRows, 1}, {kFixtureRows + 1, 0},
+      {-1, 1}, {0, -1}, {0, kQuantFixtureRows + 1}, {kQuantFixtureRows, 1}, {kQuantFixtureRows + 1, 0},
       {1, std::numeric_limits<int64_t>::max()}, {std::numeric_limits<int64_t>::max(), 1},
   };
   for (const auto& [first, count] : bad_ranges) {
@@ -257,17 +230,17 @@ TEST(DequantizeRows, OutOfRangeRowsThrowNamingTheTensor) {
       EXPECT_NE(std::string(error.what()).find("fixture.Q4_1"), std::string::npos) << error.what();
     }
   }
-  EXPECT_NO_THROW(dequantize_rows(view, kFixtureRows, 0, out.data()));
+  EXPECT_NO_THROW(dequantize_rows(view, kQuantFixtureRows, 0, out.data()));
 }
 
 TEST(DequantizeRows, ViewShorterThanItsShapeThrows) {
   const QuantFixture fixture = load_quant_fixture(DType::Q8_0);
-  const auto row_length = static_cast<int64_t>(fixture.expected.size()) / kFixtureRows;
-  TensorView view = view_of(fixture, DType::Q8_0, {kFixtureRows, row_length});
+  const auto row_length = static_cast<int64_t>(fixture.expected.size()) / kQuantFixtureRows;
+  TensorView view = view_of(fixture, DType::Q8_0, {kQuantFixtureRows, row_length});
   view.nbytes -= 1;
   std::vector<float> out(fixture.expected.size());
-  EXPECT_THROW(dequantize_rows(view, 0, kFixtureRows, out.data()), Error);
-  EXPECT_NO_THROW(dequantize_rows(view, 0, kFixtureRows - 1, out.data()));
+  EXPECT_THROW(dequantize_rows(view, 0, kQuantFixtureRows, out.data()), Error);
+  EXPECT_NO_THROW(dequantize_rows(view, 0, kQuantFixtureRows - 1, out.data()));
 }
 
 TEST(DequantizeRows, TensorViewShapeHelpers) {

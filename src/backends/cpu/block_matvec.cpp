@@ -34,33 +34,32 @@ NEURONLENS_BLOCK_TARGET inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// sum_i q_i x_i over one block of 32, for 16 bytes of 4-bit values (low
-// nibbles are values 0-15, high nibbles 16-31), eight lanes.
+// sum_i q_i x_i over one block of 32, eight lanes, for the values q0..q3
+// (8 each, as int32).
+NEURONLENS_BLOCK_TARGET inline __m256 block_dot(__m256i q0, __m256i q1, __m256i q2, __m256i q3, const float* x) {
+  const __m256 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q1), _mm256_loadu_ps(x + 8),
+                                   _mm256_mul_ps(_mm256_cvtepi32_ps(q0), _mm256_loadu_ps(x)));
+  const __m256 b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q3), _mm256_loadu_ps(x + 24),
+                                   _mm256_mul_ps(_mm256_cvtepi32_ps(q2), _mm256_loadu_ps(x + 16)));
+  return _mm256_add_ps(a, b);
+}
+
+// For 16 bytes of 4-bit values: low nibbles are values 0-15, high nibbles 16-31.
 NEURONLENS_BLOCK_TARGET inline __m256 nibble_dot(const uint8_t* qs, const float* x) {
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m128i mask = _mm_set1_epi8(0x0F);
   const __m128i lo = _mm_and_si128(packed, mask);
   const __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
-  const __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
-  const __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
-  const __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
-  const __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
-  const __m256 a = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), _mm256_mul_ps(q0, _mm256_loadu_ps(x)));
-  const __m256 b = _mm256_fmadd_ps(q3, _mm256_loadu_ps(x + 24), _mm256_mul_ps(q2, _mm256_loadu_ps(x + 16)));
-  return _mm256_add_ps(a, b);
+  return block_dot(_mm256_cvtepu8_epi32(lo), _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), _mm256_cvtepu8_epi32(hi),
+                   _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), x);
 }
 
-// The same for 32 signed bytes.
+// For 32 signed bytes.
 NEURONLENS_BLOCK_TARGET inline __m256 int8_dot(const uint8_t* qs, const float* x) {
   const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
   const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
-  const __m256 q0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
-  const __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-  const __m256 q2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
-  const __m256 q3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
-  const __m256 a = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + 8), _mm256_mul_ps(q0, _mm256_loadu_ps(x)));
-  const __m256 b = _mm256_fmadd_ps(q3, _mm256_loadu_ps(x + 24), _mm256_mul_ps(q2, _mm256_loadu_ps(x + 16)));
-  return _mm256_add_ps(a, b);
+  return block_dot(_mm256_cvtepi8_epi32(lo), _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)), _mm256_cvtepi8_epi32(hi),
+                   _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)), x);
 }
 
 // Q4_0 is Q4_1 with m = -8 d.
