@@ -4,7 +4,47 @@
 #include <cmath>
 #include <vector>
 
+#include "backends/cpu/cpu_clones.h"
+
 namespace neuronlens::runtime {
+namespace {
+
+// One query against keys/values [first, visible) of its kv head (rows
+// kv_width apart): out [head_dim] = softmax(scale * q·k_j) · v_j, `scores`
+// as scratch. The q·k sums run in eight partial sums so that they vectorise
+// (a plain running sum may not be reordered, and stays scalar).
+NEURONLENS_CPU_CLONES
+void attend(const float* query, const float* keys, const float* values, int64_t kv_width, int64_t head_dim,
+            int64_t first, int64_t visible, float scale, float* scores, float* out) {
+  float max_score = -INFINITY;
+  for (int64_t j = first; j < visible; ++j) {
+    const float* key = keys + j * kv_width;
+    float partial[8] = {};
+    int64_t e = 0;
+    for (; e + 8 <= head_dim; e += 8) {
+      for (int64_t k = 0; k < 8; ++k) partial[k] += query[e + k] * key[e + k];
+    }
+    float dot = 0.0f;
+    for (; e < head_dim; ++e) dot += query[e] * key[e];
+    for (const float p : partial) dot += p;
+    scores[j] = dot * scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  float sum = 0.0f;
+  for (int64_t j = first; j < visible; ++j) {
+    scores[j] = std::exp(scores[j] - max_score);
+    sum += scores[j];
+  }
+  const float inv_sum = 1.0f / sum;
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t j = first; j < visible; ++j) {
+    const float p = scores[j] * inv_sum;
+    const float* value = values + j * kv_width;
+    for (int64_t e = 0; e < head_dim; ++e) out[e] += p * value[e];
+  }
+}
+
+}  // namespace
 
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, const float* keys, const float* values,
                       int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float* out, int64_t sliding_window) {
@@ -20,34 +60,16 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
 #pragma omp parallel if (multiply_adds > (int64_t{1} << 22))
   {
     std::vector<float> scores(static_cast<size_t>(first_position + n_tokens));
-#pragma omp for schedule(static)
+    // Items dealt out one by one: later tokens see more keys, so contiguous
+    // runs of tokens would leave the first thread with the least work.
+#pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < work; ++item) {
       const int64_t t = item / n_heads, head = item % n_heads;
-      const int64_t kv_head = head / group;
+      const int64_t kv_offset = head / group * head_dim;
       const int64_t visible = first_position + t + 1;  // keys up to position first_position + t
       const int64_t first = sliding_window > 0 ? std::max<int64_t>(0, visible - sliding_window) : 0;
-      const float* query = q + t * q_width + head * head_dim;
-      float max_score = -INFINITY;
-      for (int64_t j = first; j < visible; ++j) {
-        const float* key = keys + j * kv_width + kv_head * head_dim;
-        float dot = 0.0f;
-        for (int64_t e = 0; e < head_dim; ++e) dot += query[e] * key[e];
-        scores[static_cast<size_t>(j)] = dot * scale;
-        max_score = std::max(max_score, scores[static_cast<size_t>(j)]);
-      }
-      float sum = 0.0f;
-      for (int64_t j = first; j < visible; ++j) {
-        scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - max_score);
-        sum += scores[static_cast<size_t>(j)];
-      }
-      const float inv_sum = 1.0f / sum;
-      float* o = out + t * q_width + head * head_dim;
-      std::fill(o, o + head_dim, 0.0f);
-      for (int64_t j = first; j < visible; ++j) {
-        const float p = scores[static_cast<size_t>(j)] * inv_sum;
-        const float* value = values + j * kv_width + kv_head * head_dim;
-        for (int64_t e = 0; e < head_dim; ++e) o[e] += p * value[e];
-      }
+      attend(q + t * q_width + head * head_dim, keys + kv_offset, values + kv_offset, kv_width, head_dim, first,
+             visible, scale, scores.data(), out + t * q_width + head * head_dim);
     }
   }
 }

@@ -139,7 +139,8 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < tiles; ++i) {
       const int64_t first = i * tile_rows, count = std::min(tile_rows, rows_ - first);
-      dequantize(type_, blocks_.data() + first * row_bytes_, count * cols_, tile.data());
+      cpu::block_dequantize(*block_format(type_), blocks_.data() + first * row_bytes_, count * cols_ / 32,
+                            tile.data());
       cpu::gemm_abt(n, count, cols_, x, cols_, tile.data(), cols_, y + first, rows_);
     }
   }

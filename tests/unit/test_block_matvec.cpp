@@ -63,6 +63,10 @@ void expect_products(const Blocks& b, const std::vector<float>& x, int64_t n, co
   }
 }
 
+cpu::BlockFormat format_of(DType type) {
+  return type == DType::Q4_0 ? cpu::BlockFormat::Q4_0 : type == DType::Q4_1 ? cpu::BlockFormat::Q4_1 : cpu::BlockFormat::Q8_0;
+}
+
 class BlockMatvec : public ::testing::TestWithParam<DType> {};
 
 TEST_P(BlockMatvec, KernelMatchesFloat64DotOfReferenceDequantisation) {
@@ -73,13 +77,19 @@ TEST_P(BlockMatvec, KernelMatchesFloat64DotOfReferenceDequantisation) {
   const std::vector<float> x = random_activations(kCols, 7);
   std::vector<float> sums(kCols / 32), y(kRows);
   cpu::block_sums(x.data(), kCols, sums.data());
-  const auto format = type == DType::Q4_0 ? cpu::BlockFormat::Q4_0
-                      : type == DType::Q4_1 ? cpu::BlockFormat::Q4_1
-                                            : cpu::BlockFormat::Q8_0;
+  const cpu::BlockFormat format = format_of(type);
   // In two calls, as threads split the rows.
   cpu::block_matvec(format, b.fixture.data.data(), b.view.row_bytes(), kCols, 0, 3, x.data(), sums.data(), y.data());
   cpu::block_matvec(format, b.fixture.data.data(), b.view.row_bytes(), kCols, 3, kRows, x.data(), sums.data(), y.data());
   expect_products(b, x, 1, y, "kernel");
+}
+
+TEST_P(BlockMatvec, DequantisationIsBitIdenticalToTheReference) {
+  if (!cpu::have_block_matvec()) GTEST_SKIP() << "no AVX2/FMA/F16C";
+  const Blocks b = load(GetParam());
+  std::vector<float> out(kRows * kCols);
+  cpu::block_dequantize(format_of(GetParam()), b.fixture.data.data(), kRows * kCols / 32, out.data());
+  EXPECT_EQ(0, std::memcmp(out.data(), b.fixture.expected.data(), out.size() * sizeof(float)));
 }
 
 // WeightMatrix with blocks, for one token (kernel), a few (kernel per token)

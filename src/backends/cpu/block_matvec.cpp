@@ -95,7 +95,55 @@ NEURONLENS_BLOCK_TARGET void int8_rows(const uint8_t* w, int64_t row_bytes, int6
   }
 }
 
+// The 32 values of a block from its values q0..q3 (8 each, as int32):
+// d * q (+ m), rounded as dequantisation rounds.
+template <bool kHasMin>
+NEURONLENS_BLOCK_TARGET inline void store_block(__m256i q0, __m256i q1, __m256i q2, __m256i q3, float d, float m,
+                                                float* out) {
+  const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+  const __m256i q[4] = {q0, q1, q2, q3};
+  for (int i = 0; i < 4; ++i) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(q[i]), vd);
+    if constexpr (kHasMin) v = _mm256_add_ps(v, vm);
+    _mm256_storeu_ps(out + 8 * i, v);
+  }
+}
+
+template <BlockFormat kFormat>
+NEURONLENS_BLOCK_TARGET void dequantize_blocks(const uint8_t* block, int64_t n_blocks, float* out) {
+  for (int64_t b = 0; b < n_blocks; ++b, out += 32) {
+    if constexpr (kFormat == BlockFormat::Q8_0) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      const __m128i lo = _mm256_castsi256_si128(packed), hi = _mm256_extracti128_si256(packed, 1);
+      store_block<false>(_mm256_cvtepi8_epi32(lo), _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)),
+                         _mm256_cvtepi8_epi32(hi), _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)), half_at(block), 0.0f,
+                         out);
+      block += 34;
+    } else {
+      constexpr bool kHasMin = kFormat == BlockFormat::Q4_1;
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + (kHasMin ? 4 : 2)));
+      const __m128i mask = _mm_set1_epi8(0x0F);
+      // Q4_0 stores q - 8, signed.
+      const __m128i offset = _mm_set1_epi8(kHasMin ? 0 : 8);
+      const __m128i lo = _mm_sub_epi8(_mm_and_si128(packed, mask), offset);
+      const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), offset);
+      store_block<kHasMin>(_mm256_cvtepi8_epi32(lo), _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)),
+                           _mm256_cvtepi8_epi32(hi), _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)), half_at(block),
+                           kHasMin ? half_at(block + 2) : 0.0f, out);
+      block += kHasMin ? 20 : 18;
+    }
+  }
+}
+
 }  // namespace
+
+void block_dequantize(BlockFormat format, const uint8_t* blocks, int64_t n_blocks, float* out) {
+  switch (format) {
+    case BlockFormat::Q4_0: return dequantize_blocks<BlockFormat::Q4_0>(blocks, n_blocks, out);
+    case BlockFormat::Q4_1: return dequantize_blocks<BlockFormat::Q4_1>(blocks, n_blocks, out);
+    case BlockFormat::Q8_0: return dequantize_blocks<BlockFormat::Q8_0>(blocks, n_blocks, out);
+  }
+}
 
 bool have_block_matvec() {
   static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -117,8 +165,10 @@ void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64
 
 bool have_block_matvec() { return false; }
 
+// Never called: have_block_matvec() is false.
 void block_matvec(BlockFormat, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const float*, const float*,
                   float*) {}
+void block_dequantize(BlockFormat, const uint8_t*, int64_t, float*) {}
 
 #endif
 

@@ -30,6 +30,13 @@ bool have_block_matvec();
 void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t first_row,
                   int64_t last_row, const float* x, const float* block_sums, float* y);
 
+// The float32 values of `n_blocks` blocks, bit for bit what
+// neuronlens::dequantize (and gguf-py) gives for finite scales: the products
+// d * q are exact and "+ m" is rounded once, in the same order. (A NaN scale
+// may come out with another NaN payload: F16C quiets signalling NaNs.)
+// Requires have_block_matvec().
+void block_dequantize(BlockFormat format, const uint8_t* blocks, int64_t n_blocks, float* out);
+
 // sums[b] = x[32b] + ... + x[32b + 31], for b < cols / 32.
 void block_sums(const float* x, int64_t cols, float* sums);
 

@@ -8,16 +8,12 @@
 #include <immintrin.h>
 #endif
 
-// Simple loops are cloned for x86-64-v3 (AVX2, FMA) and a baseline build, and
-// the loader picks the clone for this CPU; the exp loop, which the compiler
-// will not vectorise on its own, has AVX2 intrinsics chosen at run time. Rounding differences between clones
-// do not matter here: these sums feed a softmax normaliser, not a bit-exact
-// reference.
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define NEURONLENS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define NEURONLENS_CPU_CLONES
-#endif
+#include "backends/cpu/cpu_clones.h"
+
+// Simple loops are cloned (cpu_clones.h); the exp loop, which the compiler
+// will not vectorise on its own, has AVX2 intrinsics chosen at run time.
+// Rounding differences between clones do not matter here: these sums feed a
+// softmax normaliser, not a bit-exact reference.
 
 namespace neuronlens::cpu {
 namespace {
