@@ -70,7 +70,7 @@ def main():
         print(f"round {round_index + 1}/{args.rounds}", file=sys.stderr, flush=True)
         for fmt in args.weights.split(","):
             out = json.loads(run_json([args.bench, args.model, "--weights", fmt, "--json"] + common, env))
-            versions["neuronlens"] = f"{out['weights']} weights, {out['weight_bytes'] / 2**20:.0f} MiB"
+            versions[f"neuronlens {fmt}"] = f"{out['weight_bytes'] / 2**20:.0f} MiB of weights"
             for s in out["setups"]:
                 add(f"neuronlens {fmt}, {s['name']}", s["pp_runs"], s["tg_runs"])
         if args.llama_bench:
