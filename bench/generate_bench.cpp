@@ -6,9 +6,10 @@
 //   no hooks        the plain model
 //   clamp L:I=V     one neuron clamped (default 29:808=36, the dog neuron of
 //                   SmolLM2-135M-Instruct)
-//   no-op hooks     a hook that does nothing at every point of every layer
-//                   (8 x n_layers calls per forward): an upper bound on what
-//                   the hook machinery costs; an unused point costs less
+//   no-op hooks     a hook that does nothing at every point (7 a layer and
+//                   the final norm: 7 x n_layers + 1 calls per forward): an
+//                   upper bound on what the hook machinery costs; an unused
+//                   point costs less
 // Each figure is the median of --repeats runs, after one warm-up run.
 //
 // usage: generate_bench MODEL [--threads N] [--prompt-tokens 128] [--gen-tokens 64]
