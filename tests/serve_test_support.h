@@ -19,34 +19,10 @@
 
 #include "neuronlens/neuron_map.h"
 #include "server/api_server.h"
+#include "scratch_dir.h"
 #include "test_paths.h"
 
 namespace neuronlens::testing {
-
-// A folder for this test process's files, removed when it goes.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("neuronlens_serve_" + std::string(info ? info->name() : "suite") + "_" + std::to_string(::getpid()) +
-             "_" + std::to_string(next_id()++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static int& next_id() {
-    static int id = 0;
-    return id;
-  }
-  std::filesystem::path path_;
-};
 
 // Maps the chosen kinds and layers (empty: all) of a fixture model into an
 // atlas file; returns its path.

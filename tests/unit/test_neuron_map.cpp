@@ -35,6 +35,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
 #include "neuronlens/neuron_map.h"
+#include "scratch_dir.h"
 #include "test_paths.h"
 #include "test_process.h"
 
@@ -114,27 +115,6 @@ Model load_gguf(const std::string& model) {
 Model load_hf(const std::string& model) {
   return Model::load(testing::fixture_path(reference(model, NormMode::Final)["hf"].get<std::string>()));
 }
-
-// A fresh directory for one test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("neuronlens_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
-             std::to_string(::getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // The decoded distribution, whichever way it was obtained.
 struct Decoded {
@@ -450,7 +430,7 @@ TEST(LmHeadDecode, DefaultModelTilesAgreeWithABruteForceDecode) {
 // NeuronMapAtlas
 
 TEST(NeuronMapAtlas, MapsEveryKindAndLayerAsTheReference) {
-  TempDir dir;
+  testing::ScratchDir dir;
   const std::string path = dir.file("untied.db");
   const Model model = load_gguf("untied");
   std::vector<MapProgress> reports;
@@ -498,7 +478,7 @@ TEST(NeuronMapAtlas, MapsEveryKindAndLayerAsTheReference) {
 }
 
 TEST(NeuronMapAtlas, ResumesByKindAndLayer) {
-  TempDir dir;
+  testing::ScratchDir dir;
   const std::string path = dir.file("resume.db");
   const Model model = load_gguf("untied");
   const DecodeSettings settings = settings_with(NormMode::Final);
@@ -542,7 +522,7 @@ TEST(NeuronMapAtlas, ResumesByKindAndLayer) {
 }
 
 TEST(NeuronMapAtlas, RefusesOtherSettingsOrModel) {
-  TempDir dir;
+  testing::ScratchDir dir;
   const std::string path = dir.file("settings.db");
   const Model model = load_gguf("untied");
   map_into(model, path, settings_with(NormMode::Final), {0});
@@ -576,7 +556,7 @@ std::string read_bytes(const std::string& path) {
 }
 
 TEST(NeuronMapAtlas, CorruptOrForeignFilesAreRejected) {
-  TempDir dir;
+  testing::ScratchDir dir;
   EXPECT_TRUE(throws_error_containing([&] { Atlas::open(dir.file("missing.db")); }, "no such atlas"));
 
   std::mt19937 rng(7);
@@ -651,7 +631,7 @@ TEST(ConceptSearch, ExpandsAConceptToItsSingleTokenVariants) {
   EXPECT_EQ(ct.variants, ref["variants"].get<std::vector<std::string>>());
   EXPECT_EQ(ct.not_single, ref["not_single"].get<std::vector<std::string>>());
   // The atlas's stored vocabulary spells the concept the same way.
-  TempDir dir;
+  testing::ScratchDir dir;
   map_into(model, dir.file("a.db"), settings_with(NormMode::Final), {0});
   const Vocabulary stored = Atlas::open(dir.file("a.db")).vocabulary();
   EXPECT_EQ(expand_concept(stored, "dog", false).ids, ct.ids);
@@ -696,7 +676,7 @@ TEST(ConceptSearch, ExactRankingEqualsBruteForce) {
         EXPECT_GE(h.rank, 1);
       }
       // With an atlas of the same model and norm: its stored logsumexp.
-      TempDir dir;
+      testing::ScratchDir dir;
       map_into(model, dir.file("a.db"), settings_with(norm));
       const Atlas atlas = Atlas::open(dir.file("a.db"));
       expect_same_ranking(find_concept(model, decoder, &atlas, ct, options), want, after, swaps);
@@ -728,7 +708,7 @@ TEST(ConceptSearch, AtlasOnlyRankingUsesTheStoredTopK) {
     for (NormMode norm : kNorms) {
       const std::string config = std::string(name) + "_" + std::string(norm_mode_name(norm));
       SCOPED_TRACE(config);
-      TempDir dir;
+      testing::ScratchDir dir;
       map_into(model, dir.file("a.db"), settings_with(norm));
       const Atlas atlas = Atlas::open(dir.file("a.db"));
       const ConceptTokens ct = expand_concept(atlas.vocabulary(), "dog", false);
@@ -761,7 +741,7 @@ TEST(ConceptSearch, AtlasOnlyRankingUsesTheStoredTopK) {
 // CompareAtlases
 
 TEST(CompareAtlases, AnAtlasAgreesWithItself) {
-  TempDir dir;
+  testing::ScratchDir dir;
   const Model model = load_gguf("untied");
   map_into(model, dir.file("a.db"), settings_with(NormMode::Final));
   const Atlas a = Atlas::open(dir.file("a.db"));
@@ -788,7 +768,7 @@ TEST(CompareAtlases, AnAtlasAgreesWithItself) {
 }
 
 TEST(CompareAtlases, TiedAndUntiedHeadsDisagreeAsTheReferenceSays) {
-  TempDir dir;
+  testing::ScratchDir dir;
   map_into(load_gguf("untied"), dir.file("untied.db"), settings_with(NormMode::Final));
   map_into(load_gguf("tied"), dir.file("tied.db"), settings_with(NormMode::Final));
   const Atlas a = Atlas::open(dir.file("untied.db"));
@@ -849,7 +829,7 @@ TEST(CompareAtlases, TiedAndUntiedHeadsDisagreeAsTheReferenceSays) {
 }
 
 TEST(CompareAtlases, DifferentShapesAreRefused) {
-  TempDir dir;
+  testing::ScratchDir dir;
   const Model model = load_gguf("untied");
   map_into(model, dir.file("k20.db"), settings_with(NormMode::Final));
   map_into(model, dir.file("k10.db"), settings_with(NormMode::Final, 10));
@@ -881,7 +861,7 @@ using testing::run_command;
 std::string quoted(const std::string& path) { return "'" + path + "'"; }
 
 TEST(NeuronMapCli, MapShowFindCompare) {
-  TempDir dir;
+  testing::ScratchDir dir;
   const std::string cli = quoted(testing::cli_path());
   const std::string atlas = dir.file("cli.db");
   const std::string model_path = testing::fixture_path("tiny_llama.gguf");
