@@ -5,7 +5,8 @@
 // usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down]
 //   (a) neuronlens: load + dequantise vectors, RMSNorm, fused GEMM with online
 //       softmax and top-k, float64 re-score (no atlas writes)
-//   (c) bare GEMM: [1024-neuron chunk, d] x [V, d]^T per chunk, nothing else
+//   (c) bare GEMM: [1024-neuron chunk, d] x [V, d]^T per chunk, nothing else,
+//       on the same normalised vectors, taking turns with (a) layer by layer
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -49,36 +50,40 @@ int main(int argc, char** argv) {
     const LmHeadDecoder decoder(model, DecodeSettings{});
     const double setup_s = seconds_since(t0);
 
-    std::vector<float> v;
-    double load_s = 0, decode_s = 0;
-    int64_t checksum = 0;
+    // (a) and (c) take turns on each layer and kind, in alternating order, so
+    // a change in the machine's speed (other jobs, clocks) falls on both.
+    constexpr int64_t kChunk = 1024;  // (c): [1024-vector chunk, d] x [V, d]^T
+    std::vector<float> v, out(static_cast<size_t>(kChunk * c.vocab_size));
+    double load_s = 0, decode_s = 0, gemm_s = 0;
+    int64_t checksum = 0, turn = 0;
+    auto run_a = [&] {
+      const auto t = clock_type::now();
+      const auto r = decoder.decode_normalized(v.data(), c.d_ffn);
+      decode_s += seconds_since(t);
+      checksum += r.front().top_ids.front();
+    };
+    auto run_c = [&] {
+      const auto t = clock_type::now();
+      for (int64_t first = 0; first < c.d_ffn; first += kChunk) {
+        const int64_t n = std::min(kChunk, c.d_ffn - first);
+        cpu::gemm_abt(n, c.vocab_size, c.d_model, v.data() + first * c.d_model, c.d_model, decoder.lm_head(),
+                      c.d_model, out.data(), c.vocab_size);
+      }
+      gemm_s += seconds_since(t);
+    };
     for (int64_t layer : layers) {
       for (VectorKind kind : kinds) {
-        auto t = clock_type::now();
+        const auto t = clock_type::now();
         load_neuron_vectors(model, kind, layer, v);
         decoder.normalize(v.data(), c.d_ffn);
         load_s += seconds_since(t);
-        t = clock_type::now();
-        const auto r = decoder.decode_normalized(v.data(), c.d_ffn);
-        decode_s += seconds_since(t);
-        checksum += r.front().top_ids.front();
-      }
-    }
-
-    // Bare GEMM over the same products, in 1024-vector chunks.
-    constexpr int64_t kChunk = 1024;
-    std::vector<float> out(static_cast<size_t>(kChunk * c.vocab_size));
-    double gemm_s = 0;
-    for (int64_t layer : layers) {
-      for (VectorKind kind : kinds) {
-        load_neuron_vectors(model, kind, layer, v);
-        const auto t = clock_type::now();
-        for (int64_t first = 0; first < c.d_ffn; first += kChunk) {
-          const int64_t n = std::min(kChunk, c.d_ffn - first);
-          cpu::gemm_abt(n, c.vocab_size, c.d_model, v.data() + first * c.d_model, c.d_model, decoder.lm_head(),
-                        c.d_model, out.data(), c.vocab_size);
+        if (turn++ % 2 == 0) {
+          run_a();
+          run_c();
+        } else {
+          run_c();
+          run_a();
         }
-        gemm_s += seconds_since(t);
       }
     }
     nlohmann::json j;
