@@ -2,7 +2,7 @@
 // for the same products (the limit for an exact float32 method), in one
 // process, and prints JSON for bench/run_map_bench.py.
 //
-// usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down]
+// usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down] [--product gemm|strassen]
 //   (a) neuronlens: load + dequantise vectors, RMSNorm, fused GEMM with online
 //       softmax and top-k, float64 re-score (no atlas writes)
 //   (c) bare GEMM: [1024-neuron chunk, d] x [V, d]^T per chunk, nothing else,
@@ -29,14 +29,19 @@ static double seconds_since(clock_type::time_point t) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL [--layers L] [--kinds K]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL [--layers L] [--kinds K] [--product gemm|strassen]\n", argv[0]);
     return 2;
   }
   try {
     std::string layers_text = "all", kinds_text = "all";
+    DecodeSettings settings;
     for (int i = 2; i + 1 < argc; i += 2) {
       if (!std::strcmp(argv[i], "--layers")) layers_text = argv[i + 1];
       else if (!std::strcmp(argv[i], "--kinds")) kinds_text = argv[i + 1];
+      else if (!std::strcmp(argv[i], "--product")) {
+        if (!std::strcmp(argv[i + 1], "gemm")) settings.product = LogitProduct::Gemm;
+        else if (std::strcmp(argv[i + 1], "strassen") != 0) throw Error("--product is strassen or gemm");
+      }
       else throw Error(std::string("unknown option ") + argv[i]);
     }
     const Model model = Model::load(argv[1]);
@@ -47,7 +52,7 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * static_cast<double>(vectors) * static_cast<double>(c.vocab_size) * static_cast<double>(c.d_model);
 
     auto t0 = clock_type::now();
-    const LmHeadDecoder decoder(model, DecodeSettings{});
+    const LmHeadDecoder decoder(model, settings);
     const double setup_s = seconds_since(t0);
 
     // (a) and (c) take turns on each layer and kind, in alternating order, so

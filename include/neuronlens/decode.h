@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,9 +33,22 @@ enum class NormMode {
 std::string_view norm_mode_name(NormMode mode);        // "final", "none"
 NormMode norm_mode_from_name(std::string_view name);   // throws Error
 
+// How each tile of logits, vectors [m, d] x LM head tile [n, d]^T, is
+// multiplied. Both are float32 throughout, and the top candidates are
+// re-scored in float64 either way; they differ in rounding and speed only.
+enum class LogitProduct {
+  Gemm,      // plain BLAS sgemm
+  // One level of Strassen-Winograd: 7/8 of the multiplications, for one more
+  // LM head's worth of memory (each tile's B-side sums, made once). Needs an
+  // even d (else Gemm). Measured within a few percent of Gemm on a 2-core
+  // AVX2 machine (bench/neuron_map_bench --product), so not the default.
+  Strassen,
+};
+
 struct DecodeSettings {
   NormMode norm = NormMode::Final;
   int top_k = 20;
+  LogitProduct product = LogitProduct::Gemm;
 };
 
 // The decoded distribution of one vector. Probabilities are
@@ -82,6 +96,7 @@ class LmHeadDecoder {
 
  private:
   void decode_block(const float* vectors, int64_t n, NeuronDecoding* results, std::vector<float>& logits) const;
+  void decode_block_strassen(const float* vectors, int64_t n, NeuronDecoding* results) const;
 
   DecodeSettings settings_;
   int64_t vocab_size_ = 0;
@@ -89,6 +104,9 @@ class LmHeadDecoder {
   double rms_eps_ = 1e-5;
   std::vector<float> lm_head_;     // [V, d]
   std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm
+  // LogitProduct::Strassen: each vocabulary tile's B-side sums, made once
+  // (as many floats as the LM head again); null on the plain GEMM path.
+  std::shared_ptr<const struct StrassenHead> strassen_;
 };
 
 }  // namespace neuronlens

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/strassen.h"
 #include "decode/online_softmax.h"
 #include "neuronlens/decode.h"
 #include "neuronlens/error.h"
@@ -22,6 +23,10 @@ using decode_detail::TopK;
 
 constexpr int64_t kVectorBlock = 1024;    // vectors per GEMM (and per thread task)
 constexpr int64_t kVocabTile = 4096;     // vocabulary rows per GEMM
+// Vocabulary rows per tile on the Strassen path. Each tile's seven products
+// take 7/4 x (block/2) x tile floats per thread (14 MiB at 1024 x 2048); the
+// width made no difference we could measure between 1024 and 4096.
+constexpr int64_t kStrassenTile = 2048;
 constexpr int kExtraCandidates = 8;
 // Relative gap under which a float32 GEMM logit and a float64 one count as
 // equal: well above float32 summation error over d <= 16384 terms of size ~1.
@@ -39,7 +44,39 @@ double dot_f64(const float* a, const float* b, int64_t n) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+// Turns one vector's folded statistics into its decoding: the candidates are
+// re-scored in float64 and re-ranked (higher logit, then lower id), and their
+// float32 terms in the softmax sums become the float64 ones too, so the
+// stored probabilities agree with the stored logits.
+void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, OnlineSoftmax& sm, const TopK& top,
+                     NeuronDecoding& r) {
+  std::vector<std::pair<double, int32_t>> scored;
+  for (const TopK::Item& item : top.items()) {
+    const double z64 = dot_f64(vec, head + static_cast<int64_t>(item.id) * d, d);
+    sm.replace_term(item.logit, z64);
+    scored.emplace_back(z64, item.id);
+  }
+  std::sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
+    return x.first > y.first || (x.first == y.first && x.second < y.second);
+  });
+  r.logsumexp = sm.logsumexp();
+  r.entropy = sm.entropy();
+  scored.resize(static_cast<size_t>(top_k));
+  r.top_ids.clear();
+  r.top_logits.clear();
+  r.topk_mass = 0;
+  for (const auto& [logit, id] : scored) {
+    r.top_ids.push_back(id);
+    r.top_logits.push_back(logit);
+    r.topk_mass += std::exp(logit - r.logsumexp);
+  }
+}
+
 }  // namespace
+
+struct StrassenHead {
+  std::vector<cpu::StrassenRhs> tiles;  // tile t covers vocabulary rows [t * kStrassenTile, ...)
+};
 
 std::string_view vector_kind_name(VectorKind kind) {
   switch (kind) {
@@ -89,6 +126,17 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
   const TensorView& gamma = model.weight(WeightKind::OutputNorm);
   norm_weight_.resize(static_cast<size_t>(d_model_));
   dequantize_rows(gamma, 0, 1, norm_weight_.data());
+  if (settings.product == LogitProduct::Strassen && cpu::strassen_fits(2, d_model_)) {
+    auto sums = std::make_shared<StrassenHead>();
+    sums->tiles.resize(static_cast<size_t>((vocab_size_ + kStrassenTile - 1) / kStrassenTile));
+#pragma omp parallel for schedule(dynamic)
+    for (size_t t = 0; t < sums->tiles.size(); ++t) {
+      const int64_t v0 = static_cast<int64_t>(t) * kStrassenTile, cols = std::min(kStrassenTile, vocab_size_ - v0);
+      // A tile of odd width (only ever the last) stays empty: plain GEMM.
+      if (cpu::strassen_fits(cols, d_model_)) sums->tiles[t].prepare(lm_head_.data() + v0 * d_model_, cols, d_model_, d_model_);
+    }
+    strassen_ = std::move(sums);
+  }
 }
 
 void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
@@ -127,32 +175,8 @@ void LmHeadDecoder::decode_block(const float* vectors, int64_t n, NeuronDecoding
     }
   }
   for (int64_t i = 0; i < n; ++i) {
-    const float* vec = vectors + i * d;
-    NeuronDecoding& r = results[i];
-    // Re-score candidates in float64 and re-rank: higher logit, then lower id.
-    // Their float32 terms in the softmax sums become the float64 ones too, so
-    // the stored probabilities agree with the stored logits.
-    OnlineSoftmax& sm = softmax[static_cast<size_t>(i)];
-    std::vector<std::pair<double, int32_t>> scored;
-    for (const TopK::Item& item : top[static_cast<size_t>(i)].items()) {
-      const double z64 = dot_f64(vec, lm_head_.data() + static_cast<int64_t>(item.id) * d, d);
-      sm.replace_term(item.logit, z64);
-      scored.emplace_back(z64, item.id);
-    }
-    std::sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) {
-      return x.first > y.first || (x.first == y.first && x.second < y.second);
-    });
-    r.logsumexp = sm.logsumexp();
-    r.entropy = sm.entropy();
-    scored.resize(static_cast<size_t>(settings_.top_k));
-    r.top_ids.clear();
-    r.top_logits.clear();
-    r.topk_mass = 0;
-    for (const auto& [logit, id] : scored) {
-      r.top_ids.push_back(id);
-      r.top_logits.push_back(logit);
-      r.topk_mass += std::exp(logit - r.logsumexp);
-    }
+    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, softmax[static_cast<size_t>(i)],
+                    top[static_cast<size_t>(i)], results[i]);
   }
 }
 
@@ -176,12 +200,61 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t start = first + b * block;
       const int64_t count = std::min(block, first + in_round - start);
-      decode_block(vectors + start * d_model_, count, results.data() + start,
-                   logits[static_cast<size_t>(omp_get_thread_num())]);
+      if (!strassen_) {
+        decode_block(vectors + start * d_model_, count, results.data() + start,
+                     logits[static_cast<size_t>(omp_get_thread_num())]);
+      } else {
+        decode_block_strassen(vectors + start * d_model_, count, results.data() + start);
+      }
     }
     if (on_progress) on_progress(first + in_round);
   }
   return results;
+}
+
+// The Strassen path: like decode_block, one block of vectors per thread task
+// walking the whole vocabulary, with each tile's logits made from seven
+// products (the tile's B-side sums were made once, in the constructor), and
+// C's rows folded two at a time as they are combined.
+void LmHeadDecoder::decode_block_strassen(const float* vectors, int64_t n, NeuronDecoding* results) const {
+  const int64_t d = d_model_, V = vocab_size_;
+  const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
+  // Each OpenMP worker keeps its buffers (the products take tens of MiB)
+  // from call to call: allocating them for every layer showed up in perf as
+  // page faults.
+  thread_local cpu::StrassenLhs lhs;
+  thread_local cpu::StrassenProducts products;
+  thread_local std::vector<float> upper, lower, logits;
+  lhs.prepare(vectors, n, d, d);
+  upper.resize(static_cast<size_t>(kStrassenTile));
+  lower.resize(static_cast<size_t>(kStrassenTile));
+  std::vector<OnlineSoftmax> softmax(static_cast<size_t>(n));
+  std::vector<TopK> top(static_cast<size_t>(n), TopK(candidates));
+  auto fold = [&](int64_t i, const float* row, int64_t cols, int64_t v0) {
+    softmax[static_cast<size_t>(i)].add_tile(row, cols);
+    top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
+  };
+  for (size_t t = 0; t < strassen_->tiles.size(); ++t) {
+    const int64_t v0 = static_cast<int64_t>(t) * kStrassenTile, cols = std::min(kStrassenTile, V - v0);
+    const cpu::StrassenRhs& rhs = strassen_->tiles[t];
+    if (rhs.rows() == cols) {
+      products.compute(lhs, rhs);
+      const int64_t h = lhs.half_rows();
+      for (int64_t i = 0; i < h; ++i) {
+        products.rows(i, upper.data(), lower.data());
+        fold(i, upper.data(), cols, v0);
+        if (h + i < n) fold(h + i, lower.data(), cols, v0);
+      }
+    } else {  // a last tile of odd width: a plain GEMM
+      logits.resize(static_cast<size_t>(n * cols));
+      cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
+      for (int64_t i = 0; i < n; ++i) fold(i, logits.data() + i * cols, cols, v0);
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, softmax[static_cast<size_t>(i)],
+                    top[static_cast<size_t>(i)], results[i]);
+  }
 }
 
 void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens,

@@ -203,12 +203,16 @@ std::vector<NeuronDecoding> decode_layer(const Model& model, const LmHeadDecoder
   return decoder.decode_normalized(vectors.data(), model.config().d_ffn);
 }
 
-DecodeSettings settings_with(NormMode norm, int top_k = 20) {
+DecodeSettings settings_with(NormMode norm, int top_k = 20, LogitProduct product = LogitProduct::Gemm) {
   DecodeSettings s;
   s.norm = norm;
   s.top_k = top_k;
+  s.product = product;
   return s;
 }
+
+constexpr LogitProduct kProducts[] = {LogitProduct::Gemm, LogitProduct::Strassen};
+const char* product_name(LogitProduct p) { return p == LogitProduct::Gemm ? "gemm" : "strassen"; }
 
 MapProgress map_into(const Model& model, const std::string& path, DecodeSettings settings,
                      std::vector<int64_t> layers = {}, std::vector<MapProgress>* reports = nullptr) {
@@ -254,22 +258,24 @@ TEST(LmHeadDecode, GgufModelsMatchTheFloat64Reference) {
     ASSERT_EQ(model.config().n_layers, 2);
     ASSERT_EQ(model.config().d_ffn, 96);
     for (NormMode norm : kNorms) {
-      const LmHeadDecoder decoder(model, settings_with(norm));
-      int tie_cases = 0;
-      for (VectorKind kind : kKinds) {
-        for (int64_t layer = 0; layer < model.config().n_layers; ++layer) {
-          const std::vector<NeuronDecoding> got = decode_layer(model, decoder, kind, layer);
-          ASSERT_EQ(got.size(), 96u);
-          for (int64_t i = 0; i < 96; ++i) {
-            EXPECT_TRUE(matches_reference(decoded_of(got[static_cast<size_t>(i)]),
-                                          reference_neuron(name, norm, kind, layer, i), tie_cases))
-                << name << " norm " << norm_mode_name(norm) << " " << layer << ":" << vector_kind_name(kind) << ":"
-                << i;
+      for (LogitProduct product : kProducts) {
+        const LmHeadDecoder decoder(model, settings_with(norm, 20, product));
+        int tie_cases = 0;
+        for (VectorKind kind : kKinds) {
+          for (int64_t layer = 0; layer < model.config().n_layers; ++layer) {
+            const std::vector<NeuronDecoding> got = decode_layer(model, decoder, kind, layer);
+            ASSERT_EQ(got.size(), 96u);
+            for (int64_t i = 0; i < 96; ++i) {
+              EXPECT_TRUE(matches_reference(decoded_of(got[static_cast<size_t>(i)]),
+                                            reference_neuron(name, norm, kind, layer, i), tie_cases))
+                  << name << " norm " << norm_mode_name(norm) << " " << product_name(product) << " " << layer << ":"
+                  << vector_kind_name(kind) << ":" << i;
+            }
           }
         }
+        // Random weights make exact ties rare: a handful at most of 576.
+        EXPECT_LE(tie_cases, 5) << name << " norm " << norm_mode_name(norm) << " " << product_name(product);
       }
-      // Random weights make exact ties rare: a handful at most of 576.
-      EXPECT_LE(tie_cases, 5) << name << " norm " << norm_mode_name(norm);
     }
   }
 }
@@ -355,12 +361,15 @@ TEST(LmHeadDecode, DefaultModelTilesAgreeWithABruteForceDecode) {
   const int64_t d = model.config().d_model, V = model.config().vocab_size;
   ASSERT_GT(V, 2 * 8192);
   const LmHeadDecoder decoder(model, settings_with(NormMode::Final));
+  const LmHeadDecoder strassen(model, settings_with(NormMode::Final, 20, LogitProduct::Strassen));
   std::vector<float> vectors;
   load_neuron_vectors(model, VectorKind::Down, model.config().n_layers - 1, vectors);
   constexpr int64_t n = 300;
   decoder.normalize(vectors.data(), n);
-  const std::vector<NeuronDecoding> got = decoder.decode_normalized(vectors.data(), n);
-  ASSERT_EQ(got.size(), static_cast<size_t>(n));
+  const std::vector<NeuronDecoding> by_gemm = decoder.decode_normalized(vectors.data(), n);
+  const std::vector<NeuronDecoding> by_strassen = strassen.decode_normalized(vectors.data(), n);
+  ASSERT_EQ(by_gemm.size(), static_cast<size_t>(n));
+  ASSERT_EQ(by_strassen.size(), static_cast<size_t>(n));
   const float* head = decoder.lm_head();
   int tie_cases = 0;
   for (int64_t i : {0, 1, 128, 255, 256, 257, 299}) {
@@ -408,22 +417,25 @@ TEST(LmHeadDecode, DefaultModelTilesAgreeWithABruteForceDecode) {
     // wrong fold gives. The entropy moves by sum_t p_t |log p_t + H| times
     // the logit error; the exponential folding adds ~1e-7.
     const double tolerance = 4 * std::abs(zmax) * std::sqrt(static_cast<double>(d)) * FLT_EPSILON + 1e-6;
-    const NeuronDecoding& g = got[static_cast<size_t>(i)];
-    EXPECT_NEAR(g.logsumexp, lse, tolerance) << "vector " << i;
-    EXPECT_NEAR(g.entropy, entropy, tolerance * std::max(weight, 1.0)) << "vector " << i;
-    // The top-k mass, sum_r exp(z_r - logsumexp), inherits logsumexp's error.
-    EXPECT_NEAR(g.topk_mass, mass, mass * tolerance + kProbTolerance) << "vector " << i;
-    // Ids and float64 logits exactly as usual; probabilities from the exact
-    // logsumexp, so that they test the logits and not logsumexp again.
-    Decoded exact = decoded_of(g);
-    exact.logsumexp = lse;
-    exact.entropy = entropy;
-    exact.topk_mass = mass;
-    exact.probs.clear();
-    for (double zt : exact.logits) exact.probs.push_back(std::exp(zt - lse));
-    EXPECT_TRUE(matches_reference(exact, ref, tie_cases)) << "vector " << i;
+    for (const auto* got : {&by_gemm, &by_strassen}) {
+      const char* product = got == &by_gemm ? "gemm" : "strassen";
+      const NeuronDecoding& g = (*got)[static_cast<size_t>(i)];
+      EXPECT_NEAR(g.logsumexp, lse, tolerance) << "vector " << i << " " << product;
+      EXPECT_NEAR(g.entropy, entropy, tolerance * std::max(weight, 1.0)) << "vector " << i << " " << product;
+      // The top-k mass, sum_r exp(z_r - logsumexp), inherits logsumexp's error.
+      EXPECT_NEAR(g.topk_mass, mass, mass * tolerance + kProbTolerance) << "vector " << i << " " << product;
+      // Ids and float64 logits exactly as usual; probabilities from the exact
+      // logsumexp, so that they test the logits and not logsumexp again.
+      Decoded exact = decoded_of(g);
+      exact.logsumexp = lse;
+      exact.entropy = entropy;
+      exact.topk_mass = mass;
+      exact.probs.clear();
+      for (double zt : exact.logits) exact.probs.push_back(std::exp(zt - lse));
+      EXPECT_TRUE(matches_reference(exact, ref, tie_cases)) << "vector " << i << " " << product;
+    }
   }
-  EXPECT_LE(tie_cases, 1);
+  EXPECT_LE(tie_cases, 2);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+// One level of Strassen-Winograd (backends/cpu/strassen) against float64
+// products, and the decode's two product paths against each other.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backends/cpu/strassen.h"
+
+namespace neuronlens::cpu {
+namespace {
+
+std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> m(static_cast<size_t>(rows * cols));
+  for (float& x : m) x = dist(rng);
+  return m;
+}
+
+// Every row of C = A · B^T from the seven products, against float64 dot
+// products, for odd and even row counts (the odd one pads A with a zero row)
+// and a leading dimension wider than the rows.
+TEST(Strassen, RowsEqualFloat64Products) {
+  struct Shape {
+    int64_t m, n, k, ldb;
+  };
+  for (const Shape& s : {Shape{8, 6, 4, 4}, Shape{7, 10, 12, 16}, Shape{33, 64, 96, 96}, Shape{1, 2, 2, 2}}) {
+    const std::vector<float> a = random_matrix(s.m, s.k, 1), b = random_matrix(s.n, s.ldb, 2);
+    ASSERT_TRUE(strassen_fits(s.n, s.k));
+    StrassenLhs lhs;
+    lhs.prepare(a.data(), s.m, s.k, s.k);
+    StrassenRhs rhs;
+    rhs.prepare(b.data(), s.n, s.k, s.ldb);
+    StrassenProducts products;
+    products.compute(lhs, rhs);
+    ASSERT_EQ(lhs.rows(), s.m);
+    ASSERT_EQ(lhs.half_rows(), (s.m + 1) / 2);
+    std::vector<float> top(static_cast<size_t>(s.n)), bottom(static_cast<size_t>(s.n));
+    const int64_t h = lhs.half_rows();
+    for (int64_t i = 0; i < h; ++i) {
+      products.rows(i, top.data(), bottom.data());
+      for (int64_t half = 0; half < 2; ++half) {
+        const int64_t row = i + half * h;
+        if (row >= s.m) continue;
+        for (int64_t j = 0; j < s.n; ++j) {
+          double exact = 0, scale = 0;
+          for (int64_t t = 0; t < s.k; ++t) {
+            exact += static_cast<double>(a[static_cast<size_t>(row * s.k + t)]) * b[static_cast<size_t>(j * s.ldb + t)];
+            scale += std::abs(static_cast<double>(a[static_cast<size_t>(row * s.k + t)])) *
+                     std::abs(static_cast<double>(b[static_cast<size_t>(j * s.ldb + t)]));
+          }
+          const float got = (half == 0 ? top : bottom)[static_cast<size_t>(j)];
+          // A few float32 roundings of sums of |a||b| terms; a wrong formula
+          // is off by whole products (order 1 here).
+          EXPECT_NEAR(got, exact, 8 * scale * 1.2e-7 * std::sqrt(static_cast<double>(s.k)) + 1e-6)
+              << "m=" << s.m << " n=" << s.n << " k=" << s.k << " row " << row << " col " << j;
+        }
+      }
+    }
+  }
+}
+
+TEST(Strassen, FitsOnlyEvenShapes) {
+  EXPECT_TRUE(strassen_fits(2048, 576));
+  EXPECT_FALSE(strassen_fits(2047, 576));
+  EXPECT_FALSE(strassen_fits(2048, 575));
+  EXPECT_FALSE(strassen_fits(0, 2));
+}
+
+}  // namespace
+}  // namespace neuronlens::cpu
