@@ -32,18 +32,6 @@ constexpr int kExtraCandidates = 8;
 // equal: well above float32 summation error over d <= 16384 terms of size ~1.
 constexpr double kTieTolerance = 1e-4;      // float32 near-ties re-scored in float64
 
-double dot_f64(const float* a, const float* b, int64_t n) {
-  // Four running sums so the loop vectorises; float64 keeps the result far
-  // more precise than the float32 GEMM it corrects, whatever the order.
-  double s[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int k = 0; k < 4; ++k) s[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
-  }
-  for (; i < n; ++i) s[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-  return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
 // Turns one vector's folded statistics into its decoding: the candidates are
 // re-scored in float64 and re-ranked (higher logit, then lower id), and their
 // float32 terms in the softmax sums become the float64 ones too, so the
@@ -52,7 +40,7 @@ void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, 
                      NeuronDecoding& r) {
   std::vector<std::pair<double, int32_t>> scored;
   for (const TopK::Item& item : top.items()) {
-    const double z64 = dot_f64(vec, head + static_cast<int64_t>(item.id) * d, d);
+    const double z64 = cpu::dot_f64(vec, head + static_cast<int64_t>(item.id) * d, d);
     sm.replace_term(item.logit, z64);
     scored.emplace_back(z64, item.id);
   }
@@ -269,7 +257,7 @@ void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vec
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < m; ++j) {
-      out[i * m + j] = dot_f64(vectors + i * d, lm_head_.data() + static_cast<int64_t>(tokens[j]) * d, d);
+      out[i * m + j] = cpu::dot_f64(vectors + i * d, lm_head_.data() + static_cast<int64_t>(tokens[j]) * d, d);
     }
   }
 }

@@ -24,17 +24,24 @@ struct OnlineSoftmax {
   double sum_shift = 0;
 
   void add_tile(const float* z, int64_t n) {
-    const float tile_max = cpu::max_of(z, n);
-    if (tile_max > max) {
-      // Re-base the running sums on the new maximum.
-      if (sum_exp > 0) {
-        const double c = std::exp(max - tile_max);
-        sum_shift = c * (sum_shift + sum_exp * (max - tile_max));
-        sum_exp *= c;
-      }
-      max = tile_max;
+    if (max == -INFINITY) {  // the first tile: shift by its own maximum
+      max = cpu::max_of(z, n);
+      cpu::exp_sums(z, n, static_cast<float>(max), sum_exp, sum_shift);
+      return;
     }
-    cpu::exp_sums(z, n, static_cast<float>(max), sum_exp, sum_shift);
+    // Later tiles take one pass, shifted by the running maximum, which they
+    // seldom exceed (and never by enough to overflow: logits of one vector
+    // span tens, not 87); the sums are re-based when one does.
+    double tile_exp = 0, tile_shift = 0;
+    const float tile_max = cpu::exp_sums(z, n, static_cast<float>(max), tile_exp, tile_shift);
+    if (tile_max - max > kLargestShift) {  // exp(z - max) may have overflowed: redo it
+      tile_exp = tile_shift = 0;
+      rebase(tile_max);
+      cpu::exp_sums(z, n, tile_max, tile_exp, tile_shift);
+    }
+    sum_exp += tile_exp;
+    sum_shift += tile_shift;
+    if (tile_max > max) rebase(tile_max);
   }
 
   // Swaps one logit's term, counted as `old_logit`, for `new_logit` (its
@@ -48,6 +55,21 @@ struct OnlineSoftmax {
 
   double logsumexp() const { return max + std::log(sum_exp); }
   double entropy() const { return std::log(sum_exp) - sum_shift / sum_exp; }
+
+ private:
+  // exp(60) is 1e26: far from float's 3e38, so a tile's float run sums of
+  // terms this large stay finite.
+  static constexpr double kLargestShift = 60;
+
+  // Re-bases the sums on a new, larger maximum.
+  void rebase(double new_max) {
+    if (sum_exp > 0) {
+      const double c = std::exp(max - new_max);
+      sum_shift = c * (sum_shift + sum_exp * (max - new_max));
+      sum_exp *= c;
+    }
+    max = new_max;
+  }
 };
 
 // The `capacity` largest logits seen so far, as a min-heap on (logit, -id) so

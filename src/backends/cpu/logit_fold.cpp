@@ -18,7 +18,8 @@
 namespace neuronlens::cpu {
 namespace {
 
-// exp(x) for x <= 0, about 2 ulp, branch-free so loops over it vectorise.
+// exp(x) for -87 <= x <= 88 (below -87 it gives about exp(-87), which is 0 next
+// to any sum it joins), about 2 ulp, branch-free so loops over it vectorise.
 // Cephes-style: x = n ln2 + r with |r| <= ln2/2, exp(r) by a polynomial.
 inline float exp_nonpositive(float x) {
   x = std::max(x, -87.0f);  // exp underflows to 0 in float32 below this anyway
@@ -54,8 +55,9 @@ float max_of(const float* z, int64_t n) {
 
 namespace {
 
-void exp_sums_portable(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
+float exp_sums_portable(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
   constexpr int64_t kRun = 512;  // float partial sums over short runs, then double
+  float top = -INFINITY;
   for (int64_t start = 0; start < n; start += kRun) {
     const int64_t end = std::min(n, start + kRun);
     float s = 0, u = 0;
@@ -64,16 +66,30 @@ void exp_sums_portable(const float* z, int64_t n, float m, double& sum_exp, doub
       const float e = exp_nonpositive(shifted);
       s += e;
       u += e * shifted;
+      top = std::max(top, z[i]);
     }
     sum_exp += s;
     sum_shift += u;
   }
+  return top;
+}
+
+double dot_f64_portable(const float* a, const float* b, int64_t n) {
+  // Four running sums so the loop vectorises; float64 keeps the result far
+  // more precise than the float32 GEMM it corrects, whatever the order.
+  double s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int k = 0; k < 4; ++k) s[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
+  }
+  for (; i < n; ++i) s[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
 #if defined(__x86_64__)
 // The same polynomial as exp_nonpositive, eight lanes at a time.
-__attribute__((target("avx2,fma"))) void exp_sums_avx2(const float* z, int64_t n, float m, double& sum_exp,
-                                                       double& sum_shift) {
+__attribute__((target("avx2,fma"))) float exp_sums_avx2(const float* z, int64_t n, float m, double& sum_exp,
+                                                        double& sum_shift) {
   const __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
   const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
   const __m256 c0 = _mm256_set1_ps(1.9875691500e-4f), c1 = _mm256_set1_ps(1.3981999507e-3f),
@@ -81,11 +97,14 @@ __attribute__((target("avx2,fma"))) void exp_sums_avx2(const float* z, int64_t n
                c4 = _mm256_set1_ps(1.6666665459e-1f), c5 = _mm256_set1_ps(5.0000001201e-1f),
                one = _mm256_set1_ps(1.0f);
   constexpr int64_t kRun = 512;
+  __m256 top = _mm256_set1_ps(-INFINITY);
   int64_t start = 0;
   for (; start + kRun <= n; start += kRun) {
     __m256 s = _mm256_setzero_ps(), u = _mm256_setzero_ps();
     for (int64_t i = start; i < start + kRun; i += 8) {
-      const __m256 shifted = _mm256_sub_ps(_mm256_loadu_ps(z + i), vm);
+      const __m256 zi = _mm256_loadu_ps(z + i);
+      top = _mm256_max_ps(top, zi);
+      const __m256 shifted = _mm256_sub_ps(zi, vm);
       const __m256 x = _mm256_max_ps(shifted, lo);
       const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       __m256 r = _mm256_fnmadd_ps(k, ln2_hi, x);
@@ -109,7 +128,25 @@ __attribute__((target("avx2,fma"))) void exp_sums_avx2(const float* z, int64_t n
       sum_shift += uv[j];
     }
   }
-  exp_sums_portable(z + start, n - start, m, sum_exp, sum_shift);
+  alignas(32) float tv[8];
+  _mm256_store_ps(tv, top);
+  const float rest = exp_sums_portable(z + start, n - start, m, sum_exp, sum_shift);
+  return std::max(rest, *std::max_element(tv, tv + 8));
+}
+
+// Four float64 lanes, four accumulators: 16 products in flight.
+__attribute__((target("avx2,fma"))) double dot_f64_avx2(const float* a, const float* b, int64_t n) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i)), _mm256_cvtps_pd(_mm_loadu_ps(b + i)), s0);
+    s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i + 4)), _mm256_cvtps_pd(_mm_loadu_ps(b + i + 4)), s1);
+    s2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i + 8)), _mm256_cvtps_pd(_mm_loadu_ps(b + i + 8)), s2);
+    s3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i + 12)), _mm256_cvtps_pd(_mm_loadu_ps(b + i + 12)), s3);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + dot_f64_portable(a + i, b + i, n - i);
 }
 
 const bool kHaveAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -117,11 +154,18 @@ const bool kHaveAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_suppor
 
 }  // namespace
 
-void exp_sums(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
+float exp_sums(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
 #if defined(__x86_64__)
   if (kHaveAvx2Fma) return exp_sums_avx2(z, n, m, sum_exp, sum_shift);
 #endif
-  exp_sums_portable(z, n, m, sum_exp, sum_shift);
+  return exp_sums_portable(z, n, m, sum_exp, sum_shift);
+}
+
+double dot_f64(const float* a, const float* b, int64_t n) {
+#if defined(__x86_64__)
+  if (kHaveAvx2Fma) return dot_f64_avx2(a, b, n);
+#endif
+  return dot_f64_portable(a, b, n);
 }
 
 namespace {
