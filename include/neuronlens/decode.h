@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,18 +38,24 @@ NormMode norm_mode_from_name(std::string_view name);   // throws Error
 // multiplied. Both are float32 throughout, and the top candidates are
 // re-scored in float64 either way; they differ in rounding and speed only.
 enum class LogitProduct {
-  Gemm,      // plain BLAS sgemm
+  // Strassen for calls of at least 1024 vectors when d >= 2048 (a map of a
+  // 1B-or-larger model), Gemm otherwise: bench/neuron_map_bench measured the
+  // decode 8% faster at d = 2048, 12% at d = 4096 and no faster at d = 576.
+  Auto,
+  Gemm,  // plain BLAS sgemm
   // One level of Strassen-Winograd: 7/8 of the multiplications, for one more
-  // LM head's worth of memory (each tile's B-side sums, made once). Needs an
-  // even d (else Gemm). Measured within a few percent of Gemm on a 2-core
-  // AVX2 machine (bench/neuron_map_bench --product), so not the default.
+  // LM head's worth of memory (each tile's B-side sums, made on the first
+  // call that uses them). Needs an even d (else Gemm).
   Strassen,
 };
+
+std::string_view logit_product_name(LogitProduct product);    // "auto", "gemm", "strassen"
+LogitProduct logit_product_from_name(std::string_view name);  // throws Error
 
 struct DecodeSettings {
   NormMode norm = NormMode::Final;
   int top_k = 20;
-  LogitProduct product = LogitProduct::Gemm;
+  LogitProduct product = LogitProduct::Auto;
 };
 
 // The decoded distribution of one vector. Probabilities are
@@ -64,6 +71,8 @@ struct NeuronDecoding {
 // Reads neuron vectors out of a model: [F, d] float32 rows, one per neuron.
 // Down-projection columns are transposed into rows.
 void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out);
+
+struct StrassenHead;  // lm_head_decoder.cpp
 
 // Holds the dequantised LM head and decodes blocks of vectors against it
 // without materialising the [n, V] logits: the vocabulary is walked in tiles,
@@ -86,6 +95,13 @@ class LmHeadDecoder {
   std::vector<NeuronDecoding> decode_normalized(const float* vectors, int64_t n,
                                                 const std::function<void(int64_t)>& on_progress = {}) const;
 
+  // Whether decode_normalized of n vectors takes the Strassen path.
+  bool uses_strassen_for(int64_t n) const;
+  // Makes now what decode_normalized of n vectors would make on its first
+  // call (the Strassen path's sums: seconds for a 2 GiB head), so that it
+  // can be timed apart.
+  void prepare_for(int64_t n) const;
+
   // Logits of chosen tokens for n normalised vectors: out [n, tokens.size()],
   // float64 dot products.
   void token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens, double* out) const;
@@ -96,7 +112,9 @@ class LmHeadDecoder {
 
  private:
   void decode_block(const float* vectors, int64_t n, NeuronDecoding* results, std::vector<float>& logits) const;
-  void decode_block_strassen(const float* vectors, int64_t n, NeuronDecoding* results) const;
+  void decode_block_strassen(const StrassenHead& sums, const float* vectors, int64_t n,
+                             NeuronDecoding* results) const;
+  const StrassenHead& strassen_sums() const;
 
   DecodeSettings settings_;
   int64_t vocab_size_ = 0;
@@ -104,9 +122,10 @@ class LmHeadDecoder {
   double rms_eps_ = 1e-5;
   std::vector<float> lm_head_;     // [V, d]
   std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm
-  // LogitProduct::Strassen: each vocabulary tile's B-side sums, made once
-  // (as many floats as the LM head again); null on the plain GEMM path.
-  std::shared_ptr<const struct StrassenHead> strassen_;
+  // The Strassen path's B-side sums of each vocabulary tile (as many floats
+  // as the LM head again), made by the first decode that needs them.
+  mutable std::once_flag strassen_once_;
+  mutable std::shared_ptr<const StrassenHead> strassen_;
 };
 
 }  // namespace neuronlens

@@ -27,6 +27,9 @@ constexpr int64_t kVocabTile = 4096;     // vocabulary rows per GEMM
 // take 7/4 x (block/2) x tile floats per thread (14 MiB at 1024 x 2048); the
 // width made no difference we could measure between 1024 and 4096.
 constexpr int64_t kStrassenTile = 2048;
+// LogitProduct::Auto's choice (see decode.h for the measurements).
+constexpr int64_t kAutoStrassenMinDModel = 2048;
+constexpr int64_t kAutoStrassenMinVectors = 1024;
 constexpr int kExtraCandidates = 8;
 // Relative gap under which a float32 GEMM logit and a float64 one count as
 // equal: well above float32 summation error over d <= 16384 terms of size ~1.
@@ -90,6 +93,22 @@ NormMode norm_mode_from_name(std::string_view name) {
   throw Error("unknown norm '" + std::string(name) + "' (expected final or none)");
 }
 
+std::string_view logit_product_name(LogitProduct product) {
+  switch (product) {
+    case LogitProduct::Auto: return "auto";
+    case LogitProduct::Gemm: return "gemm";
+    case LogitProduct::Strassen: return "strassen";
+  }
+  return "?";
+}
+
+LogitProduct logit_product_from_name(std::string_view name) {
+  if (name == "auto") return LogitProduct::Auto;
+  if (name == "gemm") return LogitProduct::Gemm;
+  if (name == "strassen") return LogitProduct::Strassen;
+  throw Error("unknown product '" + std::string(name) + "' (expected auto, gemm or strassen)");
+}
+
 LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : settings_(settings) {
   const ModelConfig& c = model.config();
   if (settings.top_k < 1 || settings.top_k > 1000) {
@@ -114,17 +133,37 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
   const TensorView& gamma = model.weight(WeightKind::OutputNorm);
   norm_weight_.resize(static_cast<size_t>(d_model_));
   dequantize_rows(gamma, 0, 1, norm_weight_.data());
-  if (settings.product == LogitProduct::Strassen && cpu::strassen_fits(2, d_model_)) {
+}
+
+bool LmHeadDecoder::uses_strassen_for(int64_t n) const {
+  if (!cpu::strassen_fits(2, d_model_)) return false;
+  switch (settings_.product) {
+    case LogitProduct::Gemm: return false;
+    case LogitProduct::Strassen: return true;
+    case LogitProduct::Auto: return d_model_ >= kAutoStrassenMinDModel && n >= kAutoStrassenMinVectors;
+  }
+  return false;
+}
+
+void LmHeadDecoder::prepare_for(int64_t n) const {
+  if (uses_strassen_for(n)) strassen_sums();
+}
+
+const StrassenHead& LmHeadDecoder::strassen_sums() const {
+  std::call_once(strassen_once_, [this] {
     auto sums = std::make_shared<StrassenHead>();
     sums->tiles.resize(static_cast<size_t>((vocab_size_ + kStrassenTile - 1) / kStrassenTile));
 #pragma omp parallel for schedule(dynamic)
     for (size_t t = 0; t < sums->tiles.size(); ++t) {
       const int64_t v0 = static_cast<int64_t>(t) * kStrassenTile, cols = std::min(kStrassenTile, vocab_size_ - v0);
       // A tile of odd width (only ever the last) stays empty: plain GEMM.
-      if (cpu::strassen_fits(cols, d_model_)) sums->tiles[t].prepare(lm_head_.data() + v0 * d_model_, cols, d_model_, d_model_);
+      if (cpu::strassen_fits(cols, d_model_)) {
+        sums->tiles[t].prepare(lm_head_.data() + v0 * d_model_, cols, d_model_, d_model_);
+      }
     }
     strassen_ = std::move(sums);
-  }
+  });
+  return *strassen_;
 }
 
 void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
@@ -176,6 +215,7 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
   // instead of all threads sharing one GEMM and then one fold.
   const int threads = std::max(1, omp_get_max_threads());
   const cpu::SingleThreadedBlas single_threaded;
+  const StrassenHead* sums = uses_strassen_for(n) ? &strassen_sums() : nullptr;
   // Blocks as large as the GEMM likes, but enough of them to keep every
   // thread busy.
   const int64_t block = std::clamp<int64_t>((n + threads - 1) / threads, 1, kVectorBlock);
@@ -188,11 +228,11 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t start = first + b * block;
       const int64_t count = std::min(block, first + in_round - start);
-      if (!strassen_) {
+      if (sums) {
+        decode_block_strassen(*sums, vectors + start * d_model_, count, results.data() + start);
+      } else {
         decode_block(vectors + start * d_model_, count, results.data() + start,
                      logits[static_cast<size_t>(omp_get_thread_num())]);
-      } else {
-        decode_block_strassen(vectors + start * d_model_, count, results.data() + start);
       }
     }
     if (on_progress) on_progress(first + in_round);
@@ -202,9 +242,10 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
 
 // The Strassen path: like decode_block, one block of vectors per thread task
 // walking the whole vocabulary, with each tile's logits made from seven
-// products (the tile's B-side sums were made once, in the constructor), and
+// products (the tile's B-side sums were made once, by strassen_sums()), and
 // C's rows folded two at a time as they are combined.
-void LmHeadDecoder::decode_block_strassen(const float* vectors, int64_t n, NeuronDecoding* results) const {
+void LmHeadDecoder::decode_block_strassen(const StrassenHead& sums, const float* vectors, int64_t n,
+                                          NeuronDecoding* results) const {
   const int64_t d = d_model_, V = vocab_size_;
   const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
   // Each OpenMP worker keeps its buffers (the products take tens of MiB)
@@ -222,9 +263,9 @@ void LmHeadDecoder::decode_block_strassen(const float* vectors, int64_t n, Neuro
     softmax[static_cast<size_t>(i)].add_tile(row, cols);
     top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
   };
-  for (size_t t = 0; t < strassen_->tiles.size(); ++t) {
+  for (size_t t = 0; t < sums.tiles.size(); ++t) {
     const int64_t v0 = static_cast<int64_t>(t) * kStrassenTile, cols = std::min(kStrassenTile, V - v0);
-    const cpu::StrassenRhs& rhs = strassen_->tiles[t];
+    const cpu::StrassenRhs& rhs = sums.tiles[t];
     if (rhs.rows() == cols) {
       products.compute(lhs, rhs);
       const int64_t h = lhs.half_rows();

@@ -319,6 +319,22 @@ TEST(LmHeadDecode, HuggingFaceFolderDecodesLikeGguf) {
   }
 }
 
+TEST(LmHeadDecode, ProductChoice) {
+  const Model model = load_gguf(kModelNames[0]);
+  const int64_t d = model.config().d_model;
+  ASSERT_EQ(d % 2, 0);
+  ASSERT_LT(d, 2048);
+  EXPECT_FALSE(LmHeadDecoder(model, settings_with(NormMode::Final, 20, LogitProduct::Gemm)).uses_strassen_for(5000));
+  EXPECT_TRUE(LmHeadDecoder(model, settings_with(NormMode::Final, 20, LogitProduct::Strassen)).uses_strassen_for(3));
+  // Auto keeps small models (no gain measured at d = 576) on the plain GEMM.
+  EXPECT_FALSE(LmHeadDecoder(model, settings_with(NormMode::Final, 20, LogitProduct::Auto)).uses_strassen_for(5000));
+  EXPECT_EQ(DecodeSettings{}.product, LogitProduct::Auto);
+  for (LogitProduct p : {LogitProduct::Auto, LogitProduct::Gemm, LogitProduct::Strassen}) {
+    EXPECT_EQ(logit_product_from_name(logit_product_name(p)), p);
+  }
+  EXPECT_TRUE(throws_error_containing([] { logit_product_from_name("blas"); }, "expected auto, gemm or strassen"));
+}
+
 TEST(LmHeadDecode, ProgressAndSettingsChecks) {
   const Model model = load_gguf("untied");
   EXPECT_THROW(LmHeadDecoder(model, settings_with(NormMode::Final, 0)), Error);

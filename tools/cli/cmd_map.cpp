@@ -23,6 +23,7 @@ struct MapCommandOptions {
   std::string layers = "all";
   int top_k = 20;
   std::string norm = "final";
+  std::string product = "auto";
   std::string examples = "dog,California";
   double specialised = 0.5;
   int threads = 0;
@@ -82,6 +83,7 @@ int run_map(const MapCommandOptions& opt) {
   map_options.layers = parse_layer_list(opt.layers, model.config().n_layers);
   map_options.settings.top_k = opt.top_k;
   map_options.settings.norm = norm_mode_from_name(opt.norm);
+  map_options.settings.product = logit_product_from_name(opt.product);
   if (!(opt.specialised > 0 && opt.specialised < 1)) throw Error("--specialised must be between 0 and 1");
 
   std::fprintf(stderr, "hashing %s ...\n", model.path().c_str());
@@ -116,6 +118,10 @@ Runner add_map_command(CLI::App& app) {
   cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10 or 0,5,7-9, or all")->capture_default_str();
   cmd->add_option("--top-k", opt->top_k, "Top tokens stored per neuron")->capture_default_str();
   cmd->add_option("--norm", opt->norm, "Norm before the LM head: final (model's final RMSNorm) or none")
+      ->capture_default_str();
+  cmd->add_option("--product", opt->product,
+                  "How logit tiles are multiplied: auto (Strassen for d >= 2048), gemm, or strassen "
+                  "(one level of Strassen-Winograd, 1/8 fewer multiplications, one more LM head of memory)")
       ->capture_default_str();
   cmd->add_option("--examples", opt->examples, "Concepts to look up in the summary (comma separated)")
       ->capture_default_str();
