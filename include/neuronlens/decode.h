@@ -111,9 +111,8 @@ class LmHeadDecoder {
   std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
 
  private:
-  void decode_block(const float* vectors, int64_t n, NeuronDecoding* results, std::vector<float>& logits) const;
-  void decode_block_strassen(const StrassenHead& sums, const float* vectors, int64_t n,
-                             NeuronDecoding* results) const;
+  void decode_block(const StrassenHead* sums, const float* vectors, int64_t n, NeuronDecoding* results,
+                    std::vector<float>& logits) const;
   const StrassenHead& strassen_sums() const;
 
   DecodeSettings settings_;

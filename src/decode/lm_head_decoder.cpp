@@ -183,22 +183,46 @@ void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
 
 // Decodes vectors [n, d] (normalised) into results[0..n): one thread's share.
 // Each vocabulary tile's logits [n, vt] stay in this thread's cache while they
-// are folded.
-void LmHeadDecoder::decode_block(const float* vectors, int64_t n, NeuronDecoding* results,
-                                 std::vector<float>& logits) const {
+// are folded. With `sums` (the Strassen path) a tile's logits come from seven
+// products instead, and C's rows are folded two at a time as they are
+// combined; a tile of odd width (only ever the last) takes the plain GEMM.
+void LmHeadDecoder::decode_block(const StrassenHead* sums, const float* vectors, int64_t n,
+                                 NeuronDecoding* results, std::vector<float>& logits) const {
   const int64_t d = d_model_, V = vocab_size_;
   const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
-  const int64_t vt = std::min(kVocabTile, V);
-  logits.resize(static_cast<size_t>(n * vt));
+  const int64_t vt = std::min(sums ? kStrassenTile : kVocabTile, V);
   std::vector<OnlineSoftmax> softmax(static_cast<size_t>(n));
   std::vector<TopK> top(static_cast<size_t>(n), TopK(candidates));
+  auto fold = [&](int64_t i, const float* row, int64_t cols, int64_t v0) {
+    softmax[static_cast<size_t>(i)].add_tile(row, cols);
+    top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
+  };
+  // Each OpenMP worker keeps its Strassen buffers (the products take tens of
+  // MiB) from call to call: allocating them for every layer showed up in
+  // perf as page faults.
+  thread_local cpu::StrassenLhs lhs;
+  thread_local cpu::StrassenProducts products;
+  thread_local std::vector<float> upper, lower;
+  if (sums) {
+    lhs.prepare(vectors, n, d, d);
+    upper.resize(static_cast<size_t>(vt));
+    lower.resize(static_cast<size_t>(vt));
+  }
   for (int64_t v0 = 0; v0 < V; v0 += vt) {
     const int64_t cols = std::min(vt, V - v0);
-    cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = logits.data() + i * cols;
-      softmax[static_cast<size_t>(i)].add_tile(row, cols);
-      top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
+    const cpu::StrassenRhs* rhs = sums ? &sums->tiles[static_cast<size_t>(v0 / vt)] : nullptr;
+    if (rhs && rhs->rows() == cols) {
+      products.compute(lhs, *rhs);
+      const int64_t h = lhs.half_rows();
+      for (int64_t i = 0; i < h; ++i) {
+        products.rows(i, upper.data(), lower.data());
+        fold(i, upper.data(), cols, v0);
+        if (h + i < n) fold(h + i, lower.data(), cols, v0);
+      }
+    } else {
+      logits.resize(static_cast<size_t>(n * cols));
+      cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
+      for (int64_t i = 0; i < n; ++i) fold(i, logits.data() + i * cols, cols, v0);
     }
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -228,62 +252,12 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t start = first + b * block;
       const int64_t count = std::min(block, first + in_round - start);
-      if (sums) {
-        decode_block_strassen(*sums, vectors + start * d_model_, count, results.data() + start);
-      } else {
-        decode_block(vectors + start * d_model_, count, results.data() + start,
-                     logits[static_cast<size_t>(omp_get_thread_num())]);
-      }
+      decode_block(sums, vectors + start * d_model_, count, results.data() + start,
+                   logits[static_cast<size_t>(omp_get_thread_num())]);
     }
     if (on_progress) on_progress(first + in_round);
   }
   return results;
-}
-
-// The Strassen path: like decode_block, one block of vectors per thread task
-// walking the whole vocabulary, with each tile's logits made from seven
-// products (the tile's B-side sums were made once, by strassen_sums()), and
-// C's rows folded two at a time as they are combined.
-void LmHeadDecoder::decode_block_strassen(const StrassenHead& sums, const float* vectors, int64_t n,
-                                          NeuronDecoding* results) const {
-  const int64_t d = d_model_, V = vocab_size_;
-  const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
-  // Each OpenMP worker keeps its buffers (the products take tens of MiB)
-  // from call to call: allocating them for every layer showed up in perf as
-  // page faults.
-  thread_local cpu::StrassenLhs lhs;
-  thread_local cpu::StrassenProducts products;
-  thread_local std::vector<float> upper, lower, logits;
-  lhs.prepare(vectors, n, d, d);
-  upper.resize(static_cast<size_t>(kStrassenTile));
-  lower.resize(static_cast<size_t>(kStrassenTile));
-  std::vector<OnlineSoftmax> softmax(static_cast<size_t>(n));
-  std::vector<TopK> top(static_cast<size_t>(n), TopK(candidates));
-  auto fold = [&](int64_t i, const float* row, int64_t cols, int64_t v0) {
-    softmax[static_cast<size_t>(i)].add_tile(row, cols);
-    top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
-  };
-  for (size_t t = 0; t < sums.tiles.size(); ++t) {
-    const int64_t v0 = static_cast<int64_t>(t) * kStrassenTile, cols = std::min(kStrassenTile, V - v0);
-    const cpu::StrassenRhs& rhs = sums.tiles[t];
-    if (rhs.rows() == cols) {
-      products.compute(lhs, rhs);
-      const int64_t h = lhs.half_rows();
-      for (int64_t i = 0; i < h; ++i) {
-        products.rows(i, upper.data(), lower.data());
-        fold(i, upper.data(), cols, v0);
-        if (h + i < n) fold(h + i, lower.data(), cols, v0);
-      }
-    } else {  // a last tile of odd width: a plain GEMM
-      logits.resize(static_cast<size_t>(n * cols));
-      cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
-      for (int64_t i = 0; i < n; ++i) fold(i, logits.data() + i * cols, cols, v0);
-    }
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, softmax[static_cast<size_t>(i)],
-                    top[static_cast<size_t>(i)], results[i]);
-  }
 }
 
 void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens,

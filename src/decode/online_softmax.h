@@ -30,8 +30,8 @@ struct OnlineSoftmax {
       return;
     }
     // Later tiles take one pass, shifted by the running maximum, which they
-    // seldom exceed (and never by enough to overflow: logits of one vector
-    // span tens, not 87); the sums are re-based when one does.
+    // seldom exceed; the sums are re-based when one does, and a tile that
+    // exceeds it by more than float's exp can take is done again.
     double tile_exp = 0, tile_shift = 0;
     const float tile_max = cpu::exp_sums(z, n, static_cast<float>(max), tile_exp, tile_shift);
     if (tile_max - max > kLargestShift) {  // exp(z - max) may have overflowed: redo it

@@ -43,46 +43,31 @@ void combine(int64_t w, const float* p1, const float* p2, const float* p3, const
 bool strassen_fits(int64_t n, int64_t k) { return n >= 2 && k >= 2 && n % 2 == 0 && k % 2 == 0; }
 
 void StrassenRhs::prepare(const float* b, int64_t n, int64_t k, int64_t ldb) {
-  const int64_t w = n / 2, q = k / 2, quarter = w * q;
   b_ = b;
   n_ = n;
   k_ = k;
   ldb_ = ldb;
-  t_.resize(static_cast<size_t>(4 * quarter));
-  const float* b11 = b;
-  const float* b21 = b + q;
-  const float* b12 = b + w * ldb;
-  const float* b22 = b12 + q;
-  float* t1 = t_.data();
-  float* t2 = t1 + quarter;
-  float* t3 = t2 + quarter;
-  float* t4 = t3 + quarter;
-  add_rows(0, w, q, b12, ldb, b11, ldb, -1, t1, q);  // T1 = B12 - B11
-  add_rows(0, w, q, b22, ldb, t1, q, -1, t2, q);     // T2 = B22 - T1
-  add_rows(0, w, q, b22, ldb, b12, ldb, -1, t3, q);  // T3 = B22 - B12
-  add_rows(0, w, q, t2, q, b21, ldb, -1, t4, q);     // T4 = T2 - B21
+  const int64_t w = n / 2, q = k / 2;
+  t_.resize(static_cast<size_t>(4 * w * q));
+  add_rows(0, w, q, b12(), ldb, b11(), ldb, -1, t(1), q);  // T1 = B12 - B11
+  add_rows(0, w, q, b22(), ldb, t(1), q, -1, t(2), q);     // T2 = B22 - T1
+  add_rows(0, w, q, b22(), ldb, b12(), ldb, -1, t(3), q);  // T3 = B22 - B12
+  add_rows(0, w, q, t(2), q, b21(), ldb, -1, t(4), q);     // T4 = T2 - B21
 }
 
 void StrassenLhs::prepare(const float* a, int64_t m, int64_t k, int64_t lda) {
   m_ = m;
   h_ = (m + 1) / 2;
   k_ = k;
-  const int64_t q = k / 2, quarter = h_ * q;
-  a_.assign(static_cast<size_t>(2 * h_ * k), 0.0f);  // the padding row stays zero
+  const int64_t q = k / 2;
+  a_.resize(static_cast<size_t>(2 * h_ * k));
   for (int64_t r = 0; r < m; ++r) std::memcpy(a_.data() + r * k, a + r * lda, static_cast<size_t>(k) * sizeof(float));
-  s_.resize(static_cast<size_t>(4 * quarter));
-  const float* a11 = a_.data();
-  const float* a12 = a11 + q;
-  const float* a21 = a11 + h_ * k;
-  const float* a22 = a21 + q;
-  float* s1 = s_.data();
-  float* s2 = s1 + quarter;
-  float* s3 = s2 + quarter;
-  float* s4 = s3 + quarter;
-  add_rows(0, h_, q, a21, k, a22, k, +1, s1, q);  // S1 = A21 + A22
-  add_rows(0, h_, q, s1, q, a11, k, -1, s2, q);   // S2 = S1 - A11
-  add_rows(0, h_, q, a11, k, a21, k, -1, s3, q);  // S3 = A11 - A21
-  add_rows(0, h_, q, a12, k, s2, q, -1, s4, q);   // S4 = A12 - S2
+  if (m < 2 * h_) std::fill(a_.begin() + m * k, a_.end(), 0.0f);  // the padding row
+  s_.resize(static_cast<size_t>(4 * h_ * q));
+  add_rows(0, h_, q, a21(), k, a22(), k, +1, s(1), q);  // S1 = A21 + A22
+  add_rows(0, h_, q, s(1), q, a11(), k, -1, s(2), q);   // S2 = S1 - A11
+  add_rows(0, h_, q, a11(), k, a21(), k, -1, s(3), q);  // S3 = A11 - A21
+  add_rows(0, h_, q, a12(), k, s(2), q, -1, s(4), q);   // S4 = A12 - S2
 }
 
 void StrassenProducts::compute(const StrassenLhs& a, const StrassenRhs& b) {
@@ -90,29 +75,15 @@ void StrassenProducts::compute(const StrassenLhs& a, const StrassenRhs& b) {
   h_ = h;
   w_ = w;
   p_.resize(static_cast<size_t>(7 * h * w));
-  const float* a11 = a.a_.data();
-  const float* a12 = a11 + q;
-  const float* a22 = a11 + h * k + q;
-  const float* s1 = a.s_.data();
-  const float* s2 = s1 + h * q;
-  const float* s3 = s2 + h * q;
-  const float* s4 = s3 + h * q;
-  const float* b11 = b.b_;
-  const float* b21 = b.b_ + q;
-  const float* b22 = b.b_ + w * ldb + q;
-  const float* t1 = b.t_.data();
-  const float* t2 = t1 + w * q;
-  const float* t3 = t2 + w * q;
-  const float* t4 = t3 + w * q;
   float* p = p_.data();
   const int64_t size = h * w;
-  gemm_abt(h, w, q, a11, k, b11, ldb, p + 0 * size, w);  // P1 = A11 B11^T
-  gemm_abt(h, w, q, a12, k, b21, ldb, p + 1 * size, w);  // P2 = A12 B21^T
-  gemm_abt(h, w, q, s4, q, b22, ldb, p + 2 * size, w);   // P3 = S4 B22^T
-  gemm_abt(h, w, q, a22, k, t4, q, p + 3 * size, w);     // P4 = A22 T4^T
-  gemm_abt(h, w, q, s1, q, t1, q, p + 4 * size, w);      // P5 = S1 T1^T
-  gemm_abt(h, w, q, s2, q, t2, q, p + 5 * size, w);      // P6 = S2 T2^T
-  gemm_abt(h, w, q, s3, q, t3, q, p + 6 * size, w);      // P7 = S3 T3^T
+  gemm_abt(h, w, q, a.a11(), k, b.b11(), ldb, p + 0 * size, w);  // P1 = A11 B11^T
+  gemm_abt(h, w, q, a.a12(), k, b.b21(), ldb, p + 1 * size, w);  // P2 = A12 B21^T
+  gemm_abt(h, w, q, a.s(4), q, b.b22(), ldb, p + 2 * size, w);   // P3 = S4 B22^T
+  gemm_abt(h, w, q, a.a22(), k, b.t(4), q, p + 3 * size, w);     // P4 = A22 T4^T
+  gemm_abt(h, w, q, a.s(1), q, b.t(1), q, p + 4 * size, w);      // P5 = S1 T1^T
+  gemm_abt(h, w, q, a.s(2), q, b.t(2), q, p + 5 * size, w);      // P6 = S2 T2^T
+  gemm_abt(h, w, q, a.s(3), q, b.t(3), q, p + 6 * size, w);      // P7 = S3 T3^T
 }
 
 void StrassenProducts::rows(int64_t i, float* top, float* bottom) const {

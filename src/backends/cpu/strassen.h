@@ -43,10 +43,18 @@ class StrassenRhs {
   // b [n, k] with leading dimension ldb; n and k even.
   void prepare(const float* b, int64_t n, int64_t k, int64_t ldb);
   int64_t rows() const { return n_; }
-  int64_t depth() const { return k_; }
 
  private:
   friend class StrassenProducts;
+  // B's quarters in the textbook's naming (see above), leading dimension ldb.
+  const float* b11() const { return b_; }
+  const float* b21() const { return b_ + k_ / 2; }
+  const float* b12() const { return b_ + (n_ / 2) * ldb_; }
+  const float* b22() const { return b12() + k_ / 2; }
+  // T1..T4 (i = 1..4), [n/2, k/2] each.
+  float* t(int i) { return t_.data() + (i - 1) * (n_ / 2) * (k_ / 2); }
+  const float* t(int i) const { return t_.data() + (i - 1) * (n_ / 2) * (k_ / 2); }
+
   const float* b_ = nullptr;
   int64_t n_ = 0, k_ = 0, ldb_ = 0;
   std::vector<float> t_;  // [4, n/2, k/2]: T1, T2, T3, T4
@@ -61,6 +69,15 @@ class StrassenLhs {
 
  private:
   friend class StrassenProducts;
+  // A's quarters, leading dimension k.
+  const float* a11() const { return a_.data(); }
+  const float* a12() const { return a_.data() + k_ / 2; }
+  const float* a21() const { return a_.data() + h_ * k_; }
+  const float* a22() const { return a21() + k_ / 2; }
+  // S1..S4 (i = 1..4), [h, k/2] each.
+  float* s(int i) { return s_.data() + (i - 1) * h_ * (k_ / 2); }
+  const float* s(int i) const { return s_.data() + (i - 1) * h_ * (k_ / 2); }
+
   int64_t m_ = 0, h_ = 0, k_ = 0;
   std::vector<float> a_;  // [2h, k]
   std::vector<float> s_;  // [4, h, k/2]: S1, S2, S3, S4
