@@ -2,7 +2,7 @@
 // for the same products (the limit for an exact float32 method), in one
 // process, and prints JSON for bench/run_map_bench.py.
 //
-// usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down] [--product auto|gemm|strassen]
+// usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down] [--product auto|gemm|strassen|packed]
 //   (a) neuronlens: load + dequantise vectors, RMSNorm, fused GEMM with online
 //       softmax and top-k, float64 re-score (no atlas writes)
 //   (c) bare GEMM: [1024-neuron chunk, d] x [V, d]^T per chunk, nothing else,
@@ -29,7 +29,7 @@ static double seconds_since(clock_type::time_point t) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL [--layers L] [--kinds K] [--product auto|gemm|strassen]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL [--layers L] [--kinds K] [--product auto|gemm|strassen|packed]\n", argv[0]);
     return 2;
   }
   try {
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
 
     auto t0 = clock_type::now();
     const LmHeadDecoder decoder(model, settings);
-    decoder.prepare_for(c.d_ffn);  // the Strassen path's sums, made once per map
+    decoder.prepare_for(c.d_ffn);  // the Strassen sums or packed head, made once per map
     const double setup_s = seconds_since(t0);
 
     // (a) and (c) take turns on each layer and kind, in alternating order, so
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     j["layers"] = layers.size();
     j["kinds"] = kinds.size();
     j["flops"] = flops;
-    j["product"] = decoder.uses_strassen_for(c.d_ffn) ? "strassen" : "gemm";
+    j["product"] = logit_product_name(decoder.product_for(c.d_ffn));
     j["neuronlens"] = {{"setup_s", setup_s}, {"load_norm_s", load_s}, {"decode_s", decode_s},
                        {"total_s", setup_s + load_s + decode_s}};
     j["bare_gemm"] = {{"seconds", gemm_s}, {"gflops", flops / gemm_s / 1e9}};

@@ -3,7 +3,7 @@ GEMM (OpenBLAS sgemm) for the same products, run one after the other on the
 same machine and thread count, with ratios.
 
 usage: python bench/run_map_bench.py MODEL.gguf [--layers all] [--kinds up,gate,down]
-         [--threads N] [--torch-python PATH] [--product auto|gemm|strassen]
+         [--threads N] [--torch-python PATH] [--product auto|gemm|strassen|packed|packed-strassen]
 (a) and (c) come from build/bench/neuron_map_bench; (b) from
 bench/torch_baseline.py run by --torch-python (a Python with torch, numpy,
 gguf; skipped if it has none).
@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--layers", default="all")
     ap.add_argument("--kinds", default="up,gate,down")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--product", default="auto", choices=["auto", "gemm", "strassen"],
+    ap.add_argument("--product", default="auto", choices=["auto", "gemm", "strassen", "packed", "packed-strassen"],
                     help="how neuronlens multiplies each logit tile (DecodeSettings::product)")
     ap.add_argument("--torch-python", default=sys.executable)
     ap.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "neuron_map_bench"))

@@ -35,21 +35,32 @@ std::string_view norm_mode_name(NormMode mode);        // "final", "none"
 NormMode norm_mode_from_name(std::string_view name);   // throws Error
 
 // How each tile of logits, vectors [m, d] x LM head tile [n, d]^T, is
-// multiplied. Both are float32 throughout, and the top candidates are
-// re-scored in float64 either way; they differ in rounding and speed only.
+// multiplied. All are float32 throughout, and the top candidates are
+// re-scored in float64 whichever is used; they differ in rounding and speed
+// only.
 enum class LogitProduct {
   // Strassen for calls of at least 1024 vectors when d >= 2048 (a map of a
-  // 1B-or-larger model), Gemm otherwise: bench/neuron_map_bench measured the
-  // decode 8% faster at d = 2048, 12% at d = 4096 and no faster at d = 576.
+  // 1B-or-larger model); otherwise Packed where the CPU has AVX2 and FMA,
+  // else Gemm. bench/neuron_map_bench measured Strassen's decode 8% faster
+  // than the bare sgemm at d = 2048 and 12% at d = 4096, and Packed faster
+  // than Gemm at d = 576 (README, "Speed").
   Auto,
-  Gemm,  // plain BLAS sgemm
+  Gemm,  // plain BLAS sgemm per tile (the head re-packed by every call)
   // One level of Strassen-Winograd: 7/8 of the multiplications, for one more
   // LM head's worth of memory (each tile's B-side sums, made on the first
   // call that uses them). Needs an even d (else Gemm).
   Strassen,
+  // Our AVX2 micro-kernel over the LM head packed once in its order (one more
+  // LM head's worth of memory, made on the first call that uses it), with C
+  // made and folded in blocks that stay in L2 (backends/cpu/packed_gemm.h).
+  Packed,
+  // Strassen's seven products with the Packed kernel: the seven B-side
+  // operands of every 512-token tile packed once (7/4 of an LM head). Needs
+  // an even d (else Packed).
+  PackedStrassen,
 };
 
-std::string_view logit_product_name(LogitProduct product);    // "auto", "gemm", "strassen"
+std::string_view logit_product_name(LogitProduct product);    // "auto", "gemm", "strassen", "packed", "packed-strassen"
 LogitProduct logit_product_from_name(std::string_view name);  // throws Error
 
 struct DecodeSettings {
@@ -73,6 +84,10 @@ struct NeuronDecoding {
 void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out);
 
 struct StrassenHead;  // lm_head_decoder.cpp
+namespace cpu {
+class RhsPanels;
+class PackedStrassenRhs;
+}
 
 // Holds the dequantised LM head and decodes blocks of vectors against it
 // without materialising the [n, V] logits: the vocabulary is walked in tiles,
@@ -95,11 +110,12 @@ class LmHeadDecoder {
   std::vector<NeuronDecoding> decode_normalized(const float* vectors, int64_t n,
                                                 const std::function<void(int64_t)>& on_progress = {}) const;
 
-  // Whether decode_normalized of n vectors takes the Strassen path.
-  bool uses_strassen_for(int64_t n) const;
+  // The product decode_normalized of n vectors uses: Gemm, Strassen or
+  // Packed, never Auto.
+  LogitProduct product_for(int64_t n) const;
   // Makes now what decode_normalized of n vectors would make on its first
-  // call (the Strassen path's sums: seconds for a 2 GiB head), so that it
-  // can be timed apart.
+  // call (the Strassen path's sums or the packed head: seconds for a 2 GiB
+  // head), so that it can be timed apart.
   void prepare_for(int64_t n) const;
 
   // Logits of chosen tokens for n normalised vectors: out [n, tokens.size()],
@@ -111,9 +127,11 @@ class LmHeadDecoder {
   std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
 
  private:
-  void decode_block(const StrassenHead* sums, const float* vectors, int64_t n, NeuronDecoding* results,
+  void decode_block(LogitProduct product, const float* vectors, int64_t n, NeuronDecoding* results,
                     std::vector<float>& logits) const;
   const StrassenHead& strassen_sums() const;
+  const cpu::RhsPanels& packed_head() const;
+  const cpu::PackedStrassenRhs& packed_strassen_head() const;
 
   DecodeSettings settings_;
   int64_t vocab_size_ = 0;
@@ -125,6 +143,12 @@ class LmHeadDecoder {
   // as the LM head again), made by the first decode that needs them.
   mutable std::once_flag strassen_once_;
   mutable std::shared_ptr<const StrassenHead> strassen_;
+  // The Packed path's copy of the LM head in the micro-kernel's panel order.
+  mutable std::once_flag packed_once_;
+  mutable std::shared_ptr<const cpu::RhsPanels> packed_;
+  // The PackedStrassen path's B-side operands.
+  mutable std::once_flag packed_strassen_once_;
+  mutable std::shared_ptr<const cpu::PackedStrassenRhs> packed_strassen_;
 };
 
 }  // namespace neuronlens

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/packed_gemm.h"
 #include "backends/cpu/strassen.h"
 #include "decode/online_softmax.h"
 #include "neuronlens/decode.h"
@@ -27,9 +28,21 @@ constexpr int64_t kVocabTile = 4096;     // vocabulary rows per GEMM
 // take 7/4 x (block/2) x tile floats per thread (14 MiB at 1024 x 2048); the
 // width made no difference we could measure between 1024 and 4096.
 constexpr int64_t kStrassenTile = 2048;
+// The Packed path: blocks of this many vectors sweep the whole vocabulary,
+// this many tokens at a time, so that a block's panels (96 x d floats) and
+// its logits [96, 256] (96 KiB) stay in the core's L2 while they are made
+// and folded.
+constexpr int64_t kPackedVectors = 96;
+constexpr int64_t kPackedTile = 256;
+// The PackedStrassen path: blocks of 192 vectors (96 rows per half, so each
+// B panel chunk serves 16 kernel calls) and tiles of 512 tokens (products
+// [96, 256]); 96-vector blocks and 256-token tiles measured slower
+// (bench/packed_gemm_bench).
+constexpr int64_t kPackedStrassenVectors = 192;
+constexpr int64_t kPackedStrassenTile = 512;
 // LogitProduct::Auto's choice (see decode.h for the measurements).
 constexpr int64_t kAutoStrassenMinDModel = 2048;
-constexpr int64_t kAutoStrassenMinVectors = 1024;
+constexpr int64_t kAutoMinVectors = 1024;
 constexpr int kExtraCandidates = 8;
 // Relative gap under which a float32 GEMM logit and a float64 one count as
 // equal: well above float32 summation error over d <= 16384 terms of size ~1.
@@ -98,6 +111,8 @@ std::string_view logit_product_name(LogitProduct product) {
     case LogitProduct::Auto: return "auto";
     case LogitProduct::Gemm: return "gemm";
     case LogitProduct::Strassen: return "strassen";
+    case LogitProduct::Packed: return "packed";
+    case LogitProduct::PackedStrassen: return "packed-strassen";
   }
   return "?";
 }
@@ -106,7 +121,9 @@ LogitProduct logit_product_from_name(std::string_view name) {
   if (name == "auto") return LogitProduct::Auto;
   if (name == "gemm") return LogitProduct::Gemm;
   if (name == "strassen") return LogitProduct::Strassen;
-  throw Error("unknown product '" + std::string(name) + "' (expected auto, gemm or strassen)");
+  if (name == "packed") return LogitProduct::Packed;
+  if (name == "packed-strassen") return LogitProduct::PackedStrassen;
+  throw Error("unknown product '" + std::string(name) + "' (expected auto, gemm, strassen, packed or packed-strassen)");
 }
 
 LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : settings_(settings) {
@@ -135,18 +152,48 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
   dequantize_rows(gamma, 0, 1, norm_weight_.data());
 }
 
-bool LmHeadDecoder::uses_strassen_for(int64_t n) const {
-  if (!cpu::strassen_fits(2, d_model_)) return false;
+LogitProduct LmHeadDecoder::product_for(int64_t n) const {
+  const bool strassen_fits = cpu::strassen_fits(2, d_model_);
   switch (settings_.product) {
-    case LogitProduct::Gemm: return false;
-    case LogitProduct::Strassen: return true;
-    case LogitProduct::Auto: return d_model_ >= kAutoStrassenMinDModel && n >= kAutoStrassenMinVectors;
+    case LogitProduct::Gemm: return LogitProduct::Gemm;
+    case LogitProduct::Strassen: return strassen_fits ? LogitProduct::Strassen : LogitProduct::Gemm;
+    case LogitProduct::Packed: return LogitProduct::Packed;
+    case LogitProduct::PackedStrassen: return strassen_fits ? LogitProduct::PackedStrassen : LogitProduct::Packed;
+    case LogitProduct::Auto:
+      // A few vectors (find, show): nothing worth preparing a head for.
+      if (n < kAutoMinVectors) return LogitProduct::Gemm;
+      // Large models: the BLAS Strassen path, measured on the 8B's shapes and
+      // lighter on memory (2 heads, not 2.75).
+      if (strassen_fits && d_model_ >= kAutoStrassenMinDModel) return LogitProduct::Strassen;
+      if (cpu::packed_gemm_is_fast()) return strassen_fits ? LogitProduct::PackedStrassen : LogitProduct::Packed;
+      return LogitProduct::Gemm;
   }
-  return false;
+  return LogitProduct::Gemm;
 }
 
 void LmHeadDecoder::prepare_for(int64_t n) const {
-  if (uses_strassen_for(n)) strassen_sums();
+  const LogitProduct product = product_for(n);
+  if (product == LogitProduct::Strassen) strassen_sums();
+  if (product == LogitProduct::Packed) packed_head();
+  if (product == LogitProduct::PackedStrassen) packed_strassen_head();
+}
+
+const cpu::PackedStrassenRhs& LmHeadDecoder::packed_strassen_head() const {
+  std::call_once(packed_strassen_once_, [this] {
+    auto operands = std::make_shared<cpu::PackedStrassenRhs>();
+    operands->prepare(lm_head_.data(), vocab_size_, d_model_, kPackedStrassenTile);
+    packed_strassen_ = std::move(operands);
+  });
+  return *packed_strassen_;
+}
+
+const cpu::RhsPanels& LmHeadDecoder::packed_head() const {
+  std::call_once(packed_once_, [this] {
+    auto panels = std::make_shared<cpu::RhsPanels>();
+    panels->pack(lm_head_.data(), vocab_size_, d_model_, d_model_);
+    packed_ = std::move(panels);
+  });
+  return *packed_;
 }
 
 const StrassenHead& LmHeadDecoder::strassen_sums() const {
@@ -182,47 +229,94 @@ void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
 }
 
 // Decodes vectors [n, d] (normalised) into results[0..n): one thread's share.
-// Each vocabulary tile's logits [n, vt] stay in this thread's cache while they
-// are folded. With `sums` (the Strassen path) a tile's logits come from seven
-// products instead, and C's rows are folded two at a time as they are
-// combined; a tile of odd width (only ever the last) takes the plain GEMM.
-void LmHeadDecoder::decode_block(const StrassenHead* sums, const float* vectors, int64_t n,
+// Gemm: each vocabulary tile's logits [n, vt] come from one sgemm and are
+// folded at once. Strassen: a tile's logits come from seven products instead,
+// and C's rows are folded two at a time as they are combined; a tile of odd
+// width (only ever the last) takes the sgemm. Packed: blocks of 96 vectors
+// sweep the vocabulary in tiles of 256 tokens, each tile's logits made by
+// our kernel into a buffer that stays in L2 and folded from there.
+void LmHeadDecoder::decode_block(LogitProduct product, const float* vectors, int64_t n,
                                  NeuronDecoding* results, std::vector<float>& logits) const {
   const int64_t d = d_model_, V = vocab_size_;
   const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
-  const int64_t vt = std::min(sums ? kStrassenTile : kVocabTile, V);
   std::vector<OnlineSoftmax> softmax(static_cast<size_t>(n));
   std::vector<TopK> top(static_cast<size_t>(n), TopK(candidates));
   auto fold = [&](int64_t i, const float* row, int64_t cols, int64_t v0) {
     softmax[static_cast<size_t>(i)].add_tile(row, cols);
     top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
   };
-  // Each OpenMP worker keeps its Strassen buffers (the products take tens of
-  // MiB) from call to call: allocating them for every layer showed up in
-  // perf as page faults.
-  thread_local cpu::StrassenLhs lhs;
-  thread_local cpu::StrassenProducts products;
-  thread_local std::vector<float> upper, lower;
-  if (sums) {
-    lhs.prepare(vectors, n, d, d);
-    upper.resize(static_cast<size_t>(vt));
-    lower.resize(static_cast<size_t>(vt));
-  }
-  for (int64_t v0 = 0; v0 < V; v0 += vt) {
-    const int64_t cols = std::min(vt, V - v0);
-    const cpu::StrassenRhs* rhs = sums ? &sums->tiles[static_cast<size_t>(v0 / vt)] : nullptr;
-    if (rhs && rhs->rows() == cols) {
-      products.compute(lhs, *rhs);
-      const int64_t h = lhs.half_rows();
-      for (int64_t i = 0; i < h; ++i) {
-        products.rows(i, upper.data(), lower.data());
-        fold(i, upper.data(), cols, v0);
-        if (h + i < n) fold(h + i, lower.data(), cols, v0);
+  if (product == LogitProduct::Packed) {
+    const cpu::RhsPanels& head = packed_head();
+    thread_local cpu::LhsPanels panels;
+    for (int64_t i0 = 0; i0 < n; i0 += kPackedVectors) {
+      const int64_t m = std::min(kPackedVectors, n - i0);
+      panels.pack(vectors + i0 * d, m, d, d);
+      logits.resize(static_cast<size_t>(panels.padded_rows() * kPackedTile));
+      for (int64_t v0 = 0; v0 < V; v0 += kPackedTile) {
+        const int64_t cols = std::min(kPackedTile, V - v0);
+        cpu::packed_product(panels, head, v0, cols, logits.data(), kPackedTile);
+        for (int64_t i = 0; i < m; ++i) fold(i0 + i, logits.data() + i * kPackedTile, cols, v0);
       }
-    } else {
-      logits.resize(static_cast<size_t>(n * cols));
-      cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
-      for (int64_t i = 0; i < n; ++i) fold(i, logits.data() + i * cols, cols, v0);
+    }
+  } else if (product == LogitProduct::PackedStrassen) {
+    const cpu::PackedStrassenRhs& head = packed_strassen_head();
+    const int64_t tile = head.tile_rows(), full = head.tiles() * tile;
+    thread_local cpu::StrassenLhs lhs;
+    thread_local cpu::PackedStrassenLhs packed_lhs;
+    thread_local cpu::StrassenProducts products;
+    thread_local std::vector<float> upper, lower;
+    upper.resize(static_cast<size_t>(tile));
+    lower.resize(static_cast<size_t>(tile));
+    for (int64_t i0 = 0; i0 < n; i0 += kPackedStrassenVectors) {
+      const int64_t m = std::min(kPackedStrassenVectors, n - i0);
+      lhs.prepare(vectors + i0 * d, m, d, d);
+      packed_lhs.prepare(lhs);
+      const int64_t h = lhs.half_rows();
+      for (int64_t t = 0; t < head.tiles(); ++t) {
+        products.compute(packed_lhs, head, t);
+        for (int64_t i = 0; i < h; ++i) {
+          products.rows(i, upper.data(), lower.data());
+          fold(i0 + i, upper.data(), tile, t * tile);
+          if (h + i < m) fold(i0 + h + i, lower.data(), tile, t * tile);
+        }
+      }
+      if (full < V) {  // the vocabulary's last, partial tile: one sgemm
+        const int64_t cols = V - full;
+        logits.resize(static_cast<size_t>(m * cols));
+        cpu::gemm_abt(m, cols, d, vectors + i0 * d, d, lm_head_.data() + full * d, d, logits.data(), cols);
+        for (int64_t i = 0; i < m; ++i) fold(i0 + i, logits.data() + i * cols, cols, full);
+      }
+    }
+  } else {
+    const StrassenHead* sums = product == LogitProduct::Strassen ? &strassen_sums() : nullptr;
+    const int64_t vt = std::min(sums ? kStrassenTile : kVocabTile, V);
+    // Each OpenMP worker keeps its Strassen buffers (the products take tens of
+    // MiB) from call to call: allocating them for every layer showed up in
+    // perf as page faults.
+    thread_local cpu::StrassenLhs lhs;
+    thread_local cpu::StrassenProducts products;
+    thread_local std::vector<float> upper, lower;
+    if (sums) {
+      lhs.prepare(vectors, n, d, d);
+      upper.resize(static_cast<size_t>(vt));
+      lower.resize(static_cast<size_t>(vt));
+    }
+    for (int64_t v0 = 0; v0 < V; v0 += vt) {
+      const int64_t cols = std::min(vt, V - v0);
+      const cpu::StrassenRhs* rhs = sums ? &sums->tiles[static_cast<size_t>(v0 / vt)] : nullptr;
+      if (rhs && rhs->rows() == cols) {
+        products.compute(lhs, *rhs);
+        const int64_t h = lhs.half_rows();
+        for (int64_t i = 0; i < h; ++i) {
+          products.rows(i, upper.data(), lower.data());
+          fold(i, upper.data(), cols, v0);
+          if (h + i < n) fold(h + i, lower.data(), cols, v0);
+        }
+      } else {
+        logits.resize(static_cast<size_t>(n * cols));
+        cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
+        for (int64_t i = 0; i < n; ++i) fold(i, logits.data() + i * cols, cols, v0);
+      }
     }
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -239,7 +333,8 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
   // instead of all threads sharing one GEMM and then one fold.
   const int threads = std::max(1, omp_get_max_threads());
   const cpu::SingleThreadedBlas single_threaded;
-  const StrassenHead* sums = uses_strassen_for(n) ? &strassen_sums() : nullptr;
+  const LogitProduct product = product_for(n);
+  prepare_for(n);  // before the threads start: the sums or packed head are made in parallel
   // Blocks as large as the GEMM likes, but enough of them to keep every
   // thread busy.
   const int64_t block = std::clamp<int64_t>((n + threads - 1) / threads, 1, kVectorBlock);
@@ -252,7 +347,7 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t start = first + b * block;
       const int64_t count = std::min(block, first + in_round - start);
-      decode_block(sums, vectors + start * d_model_, count, results.data() + start,
+      decode_block(product, vectors + start * d_model_, count, results.data() + start,
                    logits[static_cast<size_t>(omp_get_thread_num())]);
     }
     if (on_progress) on_progress(first + in_round);

@@ -62,6 +62,47 @@ TEST(Strassen, RowsEqualFloat64Products) {
   }
 }
 
+// The packed path's products (our kernel, operands packed per tile) give the
+// same rows, for every full tile of a head and an odd block of vectors.
+TEST(Strassen, PackedRowsEqualFloat64Products) {
+  constexpr int64_t m = 13, vocab = 100, k = 600, tile = 32;  // 3 full tiles; k takes three chunks
+  const std::vector<float> a = random_matrix(m, k, 3), head = random_matrix(vocab, k, 4);
+  PackedStrassenRhs rhs;
+  rhs.prepare(head.data(), vocab, k, tile);
+  ASSERT_EQ(rhs.tiles(), 3);
+  ASSERT_EQ(rhs.tile_rows(), tile);
+  StrassenLhs lhs;
+  lhs.prepare(a.data(), m, k, k);
+  PackedStrassenLhs packed_lhs;
+  packed_lhs.prepare(lhs);
+  const int64_t h = packed_lhs.half_rows();
+  ASSERT_EQ(h, 7);
+  StrassenProducts products;
+  std::vector<float> top(static_cast<size_t>(tile)), bottom(static_cast<size_t>(tile));
+  for (int64_t t = 0; t < rhs.tiles(); ++t) {
+    products.compute(packed_lhs, rhs, t);
+    for (int64_t i = 0; i < h; ++i) {
+      products.rows(i, top.data(), bottom.data());
+      for (int64_t half = 0; half < 2; ++half) {
+        const int64_t row = i + half * h;
+        if (row >= m) continue;
+        for (int64_t j = 0; j < tile; ++j) {
+          const int64_t token = t * tile + j;
+          double exact = 0, scale = 0;
+          for (int64_t x = 0; x < k; ++x) {
+            const double p = static_cast<double>(a[static_cast<size_t>(row * k + x)]) * head[static_cast<size_t>(token * k + x)];
+            exact += p;
+            scale += std::abs(p);
+          }
+          const float got = (half == 0 ? top : bottom)[static_cast<size_t>(j)];
+          EXPECT_NEAR(got, exact, 8 * scale * 1.2e-7 * std::sqrt(static_cast<double>(k)) + 1e-6)
+              << "tile " << t << " row " << row << " col " << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(Strassen, FitsOnlyEvenShapes) {
   EXPECT_TRUE(strassen_fits(2048, 576));
   EXPECT_FALSE(strassen_fits(2047, 576));

@@ -99,9 +99,11 @@ __attribute__((target("avx2,fma"))) float exp_sums_avx2(const float* z, int64_t 
   constexpr int64_t kRun = 512;
   __m256 top = _mm256_set1_ps(-INFINITY);
   int64_t start = 0;
-  for (; start + kRun <= n; start += kRun) {
+  // Runs of up to kRun logits, whole 8-lane steps only; the last few go to
+  // the portable loop.
+  for (int64_t run; (run = std::min(kRun, (n - start) / 8 * 8)) > 0; start += run) {
     __m256 s = _mm256_setzero_ps(), u = _mm256_setzero_ps();
-    for (int64_t i = start; i < start + kRun; i += 8) {
+    for (int64_t i = start; i < start + run; i += 8) {
       const __m256 zi = _mm256_loadu_ps(z + i);
       top = _mm256_max_ps(top, zi);
       const __m256 shifted = _mm256_sub_ps(zi, vm);

@@ -72,7 +72,7 @@ void StrassenLhs::prepare(const float* a, int64_t m, int64_t k, int64_t lda) {
 
 void StrassenProducts::compute(const StrassenLhs& a, const StrassenRhs& b) {
   const int64_t k = a.k_, q = k / 2, h = a.h_, w = b.n_ / 2, ldb = b.ldb_;
-  h_ = h;
+  rows_ = h;
   w_ = w;
   p_.resize(static_cast<size_t>(7 * h * w));
   float* p = p_.data();
@@ -86,8 +86,51 @@ void StrassenProducts::compute(const StrassenLhs& a, const StrassenRhs& b) {
   gemm_abt(h, w, q, a.s(3), q, b.t(3), q, p + 6 * size, w);      // P7 = S3 T3^T
 }
 
+void PackedStrassenRhs::prepare(const float* head, int64_t vocab, int64_t k, int64_t tile) {
+  w_ = tile / 2;
+  tiles_ = vocab / tile;
+  const int64_t q = k / 2;
+  for (RhsPanels& op : operands_) op.allocate(tiles_ * w_, q);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t t = 0; t < tiles_; ++t) {
+    StrassenRhs sums;  // this tile's T1..T4, row-major, for packing
+    sums.prepare(head + t * tile * k, tile, k, k);
+    const int64_t first = t * w_;
+    operands_[0].pack_rows(first, sums.b11(), w_, k);
+    operands_[1].pack_rows(first, sums.b21(), w_, k);
+    operands_[2].pack_rows(first, sums.b22(), w_, k);
+    operands_[3].pack_rows(first, sums.t(4), w_, q);
+    operands_[4].pack_rows(first, sums.t(1), w_, q);
+    operands_[5].pack_rows(first, sums.t(2), w_, q);
+    operands_[6].pack_rows(first, sums.t(3), w_, q);
+  }
+}
+
+void PackedStrassenLhs::prepare(const StrassenLhs& a) {
+  const int64_t h = a.h_, k = a.k_, q = k / 2;
+  h_ = h;
+  operands_[0].pack(a.a11(), h, q, k);
+  operands_[1].pack(a.a12(), h, q, k);
+  operands_[2].pack(a.s(4), h, q, q);
+  operands_[3].pack(a.a22(), h, q, k);
+  operands_[4].pack(a.s(1), h, q, q);
+  operands_[5].pack(a.s(2), h, q, q);
+  operands_[6].pack(a.s(3), h, q, q);
+}
+
+void StrassenProducts::compute(const PackedStrassenLhs& a, const PackedStrassenRhs& b, int64_t tile) {
+  rows_ = a.operands_[0].padded_rows();
+  w_ = b.w_;
+  const int64_t size = rows_ * w_;
+  p_.resize(static_cast<size_t>(7 * size));
+  // Product i = A-side operand i times B-side operand i, as in compute() above.
+  for (size_t i = 0; i < 7; ++i) {
+    packed_product(a.operands_[i], b.operands_[i], tile * w_, w_, p_.data() + static_cast<int64_t>(i) * size, w_);
+  }
+}
+
 void StrassenProducts::rows(int64_t i, float* top, float* bottom) const {
-  const int64_t size = h_ * w_;
+  const int64_t size = rows_ * w_;
   const float* p = p_.data() + i * w_;
   combine(w_, p, p + size, p + 2 * size, p + 3 * size, p + 4 * size, p + 5 * size, p + 6 * size, top, bottom);
 }

@@ -28,8 +28,11 @@
 // candidates in float64 either way.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
+
+#include "backends/cpu/packed_gemm.h"
 
 namespace neuronlens::cpu {
 
@@ -46,6 +49,7 @@ class StrassenRhs {
 
  private:
   friend class StrassenProducts;
+  friend class PackedStrassenRhs;
   // B's quarters in the textbook's naming (see above), leading dimension ldb.
   const float* b11() const { return b_; }
   const float* b21() const { return b_ + k_ / 2; }
@@ -69,6 +73,7 @@ class StrassenLhs {
 
  private:
   friend class StrassenProducts;
+  friend class PackedStrassenLhs;
   // A's quarters, leading dimension k.
   const float* a11() const { return a_.data(); }
   const float* a12() const { return a_.data() + k_ / 2; }
@@ -83,16 +88,48 @@ class StrassenLhs {
   std::vector<float> s_;  // [4, h, k/2]: S1, S2, S3, S4
 };
 
+// The same seven products with our packed micro-kernel (packed_gemm.h)
+// instead of BLAS: each product's B-side operand (B11, B21, B22, T4, T1, T2,
+// T3, in product order) is packed once for every tile of the LM head, and
+// each block's A-side operands once per block.
+class PackedStrassenRhs {
+ public:
+  // head [V, k] row-major, k even, cut into tiles of `tile` rows (a multiple
+  // of 32); only the full tiles are packed (tiles() of them). In parallel.
+  void prepare(const float* head, int64_t vocab, int64_t k, int64_t tile);
+  int64_t tiles() const { return tiles_; }
+  int64_t tile_rows() const { return 2 * w_; }
+
+ private:
+  friend class StrassenProducts;
+  int64_t tiles_ = 0, w_ = 0;
+  // Operand i's rows [t * w, (t + 1) * w) belong to tile t.
+  std::array<RhsPanels, 7> operands_;
+};
+
+class PackedStrassenLhs {
+ public:
+  void prepare(const StrassenLhs& a);
+  int64_t half_rows() const { return h_; }
+
+ private:
+  friend class StrassenProducts;
+  int64_t h_ = 0;
+  std::array<LhsPanels, 7> operands_;  // A11, A12, S4, A22, S1, S2, S3
+};
+
 // The seven products of one block and one tile, and C's rows from them.
 class StrassenProducts {
  public:
   // P1..P7 [7, h, w] with single-threaded BLAS calls (the caller's thread).
   void compute(const StrassenLhs& a, const StrassenRhs& b);
-  // Row i (< h) of C into top[0..n), and row h + i into bottom[0..n).
+  // The same for tile `tile` of a packed head, with our kernel.
+  void compute(const PackedStrassenLhs& a, const PackedStrassenRhs& b, int64_t tile);
+  // Row i (< h) of C into top[0..2w), and row h + i into bottom[0..2w).
   void rows(int64_t i, float* top, float* bottom) const;
 
  private:
-  int64_t h_ = 0, w_ = 0;
+  int64_t rows_ = 0, w_ = 0;  // each product [rows_, w_] (rows_ >= h: padding)
   std::vector<float> p_;
 };
 

@@ -1,0 +1,61 @@
+// Our packed micro-kernel product (backends/cpu/packed_gemm) against float64
+// products: shapes that are not multiples of the 6 x 16 tile, depths that
+// take one, two and three k chunks (the later ones accumulate into C), and
+// column windows that start inside the head.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backends/cpu/packed_gemm.h"
+
+namespace neuronlens::cpu {
+namespace {
+
+std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> m(static_cast<size_t>(rows * cols));
+  for (float& x : m) x = dist(rng);
+  return m;
+}
+
+TEST(PackedGemm, ProductEqualsFloat64Products) {
+  struct Shape {
+    int64_t m, n, k, col0, cols;
+  };
+  for (const Shape& s : {Shape{1, 16, 5, 0, 16}, Shape{6, 40, 256, 16, 24}, Shape{13, 300, 600, 32, 261},
+                         Shape{7, 50, 257, 48, 2}}) {
+    const int64_t lda = s.k + 3, ldb = s.k + 1;  // leading dimensions wider than the rows
+    const std::vector<float> a = random_matrix(s.m, lda, 1), b = random_matrix(s.n, ldb, 2);
+    LhsPanels lhs;
+    lhs.pack(a.data(), s.m, s.k, lda);
+    RhsPanels rhs;
+    rhs.pack(b.data(), s.n, s.k, ldb);
+    ASSERT_EQ(lhs.padded_rows() % kPanelRowsA, 0);
+    const int64_t cols16 = (s.cols + 15) / 16 * 16, ldc = cols16 + 5;
+    std::vector<float> c(static_cast<size_t>(lhs.padded_rows() * ldc), NAN);
+    packed_product(lhs, rhs, s.col0, s.cols, c.data(), ldc);
+    for (int64_t i = 0; i < s.m; ++i) {
+      for (int64_t j = 0; j < s.cols; ++j) {
+        double exact = 0, scale = 0;
+        for (int64_t t = 0; t < s.k; ++t) {
+          const double x = a[static_cast<size_t>(i * lda + t)], y = b[static_cast<size_t>((s.col0 + j) * ldb + t)];
+          exact += x * y;
+          scale += std::abs(x * y);
+        }
+        EXPECT_NEAR(c[static_cast<size_t>(i * ldc + j)], exact, 2 * scale * 1.2e-7 * std::sqrt(double(s.k)) + 1e-6)
+            << "m=" << s.m << " k=" << s.k << " row " << i << " col " << s.col0 + j;
+      }
+    }
+    // Head rows past n (padding of the last panel) give zero logits.
+    if (s.col0 + cols16 > s.n) {
+      for (int64_t j = s.n - s.col0; j < cols16; ++j) EXPECT_EQ(c[static_cast<size_t>(j)], 0.0f) << "col " << j;
+    }
+    EXPECT_EQ(rhs.at(s.n - 1, s.k - 1), b[static_cast<size_t>((s.n - 1) * ldb + s.k - 1)]);
+  }
+}
+
+}  // namespace
+}  // namespace neuronlens::cpu
