@@ -335,10 +335,16 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
   const cpu::SingleThreadedBlas single_threaded;
   const LogitProduct product = product_for(n);
   prepare_for(n);  // before the threads start: the sums or packed head are made in parallel
-  // Blocks as large as the GEMM likes, but enough of them to keep every
-  // thread busy.
-  const int64_t block = std::clamp<int64_t>((n + threads - 1) / threads, 1, kVectorBlock);
-  const int64_t round = block * threads;
+  // BLAS products: blocks as large as the GEMM likes, but enough of them to
+  // keep every thread busy. Packed products: the size they work in (the
+  // head streams once per block either way), so that four blocks per thread
+  // per round even out the threads' speeds, which vary on a shared machine.
+  int64_t block = std::clamp<int64_t>((n + threads - 1) / threads, 1, kVectorBlock);
+  int64_t round = block * threads;
+  if (product == LogitProduct::Packed || product == LogitProduct::PackedStrassen) {
+    block = product == LogitProduct::Packed ? kPackedVectors : kPackedStrassenVectors;
+    round = block * threads * 4;
+  }
   std::vector<std::vector<float>> logits(static_cast<size_t>(threads));  // per thread, reused
   for (int64_t first = 0; first < n; first += round) {
     const int64_t in_round = std::min(round, n - first);

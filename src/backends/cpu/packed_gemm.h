@@ -12,8 +12,8 @@
 //   RhsPanels  B [n, k] -> [ceil(n/16)][k][16]: panel p holds rows
 //              16p..16p+15 column by column; rows past n are zero.
 //   LhsPanels  A [m, k] -> [ceil(m/6)][k][6]; rows past m are zero.
-// The product walks k in chunks of at most 256 so that one B panel chunk
-// (16 x 256 floats, 16 KiB) stays in L1 while every A panel of the block
+// The product walks k in chunks of at most 320 so that one B panel chunk
+// (16 x 320 floats, 20 KiB) stays in L1 while every A panel of the block
 // passes over it.
 #pragma once
 
