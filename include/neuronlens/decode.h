@@ -39,11 +39,12 @@ NormMode norm_mode_from_name(std::string_view name);   // throws Error
 // re-scored in float64 whichever is used; they differ in rounding and speed
 // only.
 enum class LogitProduct {
-  // Strassen for calls of at least 1024 vectors when d >= 2048 (a map of a
-  // 1B-or-larger model); otherwise Packed where the CPU has AVX2 and FMA,
-  // else Gemm. bench/neuron_map_bench measured Strassen's decode 8% faster
-  // than the bare sgemm at d = 2048 and 12% at d = 4096, and Packed faster
-  // than Gemm at d = 576 (README, "Speed").
+  // Calls of under 1024 vectors (find, show) take Gemm: nothing to prepare.
+  // Maps take PackedStrassen where the CPU has AVX2 and FMA (Packed for an
+  // odd d); elsewhere Strassen for d >= 2048 and Gemm below.
+  // bench/neuron_map_bench, against the bare sgemm of the same products:
+  // PackedStrassen 1.16x faster on Llama-3.1-8B's shapes (BLAS Strassen
+  // 1.04x) and 1.06x at d = 576 (plain sgemm per tile 0.92x); README, "Speed".
   Auto,
   Gemm,  // plain BLAS sgemm per tile (the head re-packed by every call)
   // One level of Strassen-Winograd: 7/8 of the multiplications, for one more

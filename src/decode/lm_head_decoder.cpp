@@ -162,10 +162,8 @@ LogitProduct LmHeadDecoder::product_for(int64_t n) const {
     case LogitProduct::Auto:
       // A few vectors (find, show): nothing worth preparing a head for.
       if (n < kAutoMinVectors) return LogitProduct::Gemm;
-      // Large models: the BLAS Strassen path, measured on the 8B's shapes and
-      // lighter on memory (2 heads, not 2.75).
-      if (strassen_fits && d_model_ >= kAutoStrassenMinDModel) return LogitProduct::Strassen;
       if (cpu::packed_gemm_is_fast()) return strassen_fits ? LogitProduct::PackedStrassen : LogitProduct::Packed;
+      if (strassen_fits && d_model_ >= kAutoStrassenMinDModel) return LogitProduct::Strassen;
       return LogitProduct::Gemm;
   }
   return LogitProduct::Gemm;

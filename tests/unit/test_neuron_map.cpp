@@ -334,8 +334,9 @@ TEST(LmHeadDecode, ProductChoice) {
     EXPECT_EQ(product_for(p, 3), p) << product_name(p);
     EXPECT_EQ(product_for(p, 5000), p) << product_name(p);
   }
-  // Auto: small calls take the plain sgemm (nothing to prepare); a map of a
-  // small model takes the packed Strassen path where the CPU has AVX2.
+  // Auto: small calls take the plain sgemm (nothing to prepare); a map takes
+  // the packed Strassen path where the CPU has AVX2 (d = 576 here, so not
+  // BLAS Strassen without it).
   EXPECT_EQ(product_for(LogitProduct::Auto, 3), LogitProduct::Gemm);
   EXPECT_EQ(product_for(LogitProduct::Auto, 5000),
             cpu::packed_gemm_is_fast() ? LogitProduct::PackedStrassen : LogitProduct::Gemm);

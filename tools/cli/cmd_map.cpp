@@ -120,10 +120,10 @@ Runner add_map_command(CLI::App& app) {
   cmd->add_option("--norm", opt->norm, "Norm before the LM head: final (model's final RMSNorm) or none")
       ->capture_default_str();
   cmd->add_option("--product", opt->product,
-                  "How logit tiles are multiplied: auto (strassen for d >= 2048, else packed-strassen with "
-                  "AVX2), gemm (BLAS sgemm), strassen (one level of Strassen-Winograd on BLAS: 1/8 fewer "
+                  "How logit tiles are multiplied: auto (packed-strassen with AVX2, else strassen for "
+                  "d >= 2048, else gemm), gemm (BLAS sgemm), strassen (one level of Strassen-Winograd on BLAS: 1/8 fewer "
                   "multiplications, one more LM head of memory), packed (our AVX2 kernel on a head packed once, "
-                  "one more LM head) or packed-strassen (both: 7/4 more LM heads)")
+                  "one more LM head) or packed-strassen (both: 7/4 more LM heads; the fastest). gemm needs the least memory")
       ->capture_default_str();
   cmd->add_option("--examples", opt->examples, "Concepts to look up in the summary (comma separated)")
       ->capture_default_str();
