@@ -54,7 +54,7 @@ def main():
     rows.append(("(c) bare sgemm, same products", c))
     for name, s in rows:
         print(f"{name:32} {s:9.2f} {nl['vectors'] / s:10.0f} {nl['flops'] / s / 1e9:8.1f} {s / a:13.2f}x")
-    print(f"neuronlens setup (dequantise LM head) {nl['neuronlens']['setup_s']:.2f} s, "
+    print(f"neuronlens setup (dequantise LM head, pack it for the product) {nl['neuronlens']['setup_s']:.2f} s, "
           f"load+norm {nl['neuronlens']['load_norm_s']:.2f} s, decode {nl['neuronlens']['decode_s']:.2f} s")
 
 

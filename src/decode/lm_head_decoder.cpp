@@ -76,11 +76,125 @@ void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, 
   }
 }
 
+// The running softmax and top-k candidates of each vector of one block,
+// fed a row of logits at a time.
+class BlockFold {
+ public:
+  BlockFold(int64_t n, int candidates) : softmax_(static_cast<size_t>(n)), top_(static_cast<size_t>(n), TopK(candidates)) {}
+
+  // Logits of tokens [v0, v0 + cols) for vector i.
+  void add(int64_t i, const float* row, int64_t cols, int64_t v0) {
+    softmax_[static_cast<size_t>(i)].add_tile(row, cols);
+    top_[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
+  }
+  OnlineSoftmax& softmax(int64_t i) { return softmax_[static_cast<size_t>(i)]; }
+  const TopK& top(int64_t i) const { return top_[static_cast<size_t>(i)]; }
+
+ private:
+  std::vector<OnlineSoftmax> softmax_;
+  std::vector<TopK> top_;
+};
+
+// Tokens [v0, v0 + cols) for vectors [n, d], which are rows first_row... of
+// the block: one sgemm into logits [n, cols], folded row by row.
+void fold_by_sgemm(const float* vectors, int64_t n, int64_t d, const float* lm_head, int64_t v0, int64_t cols,
+                   int64_t first_row, BlockFold& fold, std::vector<float>& logits) {
+  logits.resize(static_cast<size_t>(n * cols));
+  cpu::gemm_abt(n, cols, d, vectors, d, lm_head + v0 * d, d, logits.data(), cols);
+  for (int64_t i = 0; i < n; ++i) fold.add(first_row + i, logits.data() + i * cols, cols, v0);
+}
+
+// Packed: blocks of kPackedVectors vectors sweep the vocabulary in tiles of
+// kPackedTile tokens, each tile's logits made by our kernel into a buffer
+// that stays in L2 and folded from there.
+void fold_packed(const cpu::RhsPanels& head, const float* vectors, int64_t n, int64_t d, int64_t V,
+                 BlockFold& fold, std::vector<float>& logits) {
+  thread_local cpu::LhsPanels panels;
+  for (int64_t i0 = 0; i0 < n; i0 += kPackedVectors) {
+    const int64_t m = std::min(kPackedVectors, n - i0);
+    panels.pack(vectors + i0 * d, m, d, d);
+    logits.resize(static_cast<size_t>(panels.padded_rows() * kPackedTile));  // [padded m, tile]
+    for (int64_t v0 = 0; v0 < V; v0 += kPackedTile) {
+      const int64_t cols = std::min(kPackedTile, V - v0);
+      cpu::packed_product(panels, head, v0, cols, logits.data(), kPackedTile);
+      for (int64_t i = 0; i < m; ++i) fold.add(i0 + i, logits.data() + i * kPackedTile, cols, v0);
+    }
+  }
+}
+
+// PackedStrassen: blocks of kPackedStrassenVectors vectors; each full tile's
+// seven products by our kernel, C's rows combined two at a time (row i and
+// h + i) and folded at once; the vocabulary's last, partial tile by sgemm.
+void fold_packed_strassen(const cpu::PackedStrassenRhs& head, const float* lm_head, const float* vectors, int64_t n,
+                          int64_t d, int64_t V, BlockFold& fold, std::vector<float>& logits) {
+  const int64_t tile = head.tile_rows(), full = head.tiles() * tile;
+  thread_local cpu::StrassenLhs lhs;
+  thread_local cpu::PackedStrassenLhs packed_lhs;
+  thread_local cpu::StrassenProducts products;
+  thread_local std::vector<float> upper, lower;  // C's rows i and h + i [tile]
+  upper.resize(static_cast<size_t>(tile));
+  lower.resize(static_cast<size_t>(tile));
+  for (int64_t i0 = 0; i0 < n; i0 += kPackedStrassenVectors) {
+    const int64_t m = std::min(kPackedStrassenVectors, n - i0);
+    lhs.prepare(vectors + i0 * d, m, d, d);
+    packed_lhs.prepare(lhs);
+    const int64_t h = lhs.half_rows();
+    for (int64_t t = 0; t < head.tiles(); ++t) {
+      products.compute(packed_lhs, head, t);
+      for (int64_t i = 0; i < h; ++i) {
+        products.rows(i, upper.data(), lower.data());
+        fold.add(i0 + i, upper.data(), tile, t * tile);
+        if (h + i < m) fold.add(i0 + h + i, lower.data(), tile, t * tile);
+      }
+    }
+    if (full < V) fold_by_sgemm(vectors + i0 * d, m, d, lm_head, full, V - full, i0, fold, logits);
+  }
+}
+
 }  // namespace
 
 struct StrassenHead {
   std::vector<cpu::StrassenRhs> tiles;  // tile t covers vocabulary rows [t * kStrassenTile, ...)
 };
+
+namespace {
+
+// Gemm (sums == nullptr): each vocabulary tile's logits [n, vt] come from one
+// sgemm and are folded at once. Strassen: a tile's logits come from seven
+// sgemms instead, and C's rows are folded two at a time as they are
+// combined; a tile of odd width (only ever the last) takes the sgemm.
+void fold_by_blas(const StrassenHead* sums, const float* lm_head, const float* vectors, int64_t n, int64_t d,
+                  int64_t V, BlockFold& fold, std::vector<float>& logits) {
+  const int64_t vt = std::min(sums ? kStrassenTile : kVocabTile, V);
+  // Each OpenMP worker keeps its Strassen buffers (the products take tens of
+  // MiB) from call to call: allocating them for every layer showed up in
+  // perf as page faults.
+  thread_local cpu::StrassenLhs lhs;
+  thread_local cpu::StrassenProducts products;
+  thread_local std::vector<float> upper, lower;
+  if (sums) {
+    lhs.prepare(vectors, n, d, d);
+    upper.resize(static_cast<size_t>(vt));
+    lower.resize(static_cast<size_t>(vt));
+  }
+  for (int64_t v0 = 0; v0 < V; v0 += vt) {
+    const int64_t cols = std::min(vt, V - v0);
+    const cpu::StrassenRhs* rhs = sums ? &sums->tiles[static_cast<size_t>(v0 / vt)] : nullptr;
+    if (rhs && rhs->rows() == cols) {
+      products.compute(lhs, *rhs);
+      const int64_t h = lhs.half_rows();
+      for (int64_t i = 0; i < h; ++i) {
+        products.rows(i, upper.data(), lower.data());
+        fold.add(i, upper.data(), cols, v0);
+        if (h + i < n) fold.add(h + i, lower.data(), cols, v0);
+      }
+    } else {
+      fold_by_sgemm(vectors, n, d, lm_head, v0, cols, 0, fold, logits);
+    }
+  }
+}
+
+}  // namespace
 
 std::string_view vector_kind_name(VectorKind kind) {
   switch (kind) {
@@ -227,99 +341,21 @@ void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
 }
 
 // Decodes vectors [n, d] (normalised) into results[0..n): one thread's share.
-// Gemm: each vocabulary tile's logits [n, vt] come from one sgemm and are
-// folded at once. Strassen: a tile's logits come from seven products instead,
-// and C's rows are folded two at a time as they are combined; a tile of odd
-// width (only ever the last) takes the sgemm. Packed: blocks of 96 vectors
-// sweep the vocabulary in tiles of 256 tokens, each tile's logits made by
-// our kernel into a buffer that stays in L2 and folded from there.
 void LmHeadDecoder::decode_block(LogitProduct product, const float* vectors, int64_t n,
                                  NeuronDecoding* results, std::vector<float>& logits) const {
   const int64_t d = d_model_, V = vocab_size_;
-  const int candidates = static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V));
-  std::vector<OnlineSoftmax> softmax(static_cast<size_t>(n));
-  std::vector<TopK> top(static_cast<size_t>(n), TopK(candidates));
-  auto fold = [&](int64_t i, const float* row, int64_t cols, int64_t v0) {
-    softmax[static_cast<size_t>(i)].add_tile(row, cols);
-    top[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
-  };
-  if (product == LogitProduct::Packed) {
-    const cpu::RhsPanels& head = packed_head();
-    thread_local cpu::LhsPanels panels;
-    for (int64_t i0 = 0; i0 < n; i0 += kPackedVectors) {
-      const int64_t m = std::min(kPackedVectors, n - i0);
-      panels.pack(vectors + i0 * d, m, d, d);
-      logits.resize(static_cast<size_t>(panels.padded_rows() * kPackedTile));
-      for (int64_t v0 = 0; v0 < V; v0 += kPackedTile) {
-        const int64_t cols = std::min(kPackedTile, V - v0);
-        cpu::packed_product(panels, head, v0, cols, logits.data(), kPackedTile);
-        for (int64_t i = 0; i < m; ++i) fold(i0 + i, logits.data() + i * kPackedTile, cols, v0);
-      }
-    }
-  } else if (product == LogitProduct::PackedStrassen) {
-    const cpu::PackedStrassenRhs& head = packed_strassen_head();
-    const int64_t tile = head.tile_rows(), full = head.tiles() * tile;
-    thread_local cpu::StrassenLhs lhs;
-    thread_local cpu::PackedStrassenLhs packed_lhs;
-    thread_local cpu::StrassenProducts products;
-    thread_local std::vector<float> upper, lower;
-    upper.resize(static_cast<size_t>(tile));
-    lower.resize(static_cast<size_t>(tile));
-    for (int64_t i0 = 0; i0 < n; i0 += kPackedStrassenVectors) {
-      const int64_t m = std::min(kPackedStrassenVectors, n - i0);
-      lhs.prepare(vectors + i0 * d, m, d, d);
-      packed_lhs.prepare(lhs);
-      const int64_t h = lhs.half_rows();
-      for (int64_t t = 0; t < head.tiles(); ++t) {
-        products.compute(packed_lhs, head, t);
-        for (int64_t i = 0; i < h; ++i) {
-          products.rows(i, upper.data(), lower.data());
-          fold(i0 + i, upper.data(), tile, t * tile);
-          if (h + i < m) fold(i0 + h + i, lower.data(), tile, t * tile);
-        }
-      }
-      if (full < V) {  // the vocabulary's last, partial tile: one sgemm
-        const int64_t cols = V - full;
-        logits.resize(static_cast<size_t>(m * cols));
-        cpu::gemm_abt(m, cols, d, vectors + i0 * d, d, lm_head_.data() + full * d, d, logits.data(), cols);
-        for (int64_t i = 0; i < m; ++i) fold(i0 + i, logits.data() + i * cols, cols, full);
-      }
-    }
-  } else {
-    const StrassenHead* sums = product == LogitProduct::Strassen ? &strassen_sums() : nullptr;
-    const int64_t vt = std::min(sums ? kStrassenTile : kVocabTile, V);
-    // Each OpenMP worker keeps its Strassen buffers (the products take tens of
-    // MiB) from call to call: allocating them for every layer showed up in
-    // perf as page faults.
-    thread_local cpu::StrassenLhs lhs;
-    thread_local cpu::StrassenProducts products;
-    thread_local std::vector<float> upper, lower;
-    if (sums) {
-      lhs.prepare(vectors, n, d, d);
-      upper.resize(static_cast<size_t>(vt));
-      lower.resize(static_cast<size_t>(vt));
-    }
-    for (int64_t v0 = 0; v0 < V; v0 += vt) {
-      const int64_t cols = std::min(vt, V - v0);
-      const cpu::StrassenRhs* rhs = sums ? &sums->tiles[static_cast<size_t>(v0 / vt)] : nullptr;
-      if (rhs && rhs->rows() == cols) {
-        products.compute(lhs, *rhs);
-        const int64_t h = lhs.half_rows();
-        for (int64_t i = 0; i < h; ++i) {
-          products.rows(i, upper.data(), lower.data());
-          fold(i, upper.data(), cols, v0);
-          if (h + i < n) fold(h + i, lower.data(), cols, v0);
-        }
-      } else {
-        logits.resize(static_cast<size_t>(n * cols));
-        cpu::gemm_abt(n, cols, d, vectors, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
-        for (int64_t i = 0; i < n; ++i) fold(i, logits.data() + i * cols, cols, v0);
-      }
-    }
+  BlockFold fold(n, static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V)));
+  switch (product) {
+    case LogitProduct::Packed: fold_packed(packed_head(), vectors, n, d, V, fold, logits); break;
+    case LogitProduct::PackedStrassen:
+      fold_packed_strassen(packed_strassen_head(), lm_head_.data(), vectors, n, d, V, fold, logits);
+      break;
+    case LogitProduct::Strassen: fold_by_blas(&strassen_sums(), lm_head_.data(), vectors, n, d, V, fold, logits); break;
+    case LogitProduct::Gemm:
+    case LogitProduct::Auto: fold_by_blas(nullptr, lm_head_.data(), vectors, n, d, V, fold, logits); break;
   }
   for (int64_t i = 0; i < n; ++i) {
-    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, softmax[static_cast<size_t>(i)],
-                    top[static_cast<size_t>(i)], results[i]);
+    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, fold.softmax(i), fold.top(i), results[i]);
   }
 }
 
