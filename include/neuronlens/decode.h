@@ -44,7 +44,8 @@ enum class LogitProduct {
   // odd d); elsewhere Strassen for d >= 2048 and Gemm below.
   // bench/neuron_map_bench, against the bare sgemm of the same products:
   // PackedStrassen 1.16x faster on Llama-3.1-8B's shapes (BLAS Strassen
-  // 1.04x) and 1.06x at d = 576 (plain sgemm per tile 0.92x); README, "Speed".
+  // 1.04x) and 1.07x on the default model's whole map (plain sgemm per tile
+  // 0.92x); README, "Speed".
   Auto,
   Gemm,  // plain BLAS sgemm per tile (the head re-packed by every call)
   // One level of Strassen-Winograd: 7/8 of the multiplications, for one more
@@ -92,8 +93,8 @@ class PackedStrassenRhs;
 
 // Holds the dequantised LM head and decodes blocks of vectors against it
 // without materialising the [n, V] logits: the vocabulary is walked in tiles,
-// each tile's logits come from one GEMM and are folded into a running
-// (online) softmax and a per-vector top-k.
+// each tile's logits come from one product (see LogitProduct) and are folded
+// into a running (online) softmax and a per-vector top-k.
 class LmHeadDecoder {
  public:
   LmHeadDecoder(const Model& model, DecodeSettings settings);

@@ -1,7 +1,8 @@
 // The fused decode: for a block of normalised vectors A [nb, d], walk the LM
 // head W_U [V, d] in vocabulary tiles; each tile's logits C = A · W_tile^T
-// [nb, vt] come from one float32 GEMM and are folded at once into every
-// vector's online softmax and top-k. The top candidates are then re-scored
+// [nb, vt] come from a float32 product (BLAS sgemm, our packed kernel, or
+// one level of Strassen on either; see LogitProduct) and are folded at once
+// into every vector's online softmax and top-k. The top candidates are then re-scored
 // with float64 dot products, so the reported logits and order are exact up to
 // float64 rounding, whatever the GEMM's summation order.
 #include <omp.h>
