@@ -5,21 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "backends/cpu/packed_gemm.h"
+#include "random_matrix.h"
 
 namespace neuronlens::cpu {
 namespace {
 
-std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> m(static_cast<size_t>(rows * cols));
-  for (float& x : m) x = dist(rng);
-  return m;
-}
+using neuronlens::testing::exact_dot;
+using neuronlens::testing::random_matrix;
 
 TEST(PackedGemm, ProductEqualsFloat64Products) {
   struct Shape {
@@ -39,13 +34,9 @@ TEST(PackedGemm, ProductEqualsFloat64Products) {
     packed_product(lhs, rhs, s.col0, s.cols, c.data(), ldc);
     for (int64_t i = 0; i < s.m; ++i) {
       for (int64_t j = 0; j < s.cols; ++j) {
-        double exact = 0, scale = 0;
-        for (int64_t t = 0; t < s.k; ++t) {
-          const double x = a[static_cast<size_t>(i * lda + t)], y = b[static_cast<size_t>((s.col0 + j) * ldb + t)];
-          exact += x * y;
-          scale += std::abs(x * y);
-        }
-        EXPECT_NEAR(c[static_cast<size_t>(i * ldc + j)], exact, 2 * scale * 1.2e-7 * std::sqrt(double(s.k)) + 1e-6)
+        const auto exact = exact_dot(a.data() + i * lda, b.data() + (s.col0 + j) * ldb, s.k);
+        EXPECT_NEAR(c[static_cast<size_t>(i * ldc + j)], exact.value,
+                    2 * exact.abs_sum * 1.2e-7 * std::sqrt(static_cast<double>(s.k)) + 1e-6)
             << "m=" << s.m << " k=" << s.k << " row " << i << " col " << s.col0 + j;
       }
     }

@@ -3,21 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "backends/cpu/strassen.h"
+#include "random_matrix.h"
 
 namespace neuronlens::cpu {
 namespace {
 
-std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> m(static_cast<size_t>(rows * cols));
-  for (float& x : m) x = dist(rng);
-  return m;
-}
+using neuronlens::testing::exact_dot;
+using neuronlens::testing::random_matrix;
 
 // Every row of C = A · B^T from the seven products, against float64 dot
 // products, for odd and even row counts (the odd one pads A with a zero row)
@@ -45,16 +40,11 @@ TEST(Strassen, RowsEqualFloat64Products) {
         const int64_t row = i + half * h;
         if (row >= s.m) continue;
         for (int64_t j = 0; j < s.n; ++j) {
-          double exact = 0, scale = 0;
-          for (int64_t t = 0; t < s.k; ++t) {
-            exact += static_cast<double>(a[static_cast<size_t>(row * s.k + t)]) * b[static_cast<size_t>(j * s.ldb + t)];
-            scale += std::abs(static_cast<double>(a[static_cast<size_t>(row * s.k + t)])) *
-                     std::abs(static_cast<double>(b[static_cast<size_t>(j * s.ldb + t)]));
-          }
+          const auto exact = exact_dot(a.data() + row * s.k, b.data() + j * s.ldb, s.k);
           const float got = (half == 0 ? top : bottom)[static_cast<size_t>(j)];
           // A few float32 roundings of sums of |a||b| terms; a wrong formula
           // is off by whole products (order 1 here).
-          EXPECT_NEAR(got, exact, 8 * scale * 1.2e-7 * std::sqrt(static_cast<double>(s.k)) + 1e-6)
+          EXPECT_NEAR(got, exact.value, 8 * exact.abs_sum * 1.2e-7 * std::sqrt(static_cast<double>(s.k)) + 1e-6)
               << "m=" << s.m << " n=" << s.n << " k=" << s.k << " row " << row << " col " << j;
         }
       }
@@ -88,14 +78,9 @@ TEST(Strassen, PackedRowsEqualFloat64Products) {
         if (row >= m) continue;
         for (int64_t j = 0; j < tile; ++j) {
           const int64_t token = t * tile + j;
-          double exact = 0, scale = 0;
-          for (int64_t x = 0; x < k; ++x) {
-            const double p = static_cast<double>(a[static_cast<size_t>(row * k + x)]) * head[static_cast<size_t>(token * k + x)];
-            exact += p;
-            scale += std::abs(p);
-          }
+          const auto exact = exact_dot(a.data() + row * k, head.data() + token * k, k);
           const float got = (half == 0 ? top : bottom)[static_cast<size_t>(j)];
-          EXPECT_NEAR(got, exact, 8 * scale * 1.2e-7 * std::sqrt(static_cast<double>(k)) + 1e-6)
+          EXPECT_NEAR(got, exact.value, 8 * exact.abs_sum * 1.2e-7 * std::sqrt(static_cast<double>(k)) + 1e-6)
               << "tile " << t << " row " << row << " col " << j;
         }
       }
