@@ -149,8 +149,10 @@ void LhsPanels::pack(const float* a, int64_t m, int64_t k, int64_t lda) {
   }
 }
 
-void packed_product(const LhsPanels& a, const RhsPanels& b, int64_t col0, int64_t cols, float* c, int64_t ldc) {
-  static const MicroKernel kernel = micro_kernel();
+void packed_product(const LhsPanels& a, const RhsPanels& b, int64_t col0, int64_t cols, float* c, int64_t ldc,
+                    MicroKernelChoice choice) {
+  static const MicroKernel fastest = micro_kernel();
+  const MicroKernel kernel = choice == MicroKernelChoice::Portable ? micro_kernel_portable : fastest;
   const int64_t k = a.depth();
   const int64_t a_panels = a.padded_rows() / kPanelRowsA;
   const int64_t first_b = col0 / kPanelRowsB, b_panels = (cols + kPanelRowsB - 1) / kPanelRowsB;

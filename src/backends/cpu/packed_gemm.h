@@ -84,6 +84,10 @@ class LhsPanels {
 // col0 is a multiple of 16 and cols16 = cols rounded up to 16 (padding rows
 // of A and B give zeros there). c has leading dimension ldc >= cols16 and
 // room for a.padded_rows() rows. Runs on the calling thread.
-void packed_product(const LhsPanels& a, const RhsPanels& b, int64_t col0, int64_t cols, float* c, int64_t ldc);
+// `kernel` picks the micro-kernel: the fastest this CPU runs, or the portable
+// one (so that tests check it on AVX2 machines too).
+enum class MicroKernelChoice { Fastest, Portable };
+void packed_product(const LhsPanels& a, const RhsPanels& b, int64_t col0, int64_t cols, float* c, int64_t ldc,
+                    MicroKernelChoice kernel = MicroKernelChoice::Fastest);
 
 }  // namespace neuronlens::cpu
