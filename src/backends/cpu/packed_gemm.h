@@ -56,7 +56,7 @@ class RhsPanels {
   int64_t depth() const { return k_; }
   // Panel p's columns [k0, ...): 16 floats per column.
   const float* panel(int64_t p, int64_t k0) const { return data_.data() + (p * k_ + k0) * kPanelRowsB; }
-  // B[row, j] (for re-scoring a few rows; slow for many).
+  // B[row, j], read back from the panels (one value at a time: for checks).
   float at(int64_t row, int64_t j) const {
     return data_.data()[((row / kPanelRowsB) * k_ + j) * kPanelRowsB + row % kPanelRowsB];
   }
