@@ -123,6 +123,21 @@ void fold_packed(const cpu::RhsPanels& head, const float* vectors, int64_t n, in
   }
 }
 
+// Folds a block's C rows from Strassen's seven products: row i and row h + i
+// (of the block's m) together, as tokens [v0, v0 + cols), into rows
+// first_row... of `fold`.
+void fold_strassen_rows(const cpu::StrassenProducts& products, int64_t h, int64_t m, int64_t first_row, int64_t cols,
+                        int64_t v0, BlockFold& fold) {
+  thread_local std::vector<float> upper, lower;  // C's rows i and h + i [cols]
+  upper.resize(static_cast<size_t>(cols));
+  lower.resize(static_cast<size_t>(cols));
+  for (int64_t i = 0; i < h; ++i) {
+    products.rows(i, upper.data(), lower.data());
+    fold.add(first_row + i, upper.data(), cols, v0);
+    if (h + i < m) fold.add(first_row + h + i, lower.data(), cols, v0);
+  }
+}
+
 // PackedStrassen: blocks of kPackedStrassenVectors vectors; each full tile's
 // seven products by our kernel, C's rows combined two at a time (row i and
 // h + i) and folded at once; the vocabulary's last, partial tile by sgemm.
@@ -132,21 +147,13 @@ void fold_packed_strassen(const cpu::PackedStrassenRhs& head, const float* lm_he
   thread_local cpu::StrassenLhs lhs;
   thread_local cpu::PackedStrassenLhs packed_lhs;
   thread_local cpu::StrassenProducts products;
-  thread_local std::vector<float> upper, lower;  // C's rows i and h + i [tile]
-  upper.resize(static_cast<size_t>(tile));
-  lower.resize(static_cast<size_t>(tile));
   for (int64_t i0 = 0; i0 < n; i0 += kPackedStrassenVectors) {
     const int64_t m = std::min(kPackedStrassenVectors, n - i0);
     lhs.prepare(vectors + i0 * d, m, d, d);
     packed_lhs.prepare(lhs);
-    const int64_t h = lhs.half_rows();
     for (int64_t t = 0; t < head.tiles(); ++t) {
       products.compute(packed_lhs, head, t);
-      for (int64_t i = 0; i < h; ++i) {
-        products.rows(i, upper.data(), lower.data());
-        fold.add(i0 + i, upper.data(), tile, t * tile);
-        if (h + i < m) fold.add(i0 + h + i, lower.data(), tile, t * tile);
-      }
+      fold_strassen_rows(products, lhs.half_rows(), m, i0, tile, t * tile, fold);
     }
     if (full < V) fold_by_sgemm(vectors + i0 * d, m, d, lm_head, full, V - full, i0, fold, logits);
   }
@@ -172,23 +179,13 @@ void fold_by_blas(const StrassenHead* sums, const float* lm_head, const float* v
   // perf as page faults.
   thread_local cpu::StrassenLhs lhs;
   thread_local cpu::StrassenProducts products;
-  thread_local std::vector<float> upper, lower;
-  if (sums) {
-    lhs.prepare(vectors, n, d, d);
-    upper.resize(static_cast<size_t>(vt));
-    lower.resize(static_cast<size_t>(vt));
-  }
+  if (sums) lhs.prepare(vectors, n, d, d);
   for (int64_t v0 = 0; v0 < V; v0 += vt) {
     const int64_t cols = std::min(vt, V - v0);
     const cpu::StrassenRhs* rhs = sums ? &sums->tiles[static_cast<size_t>(v0 / vt)] : nullptr;
     if (rhs && rhs->rows() == cols) {
       products.compute(lhs, *rhs);
-      const int64_t h = lhs.half_rows();
-      for (int64_t i = 0; i < h; ++i) {
-        products.rows(i, upper.data(), lower.data());
-        fold.add(i, upper.data(), cols, v0);
-        if (h + i < n) fold.add(h + i, lower.data(), cols, v0);
-      }
+      fold_strassen_rows(products, lhs.half_rows(), n, 0, cols, v0, fold);
     } else {
       fold_by_sgemm(vectors, n, d, lm_head, v0, cols, 0, fold, logits);
     }
@@ -291,39 +288,46 @@ void LmHeadDecoder::prepare_for(int64_t n) const {
   if (product == LogitProduct::PackedStrassen) packed_strassen_head();
 }
 
-const cpu::PackedStrassenRhs& LmHeadDecoder::packed_strassen_head() const {
-  std::call_once(packed_strassen_once_, [this] {
-    auto operands = std::make_shared<cpu::PackedStrassenRhs>();
-    operands->prepare(lm_head_.data(), vocab_size_, d_model_, kPackedStrassenTile);
-    packed_strassen_ = std::move(operands);
+namespace {
+
+// The head's form for one product, made by `fill` on first use: once, by
+// whichever thread asks first, while the others wait.
+template <typename T, typename Fill>
+const T& made_once(std::once_flag& once, std::shared_ptr<const T>& slot, Fill fill) {
+  std::call_once(once, [&] {
+    auto made = std::make_shared<T>();
+    fill(*made);
+    slot = std::move(made);
   });
-  return *packed_strassen_;
+  return *slot;
+}
+
+}  // namespace
+
+const cpu::PackedStrassenRhs& LmHeadDecoder::packed_strassen_head() const {
+  return made_once(packed_strassen_once_, packed_strassen_, [this](cpu::PackedStrassenRhs& operands) {
+    operands.prepare(lm_head_.data(), vocab_size_, d_model_, kPackedStrassenTile);
+  });
 }
 
 const cpu::RhsPanels& LmHeadDecoder::packed_head() const {
-  std::call_once(packed_once_, [this] {
-    auto panels = std::make_shared<cpu::RhsPanels>();
-    panels->pack(lm_head_.data(), vocab_size_, d_model_, d_model_);
-    packed_ = std::move(panels);
+  return made_once(packed_once_, packed_, [this](cpu::RhsPanels& panels) {
+    panels.pack(lm_head_.data(), vocab_size_, d_model_, d_model_);
   });
-  return *packed_;
 }
 
 const StrassenHead& LmHeadDecoder::strassen_sums() const {
-  std::call_once(strassen_once_, [this] {
-    auto sums = std::make_shared<StrassenHead>();
-    sums->tiles.resize(static_cast<size_t>((vocab_size_ + kStrassenTile - 1) / kStrassenTile));
+  return made_once(strassen_once_, strassen_, [this](StrassenHead& sums) {
+    sums.tiles.resize(static_cast<size_t>((vocab_size_ + kStrassenTile - 1) / kStrassenTile));
 #pragma omp parallel for schedule(dynamic)
-    for (size_t t = 0; t < sums->tiles.size(); ++t) {
+    for (size_t t = 0; t < sums.tiles.size(); ++t) {
       const int64_t v0 = static_cast<int64_t>(t) * kStrassenTile, cols = std::min(kStrassenTile, vocab_size_ - v0);
       // A tile of odd width (only ever the last) stays empty: plain GEMM.
       if (cpu::strassen_fits(cols, d_model_)) {
-        sums->tiles[t].prepare(lm_head_.data() + v0 * d_model_, cols, d_model_, d_model_);
+        sums.tiles[t].prepare(lm_head_.data() + v0 * d_model_, cols, d_model_, d_model_);
       }
     }
-    strassen_ = std::move(sums);
   });
-  return *strassen_;
 }
 
 void LmHeadDecoder::normalize(float* vectors, int64_t n) const {

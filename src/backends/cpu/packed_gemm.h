@@ -52,8 +52,6 @@ class RhsPanels {
   // [first, first + count) from b; first must be a multiple of 16.
   void allocate(int64_t n, int64_t k);
   void pack_rows(int64_t first, const float* b, int64_t count, int64_t ldb);
-  int64_t rows() const { return n_; }
-  int64_t depth() const { return k_; }
   // Panel p's columns [k0, ...): 16 floats per column.
   const float* panel(int64_t p, int64_t k0) const { return data_.data() + (p * k_ + k0) * kPanelRowsB; }
   // B[row, j], read back from the panels (one value at a time: for checks).
@@ -63,14 +61,13 @@ class RhsPanels {
 
  private:
   AlignedFloats data_;
-  int64_t n_ = 0, k_ = 0;
+  int64_t k_ = 0;
 };
 
 class LhsPanels {
  public:
   // a [m, k] with leading dimension lda.
   void pack(const float* a, int64_t m, int64_t k, int64_t lda);
-  int64_t rows() const { return m_; }
   int64_t padded_rows() const { return (m_ + kPanelRowsA - 1) / kPanelRowsA * kPanelRowsA; }
   int64_t depth() const { return k_; }
   const float* panel(int64_t p, int64_t k0) const { return data_.data() + (p * k_ + k0) * kPanelRowsA; }
