@@ -4,8 +4,12 @@
 // ±10% from run to run, so single runs mislead).
 //
 // usage: packed_gemm_bench [--d 576] [--vocab 49152] [--vectors 768] [--runs 8]
+//                          [--strassen-block 192] [--strassen-tile 512]
 //   packed: blocks of 96 vectors x tiles of 256 tokens into an L2-sized C,
 //           as the decode runs it (head packed once, outside the timing)
+//   packed strassen: blocks of 192 vectors x tiles of 512 tokens (the
+//           decode's sizes; the options try others), seven products and C's
+//           rows combined, as the decode does before folding them
 //   sgemm:  the same vectors x [4096-token tile, d]^T per call, C written
 //           out (what the Gemm product does per tile)
 #include <algorithm>
@@ -24,13 +28,15 @@ using namespace neuronlens;
 using clock_type = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
-  int64_t d = 576, vocab = 49152, n = 768, runs = 8;
+  int64_t d = 576, vocab = 49152, n = 768, runs = 8, strassen_block = 192, strassen_tile = 512;
   for (int i = 1; i + 1 < argc; i += 2) {
     const int64_t value = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--d")) d = value;
     else if (!std::strcmp(argv[i], "--vocab")) vocab = value;
     else if (!std::strcmp(argv[i], "--vectors")) n = value;
     else if (!std::strcmp(argv[i], "--runs")) runs = value;
+    else if (!std::strcmp(argv[i], "--strassen-block")) strassen_block = value;
+    else if (!std::strcmp(argv[i], "--strassen-tile")) strassen_tile = value;
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -58,20 +64,15 @@ int main(int argc, char** argv) {
       }
     }
   };
-  // Packed Strassen: blocks of kStrassenBlock vectors, tiles of kStrassenTile
-  // tokens, seven products and C's rows combined (as the decode does before
-  // folding them).
-  const int64_t kStrassenBlock = std::getenv("NL_PSM") ? std::atoll(std::getenv("NL_PSM")) : 96;
-  const int64_t kStrassenTile = std::getenv("NL_PST") ? std::atoll(std::getenv("NL_PST")) : 512;
   cpu::PackedStrassenRhs strassen_head;
-  strassen_head.prepare(head.data(), vocab, d, kStrassenTile);
+  strassen_head.prepare(head.data(), vocab, d, strassen_tile);
   cpu::StrassenLhs lhs;
   cpu::PackedStrassenLhs packed_lhs;
   cpu::StrassenProducts products;
-  std::vector<float> upper(static_cast<size_t>(kStrassenTile)), lower(static_cast<size_t>(kStrassenTile));
+  std::vector<float> upper(static_cast<size_t>(strassen_tile)), lower(static_cast<size_t>(strassen_tile));
   auto run_strassen = [&] {
-    for (int64_t i0 = 0; i0 < n; i0 += kStrassenBlock) {
-      lhs.prepare(a.data() + i0 * d, std::min(kStrassenBlock, n - i0), d, d);
+    for (int64_t i0 = 0; i0 < n; i0 += strassen_block) {
+      lhs.prepare(a.data() + i0 * d, std::min(strassen_block, n - i0), d, d);
       packed_lhs.prepare(lhs);
       for (int64_t t = 0; t < strassen_head.tiles(); ++t) {
         products.compute(packed_lhs, strassen_head, t);
