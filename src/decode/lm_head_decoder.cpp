@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
+#include <string>
+#include <utility>
 
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/packed_gemm.h"
@@ -81,7 +84,8 @@ void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, 
 // fed a row of logits at a time.
 class BlockFold {
  public:
-  BlockFold(int64_t n, int candidates) : softmax_(static_cast<size_t>(n)), top_(static_cast<size_t>(n), TopK(candidates)) {}
+  BlockFold(int64_t n, int candidates)
+      : softmax_(static_cast<size_t>(n)), top_(static_cast<size_t>(n), TopK(candidates)) {}
 
   // Logits of tokens [v0, v0 + cols) for vector i.
   void add(int64_t i, const float* row, int64_t cols, int64_t v0) {
@@ -194,48 +198,53 @@ void fold_by_blas(const StrassenHead* sums, const float* lm_head, const float* v
 
 }  // namespace
 
-std::string_view vector_kind_name(VectorKind kind) {
-  switch (kind) {
-    case VectorKind::Up: return "up";
-    case VectorKind::Gate: return "gate";
-    case VectorKind::Down: return "down";
+namespace {
+
+// Each option's names, one table per enum, read both ways.
+template <typename E>
+using NameTable = std::span<const std::pair<E, std::string_view>>;
+
+constexpr std::pair<VectorKind, std::string_view> kKindNames[] = {
+    {VectorKind::Up, "up"}, {VectorKind::Gate, "gate"}, {VectorKind::Down, "down"}};
+constexpr std::pair<NormMode, std::string_view> kNormNames[] = {{NormMode::Final, "final"}, {NormMode::None, "none"}};
+constexpr std::pair<LogitProduct, std::string_view> kProductNames[] = {{LogitProduct::Auto, "auto"},
+                                                   {LogitProduct::Gemm, "gemm"},
+                                                   {LogitProduct::Strassen, "strassen"},
+                                                   {LogitProduct::Packed, "packed"},
+                                                   {LogitProduct::PackedStrassen, "packed-strassen"}};
+
+template <typename E>
+std::string_view name_in(NameTable<E> table, E value) {
+  for (const auto& [v, name] : table) {
+    if (v == value) return name;
   }
   return "?";
 }
 
+// The value named `name`, or an Error "unknown <what> 'x' (expected a, b or c)".
+template <typename E>
+E value_in(NameTable<E> table, std::string_view name, std::string_view what) {
+  std::string expected;
+  size_t i = 0;
+  for (const auto& [v, n] : table) {
+    if (n == name) return v;
+    expected += (i == 0 ? "" : i + 1 == table.size() ? " or " : ", ") + std::string(n);
+    ++i;
+  }
+  throw Error("unknown " + std::string(what) + " '" + std::string(name) + "' (expected " + expected + ")");
+}
+
+}  // namespace
+
+std::string_view vector_kind_name(VectorKind kind) { return name_in<VectorKind>(kKindNames, kind); }
 VectorKind vector_kind_from_name(std::string_view name) {
-  if (name == "up") return VectorKind::Up;
-  if (name == "gate") return VectorKind::Gate;
-  if (name == "down") return VectorKind::Down;
-  throw Error("unknown neuron kind '" + std::string(name) + "' (expected up, gate or down)");
+  return value_in<VectorKind>(kKindNames, name, "neuron kind");
 }
-
-std::string_view norm_mode_name(NormMode mode) { return mode == NormMode::Final ? "final" : "none"; }
-
-NormMode norm_mode_from_name(std::string_view name) {
-  if (name == "final") return NormMode::Final;
-  if (name == "none") return NormMode::None;
-  throw Error("unknown norm '" + std::string(name) + "' (expected final or none)");
-}
-
-std::string_view logit_product_name(LogitProduct product) {
-  switch (product) {
-    case LogitProduct::Auto: return "auto";
-    case LogitProduct::Gemm: return "gemm";
-    case LogitProduct::Strassen: return "strassen";
-    case LogitProduct::Packed: return "packed";
-    case LogitProduct::PackedStrassen: return "packed-strassen";
-  }
-  return "?";
-}
-
+std::string_view norm_mode_name(NormMode mode) { return name_in<NormMode>(kNormNames, mode); }
+NormMode norm_mode_from_name(std::string_view name) { return value_in<NormMode>(kNormNames, name, "norm"); }
+std::string_view logit_product_name(LogitProduct product) { return name_in<LogitProduct>(kProductNames, product); }
 LogitProduct logit_product_from_name(std::string_view name) {
-  if (name == "auto") return LogitProduct::Auto;
-  if (name == "gemm") return LogitProduct::Gemm;
-  if (name == "strassen") return LogitProduct::Strassen;
-  if (name == "packed") return LogitProduct::Packed;
-  if (name == "packed-strassen") return LogitProduct::PackedStrassen;
-  throw Error("unknown product '" + std::string(name) + "' (expected auto, gemm, strassen, packed or packed-strassen)");
+  return value_in<LogitProduct>(kProductNames, name, "product");
 }
 
 LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : settings_(settings) {
