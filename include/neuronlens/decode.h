@@ -62,7 +62,8 @@ enum class LogitProduct {
   PackedStrassen,
 };
 
-std::string_view logit_product_name(LogitProduct product);    // "auto", "gemm", "strassen", "packed", "packed-strassen"
+// "auto", "gemm", "strassen", "packed", "packed-strassen"
+std::string_view logit_product_name(LogitProduct product);
 LogitProduct logit_product_from_name(std::string_view name);  // throws Error
 
 struct DecodeSettings {
@@ -112,12 +113,12 @@ class LmHeadDecoder {
   std::vector<NeuronDecoding> decode_normalized(const float* vectors, int64_t n,
                                                 const std::function<void(int64_t)>& on_progress = {}) const;
 
-  // The product decode_normalized of n vectors uses: Gemm, Strassen or
-  // Packed, never Auto.
+  // The product decode_normalized of n vectors uses: Gemm, Strassen, Packed
+  // or PackedStrassen, never Auto.
   LogitProduct product_for(int64_t n) const;
   // Makes now what decode_normalized of n vectors would make on its first
-  // call (the Strassen path's sums or the packed head: seconds for a 2 GiB
-  // head), so that it can be timed apart.
+  // call (the Strassen sums, the packed head or the packed Strassen operands:
+  // seconds for a 2 GiB head), so that it can be timed apart.
   void prepare_for(int64_t n) const;
 
   // Logits of chosen tokens for n normalised vectors: out [n, tokens.size()],
