@@ -1,13 +1,16 @@
-// Products straight from quantised blocks (backends/cpu/block_matvec.h and
-// runtime::WeightMatrix) against the float64 dot product of gguf-py's
-// dequantisation of the same blocks (scripts/fixtures/gen_quant_blocks.py:
-// random blocks, scales normal, subnormal, zero and negative).
+// Products straight from GGUF blocks (backends/cpu/block_matvec.h, every
+// format on every KernelPath this CPU runs, and runtime::WeightMatrix)
+// against the float64 dot product of gguf-py's dequantisation of the same
+// blocks (scripts/fixtures/gen_quant_blocks.py: random blocks, scales normal,
+// subnormal, zero and negative; F16/BF16 random finite values, rows of 512).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backends/cpu/block_matvec.h"
@@ -18,6 +21,8 @@
 
 namespace neuronlens {
 namespace {
+
+using cpu::KernelPath;
 
 constexpr int64_t kRows = testing::kQuantFixtureRows, kCols = 512;  // 16 blocks a row
 
@@ -45,13 +50,13 @@ std::vector<float> random_activations(int64_t n, uint32_t seed) {
 constexpr double kRelativeTolerance = 1e-5;
 
 // Checks y [n, kRows] against the float64 products of x [n, kCols] with the
-// reference dequantisation.
+// reference dequantisation, over the first `cols` columns.
 void expect_products(const Blocks& b, const std::vector<float>& x, int64_t n, const std::vector<float>& y,
-                     const std::string& what) {
+                     const std::string& what, int64_t cols = kCols) {
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t r = 0; r < kRows; ++r) {
       double exact = 0, magnitude = 0;
-      for (int64_t c = 0; c < kCols; ++c) {
+      for (int64_t c = 0; c < cols; ++c) {
         const double term =
             double(b.fixture.expected[static_cast<size_t>(r * kCols + c)]) * x[static_cast<size_t>(t * kCols + c)];
         exact += term;
@@ -64,33 +69,119 @@ void expect_products(const Blocks& b, const std::vector<float>& x, int64_t n, co
 }
 
 cpu::BlockFormat format_of(DType type) {
-  return type == DType::Q4_0 ? cpu::BlockFormat::Q4_0 : type == DType::Q4_1 ? cpu::BlockFormat::Q4_1 : cpu::BlockFormat::Q8_0;
+  switch (type) {
+    case DType::Q4_0: return cpu::BlockFormat::Q4_0;
+    case DType::Q4_1: return cpu::BlockFormat::Q4_1;
+    case DType::Q5_0: return cpu::BlockFormat::Q5_0;
+    case DType::Q5_1: return cpu::BlockFormat::Q5_1;
+    case DType::Q8_0: return cpu::BlockFormat::Q8_0;
+    case DType::F16: return cpu::BlockFormat::F16;
+    case DType::BF16: return cpu::BlockFormat::BF16;
+    default: ADD_FAILURE() << "no block format for " << dtype_name(type); return cpu::BlockFormat::Q8_0;
+  }
 }
 
-class BlockMatvec : public ::testing::TestWithParam<DType> {};
+TEST(BlockKernelPaths, RecordsWhichPathsThisCpuRuns) {
+  std::string paths;
+  for (const KernelPath path : {KernelPath::Avx2, KernelPath::Portable}) {
+    if (!cpu::can_run(path)) continue;
+    if (!paths.empty()) paths += ',';
+    paths += cpu::kernel_path_name(path);
+  }
+  RecordProperty("block_kernel_paths", paths);
+  std::cout << "block kernels run here on: " << paths << " (default "
+            << cpu::kernel_path_name(cpu::best_kernel_path()) << ")\n";
+  EXPECT_TRUE(cpu::can_run(KernelPath::Portable));
+  EXPECT_TRUE(cpu::can_run(cpu::best_kernel_path()));
+}
 
-TEST_P(BlockMatvec, KernelMatchesFloat64DotOfReferenceDequantisation) {
-  if (!cpu::have_block_matvec()) GTEST_SKIP() << "no AVX2/FMA/F16C";
-  const DType type = GetParam();
-  const Blocks b = load(type);
-  ASSERT_EQ(b.fixture.expected.size(), static_cast<size_t>(kRows * kCols));
-  const std::vector<float> x = random_activations(kCols, 7);
-  std::vector<float> sums(kCols / 32), y(kRows);
+// Every format on every path this CPU has.
+class BlockKernel : public ::testing::TestWithParam<std::tuple<DType, KernelPath>> {
+ protected:
+  void SetUp() override {
+    if (!cpu::can_run(path())) {
+      GTEST_SKIP() << "KernelPath::" << cpu::kernel_path_name(path()) << ": this CPU lacks AVX2, FMA or F16C";
+    }
+    RecordProperty("kernel_path", std::string(cpu::kernel_path_name(path())));
+    blocks_ = load(type());
+    ASSERT_EQ(blocks_.fixture.expected.size(), static_cast<size_t>(kRows * kCols));
+  }
+  DType type() const { return std::get<0>(GetParam()); }
+  KernelPath path() const { return std::get<1>(GetParam()); }
+  cpu::BlockFormat format() const { return format_of(type()); }
+
+  Blocks blocks_;
+};
+
+TEST_P(BlockKernel, ProductsMatchFloat64DotOfReferenceDequantisation) {
+  std::vector<float> x = random_activations(kCols, 7);
+  // The random BF16 fixture reaches 3e38, where products with x ~ N(0, 1)
+  // would overflow float32 (not the float64 reference): x is scaled down by a
+  // power of two, which is exact.
+  if (type() == DType::BF16) {
+    for (float& v : x) v = std::ldexp(v, -20);
+  }
+  std::vector<float> sums(kCols / 32);
   cpu::block_sums(x.data(), kCols, sums.data());
-  const cpu::BlockFormat format = format_of(type);
-  // In two calls, as threads split the rows.
-  cpu::block_matvec(format, b.fixture.data.data(), b.view.row_bytes(), kCols, 0, 3, x.data(), sums.data(), y.data());
-  cpu::block_matvec(format, b.fixture.data.data(), b.view.row_bytes(), kCols, 3, kRows, x.data(), sums.data(), y.data());
-  expect_products(b, x, 1, y, "kernel");
+  const uint8_t* w = blocks_.fixture.data.data();
+  const int64_t row_bytes = blocks_.view.row_bytes();
+
+  // In two calls of odd length, as threads split the rows.
+  std::vector<float> y(kRows, NAN);
+  cpu::block_matvec(format(), w, row_bytes, kCols, 0, 3, x.data(), sums.data(), y.data(), path());
+  cpu::block_matvec(format(), w, row_bytes, kCols, 3, kRows, x.data(), sums.data(), y.data(), path());
+  expect_products(blocks_, x, 1, y, "rows [0, 3) + [3, 8)");
+
+  // One row, and none: nothing outside [first, last) is written.
+  std::vector<float> one(kRows, -1.0f);
+  cpu::block_matvec(format(), w, row_bytes, kCols, 5, 6, x.data(), sums.data(), one.data(), path());
+  cpu::block_matvec(format(), w, row_bytes, kCols, 2, 2, x.data(), sums.data(), one.data(), path());
+  for (int64_t r = 0; r < kRows; ++r) {
+    if (r == 5) {
+      EXPECT_EQ(one[5], y[5]) << "row 5 alone";
+    } else {
+      EXPECT_EQ(one[static_cast<size_t>(r)], -1.0f) << "row " << r << " written";
+    }
+  }
+
+  // The first 3 blocks of each row only (cols below the row's length).
+  constexpr int64_t kShortCols = 96;
+  std::vector<float> short_y(kRows);
+  cpu::block_matvec(format(), w, row_bytes, kShortCols, 0, kRows, x.data(), sums.data(), short_y.data(), path());
+  expect_products(blocks_, x, 1, short_y, "3 blocks of each row", kShortCols);
 }
 
-TEST_P(BlockMatvec, DequantisationIsBitIdenticalToTheReference) {
-  if (!cpu::have_block_matvec()) GTEST_SKIP() << "no AVX2/FMA/F16C";
-  const Blocks b = load(GetParam());
+TEST_P(BlockKernel, DequantisationIsBitIdenticalToTheReference) {
   std::vector<float> out(kRows * kCols);
-  cpu::block_dequantize(format_of(GetParam()), b.fixture.data.data(), kRows * kCols / 32, out.data());
-  EXPECT_EQ(0, std::memcmp(out.data(), b.fixture.expected.data(), out.size() * sizeof(float)));
+  cpu::block_dequantize(format(), blocks_.fixture.data.data(), kRows * kCols / 32, out.data(), path());
+  for (size_t i = 0; i < out.size(); ++i) {
+    // memcmp per value: -0.0 must stay -0.0.
+    if (std::memcmp(&out[i], &blocks_.fixture.expected[i], sizeof(float)) != 0) {
+      ADD_FAILURE() << "value " << i << " (block " << i / 32 << "): " << out[i] << ", reference "
+                    << blocks_.fixture.expected[i];
+      break;
+    }
+  }
+  // One block from the middle; the value after it stays untouched.
+  const int64_t block = 37, bytes = blocks_.view.row_bytes() / (kCols / 32);
+  std::vector<float> one(33, -1.0f);
+  cpu::block_dequantize(format(), blocks_.fixture.data.data() + block * bytes, 1, one.data(), path());
+  EXPECT_EQ(0, std::memcmp(one.data(), blocks_.fixture.expected.data() + block * 32, 32 * sizeof(float)));
+  EXPECT_EQ(one[32], -1.0f);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    FormatsAndPaths, BlockKernel,
+    ::testing::Combine(::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::F16,
+                                         DType::BF16),
+                       ::testing::Values(KernelPath::Avx2, KernelPath::Portable)),
+    [](const ::testing::TestParamInfo<std::tuple<DType, KernelPath>>& param) {
+      return std::string(dtype_name(std::get<0>(param.param))) + "_" +
+             std::string(cpu::kernel_path_name(std::get<1>(param.param)));
+    });
+
+// Q4_0, Q4_1 and Q8_0 only: the runtime's use of the kernels.
+class BlockMatvec : public ::testing::TestWithParam<DType> {};
 
 // WeightMatrix with blocks, for one token (kernel), a few (kernel per token)
 // and many (dequantised tiles through GEMM), and the float32 one.
@@ -98,7 +189,7 @@ TEST_P(BlockMatvec, WeightMatrixProductsInEveryPathAndTheRowLookup) {
   const DType type = GetParam();
   const Blocks b = load(type);
   const runtime::WeightMatrix blocks(b.view, true), dense(b.view, false);
-  EXPECT_EQ(blocks.is_blocks(), cpu::have_block_matvec());
+  EXPECT_TRUE(blocks.is_blocks());
   EXPECT_FALSE(dense.is_blocks());
   EXPECT_EQ(dense.bytes(), kRows * kCols * 4);
   if (blocks.is_blocks()) {
