@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 scripts/fetch-model.sh >/dev/null
+scripts/fetch-multipart-model.sh qwen2.5-coder-1.5b-q4_k_m >/dev/null  # the real K-quant model (1.04 GiB)
 scripts/fetch-vocabs.sh >/dev/null  # real tokenizer vocabularies with HF reference ids
-export NEURONLENS_REQUIRE_MODEL=1   # a missing default model or vocabulary fails the tests instead of skipping them
+export NEURONLENS_REQUIRE_MODEL=1   # a missing model or vocabulary fails the tests instead of skipping them
 JOBS=${JOBS:-$(nproc)}
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

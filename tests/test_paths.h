@@ -35,7 +35,25 @@ inline std::string default_model_path() {
   return "";
 }
 
+// Path of a model fetched by scripts/fetch-multipart-model.sh into models/
+// (`file` its name there), or "" when it is absent and not required
+// (NEURONLENS_REQUIRE_MODEL unset).
+inline std::string fetched_model_path(const std::string& file) {
+  const std::filesystem::path default_model = NEURONLENS_TEST_DEFAULT_MODEL;
+  const std::string path = (default_model.parent_path() / file).string();
+  if (std::filesystem::exists(path)) return path;
+  if (std::getenv("NEURONLENS_REQUIRE_MODEL")) {
+    ADD_FAILURE() << file << " missing at " << path << " (run scripts/fetch-multipart-model.sh)";
+  }
+  return "";
+}
+
 }  // namespace neuronlens::testing
+
+// Qwen2.5-Coder-1.5B-Instruct Q4_K_M: the real K-quant model.
+#define NEURONLENS_REQUIRE_QWEN_MODEL(var)                                                                   \
+  const std::string var = ::neuronlens::testing::fetched_model_path("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"); \
+  if (var.empty()) GTEST_SKIP() << "Qwen2.5-Coder-1.5B Q4_K_M not fetched (scripts/fetch-multipart-model.sh)"
 
 #define NEURONLENS_REQUIRE_DEFAULT_MODEL(var)                                   \
   const std::string var = ::neuronlens::testing::default_model_path();           \

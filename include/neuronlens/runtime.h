@@ -1,11 +1,13 @@
 // The forward pass of a Llama-family model on the CPU, with a KV cache and
 // hook points where a caller can read or change the activations.
 //
-// A Session copies the model's weights once (see WeightFormat: the file's
-// Q4_0/Q4_1/Q8_0 blocks as they are, SmolLM2-135M Q4_1: ~100 MB; or float32,
-// 4 bytes per parameter, ~540 MB) and holds the KV cache, 2 * n_layers *
-// positions * n_kv_heads * head_dim floats, grown as tokens arrive. Activations
-// are float32 either way. It does not keep the Model alive.
+// A Session reads the model's weight matrices where they lie in the mapped
+// file (see WeightFormat), so it costs about the file's size (the pages the
+// OS keeps in memory) plus small float32 copies of the norms and biases plus
+// the KV cache, 2 * n_layers * positions * n_kv_heads * head_dim floats, grown
+// as tokens arrive. With WeightFormat::Float32, every matrix is dequantised
+// into a copy instead: 4 bytes per parameter. Activations are float32 either
+// way. It keeps the Model's files mapped for as long as it lives.
 //
 // One block, for x [n_tokens, d] at positions p0 .. p0+n_tokens-1:
 //   x += attn(rmsnorm(x) * attn_norm)        causal, grouped-query, RoPE
@@ -21,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -62,11 +65,13 @@ enum class LogitsFor { AllTokens, LastToken };
 
 // How a Session holds the weight matrices.
 enum class WeightFormat {
-  // Q4_0, Q4_1 and Q8_0 matrices stay in the file's blocks and are multiplied
-  // with float32 activations by AVX2 kernels (backends/cpu/block_matvec.h):
-  // the same weight values, summed in another order, at 0.56-1.06 bytes per
-  // weight instead of 4, which is what a generation step's speed depends on.
-  // Other types, and CPUs without AVX2/FMA/F16C, get float32.
+  // Matrices are multiplied in the file's own blocks, in place:
+  //   - K-quants (Q2_K..Q6_K) in 8-bit integer arithmetic, the activations
+  //     quantised 256 at a time as llama.cpp does (backends/cpu/kquant.h);
+  //   - Q4_0, Q4_1, Q8_0 with float32 activations (block_matvec.h);
+  //   - F32 through BLAS.
+  // A type without a kernel is dequantised to a float32 copy, and
+  // Session::weight_kernels() says so.
   Quantized,
   // Every weight dequantised to float32, products through OpenBLAS.
   Float32,
@@ -78,6 +83,20 @@ WeightFormat parse_weight_format(std::string_view name);
 struct SessionOptions {
   WeightFormat weights = WeightFormat::Quantized;
 };
+
+// How a Session holds the matrices of one file type: the kernel ("kquant",
+// "blocks", "float32"), whether read in place, and why not.
+struct WeightKernelUse {
+  std::string file_type;     // "Q4_K", ...
+  std::string kernel;        // "kquant" (8-bit products), "blocks" (float activations), "float32" (BLAS)
+  bool in_place = true;      // read from the mapped file; false: a float32 copy
+  int64_t matrices = 0;
+  int64_t bytes = 0;         // of the file's tensors
+  int64_t copied_bytes = 0;  // of the float32 copies, when not in place
+  std::string note;          // why a quantised type was copied, else ""
+};
+// Decided from the tensors' types alone: nothing is read or allocated.
+std::vector<WeightKernelUse> plan_weight_kernels(const Model& model, WeightFormat format = WeightFormat::Quantized);
 
 class Session {
  public:
@@ -95,8 +114,11 @@ class Session {
   int64_t position() const;
   // Forgets the cached tokens (the hooks stay).
   void reset();
-  // Bytes held by the weights and by the KV cache as allocated now.
+  // Bytes of the weights the forward pass reads, in the mapped file or in
+  // copies; of those, the bytes the session owns (copies); and the bytes of
+  // the KV cache as allocated now.
   int64_t weight_bytes() const;
+  int64_t copied_weight_bytes() const;
   int64_t cache_bytes() const;
 
   // Runs `tokens` at positions position() .. position()+n-1 in one batch and

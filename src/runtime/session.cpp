@@ -194,6 +194,7 @@ const ModelConfig& Session::config() const { return impl_->config; }
 int64_t Session::position() const { return impl_->position; }
 void Session::reset() { impl_->position = 0; }
 int64_t Session::weight_bytes() const { return impl_->weights.bytes(); }
+int64_t Session::copied_weight_bytes() const { return impl_->weights.copied_bytes(); }
 
 int64_t Session::cache_bytes() const {
   int64_t total = 0;

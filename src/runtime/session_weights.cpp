@@ -1,5 +1,8 @@
 #include "runtime/session_weights.h"
 
+#include <algorithm>
+
+#include "neuronlens/runtime.h"
 #include "neuronlens/tensor.h"
 
 namespace neuronlens::runtime {
@@ -17,16 +20,36 @@ int64_t float_bytes(const std::vector<float>& v) { return static_cast<int64_t>(v
 
 }  // namespace
 
-int64_t SessionWeights::bytes() const {
-  int64_t total = token_embedding.bytes() + float_bytes(output_norm) + output.bytes() + float_bytes(rope_freqs);
+std::vector<const WeightMatrix*> SessionWeights::matrices() const {
+  std::vector<const WeightMatrix*> all{&token_embedding, &output};
   for (const LayerWeights& l : layers) {
+    for (const auto* m : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
+      all.push_back(m);
+    }
+  }
+  return all;
+}
+
+// The float32 vectors, all copied.
+static int64_t vector_bytes(const SessionWeights& w) {
+  int64_t total = float_bytes(w.output_norm) + float_bytes(w.rope_freqs);
+  for (const LayerWeights& l : w.layers) {
     for (const auto* v : {&l.attn_norm, &l.attn_q_bias, &l.attn_k_bias, &l.attn_v_bias, &l.ffn_norm}) {
       total += float_bytes(*v);
     }
-    for (const auto* m : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
-      total += m->bytes();
-    }
   }
+  return total;
+}
+
+int64_t SessionWeights::bytes() const {
+  int64_t total = vector_bytes(*this);
+  for (const WeightMatrix* m : matrices()) total += m->bytes();
+  return total;
+}
+
+int64_t SessionWeights::copied_bytes() const {
+  int64_t total = vector_bytes(*this);
+  for (const WeightMatrix* m : matrices()) total += m->copied_bytes();
   return total;
 }
 
@@ -34,6 +57,7 @@ SessionWeights load_session_weights(const Model& model, bool keep_blocks) {
   const ModelConfig& c = model.config();
   const auto matrix = [&](WeightKind kind, int64_t layer) { return WeightMatrix(model.weight(kind, layer), keep_blocks); };
   SessionWeights w;
+  w.model = model;
   w.token_embedding = WeightMatrix(model.weight(WeightKind::TokenEmbedding), keep_blocks);
   w.output_norm = dense(model.weight(WeightKind::OutputNorm));
   if (const TensorView* output = model.find_weight(WeightKind::Output)) w.output = WeightMatrix(*output, keep_blocks);
@@ -58,3 +82,37 @@ SessionWeights load_session_weights(const Model& model, bool keep_blocks) {
 }
 
 }  // namespace neuronlens::runtime
+
+namespace neuronlens {
+
+std::vector<WeightKernelUse> plan_weight_kernels(const Model& model, WeightFormat format) {
+  std::vector<const TensorView*> tensors{&model.weight(WeightKind::TokenEmbedding)};
+  if (const TensorView* output = model.find_weight(WeightKind::Output)) tensors.push_back(output);
+  for (int64_t i = 0; i < model.config().n_layers; ++i) {
+    for (WeightKind kind : {WeightKind::AttnQ, WeightKind::AttnK, WeightKind::AttnV, WeightKind::AttnOutput,
+                            WeightKind::FfnGate, WeightKind::FfnUp, WeightKind::FfnDown}) {
+      tensors.push_back(&model.weight(kind, i));
+    }
+  }
+  std::vector<WeightKernelUse> uses;
+  for (const TensorView* t : tensors) {
+    const runtime::WeightChoice choice =
+        runtime::WeightMatrix::choose(*t, format == WeightFormat::Quantized);
+    const std::string kernel = choice.kernel == runtime::WeightKernel::KQuant   ? "kquant"
+                               : choice.kernel == runtime::WeightKernel::Blocks ? "blocks"
+                                                                                : "float32";
+    const std::string type(dtype_name(t->type));
+    auto it = std::find_if(uses.begin(), uses.end(), [&](const WeightKernelUse& u) {
+      return u.file_type == type && u.kernel == kernel && u.in_place == choice.in_place;
+    });
+    if (it == uses.end()) {
+      it = uses.insert(uses.end(), {type, kernel, choice.in_place, 0, 0, 0, choice.fallback_reason});
+    }
+    ++it->matrices;
+    it->bytes += t->nbytes;
+    if (!choice.in_place) it->copied_bytes += t->elements() * static_cast<int64_t>(sizeof(float));
+  }
+  return uses;
+}
+
+}  // namespace neuronlens

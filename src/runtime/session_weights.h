@@ -1,6 +1,8 @@
 // A model's weights as a Session holds them: the matrices as WeightMatrix
-// (float32, or the file's Q4_0/Q4_1/Q8_0 blocks), norms, biases and rope
-// frequencies as float32. Rows in Hugging Face order as the file stores them
+// (read where they lie in the mapped file, or a float32 copy; see
+// weight_matrix.h), norms, biases and rope frequencies copied as float32
+// (they are small). The Model is kept, and with it the mapping the matrices
+// read. Rows in Hugging Face order as the file stores them
 // (GGUF llama q/k rows stay permuted: the rotary embedding follows
 // ModelConfig::rope_style instead). Shapes as in model.h.
 #pragma once
@@ -24,6 +26,7 @@ struct LayerWeights {
 };
 
 struct SessionWeights {
+  Model model;                         // keeps the mapped files alive
   WeightMatrix token_embedding;        // [V, d]
   std::vector<float> output_norm;      // [d]
   WeightMatrix output;                 // [V, d]; empty (0 rows) when tied: use token_embedding
@@ -31,10 +34,15 @@ struct SessionWeights {
   std::vector<LayerWeights> layers;
 
   const WeightMatrix& lm_head() const { return output.rows() == 0 ? token_embedding : output; }
+  // Bytes of all weights the forward pass reads, and of those the bytes it
+  // owns (copies) rather than reads from the mapped file.
   int64_t bytes() const;
+  int64_t copied_bytes() const;
+  // Each matrix once: every layer's, the embedding and the LM head.
+  std::vector<const WeightMatrix*> matrices() const;
 };
 
-// Copies the weights out of `model`; `keep_blocks`: see WeightMatrix. Throws
+// The weights of `model`; `keep_blocks`: see WeightMatrix. Throws
 // Error (from dequantisation) on a bad tensor.
 SessionWeights load_session_weights(const Model& model, bool keep_blocks);
 

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "backends/cpu/block_matvec.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/kquant.h"
 
 namespace neuronlens::runtime {
 namespace {
@@ -19,7 +21,22 @@ std::optional<cpu::BlockFormat> block_format(DType type) {
   switch (type) {
     case DType::Q4_0: return cpu::BlockFormat::Q4_0;
     case DType::Q4_1: return cpu::BlockFormat::Q4_1;
+    case DType::Q5_0: return cpu::BlockFormat::Q5_0;
+    case DType::Q5_1: return cpu::BlockFormat::Q5_1;
     case DType::Q8_0: return cpu::BlockFormat::Q8_0;
+    case DType::F16: return cpu::BlockFormat::F16;
+    case DType::BF16: return cpu::BlockFormat::BF16;
+    default: return std::nullopt;
+  }
+}
+
+std::optional<cpu::KFormat> kquant_format(DType type) {
+  switch (type) {
+    case DType::Q2_K: return cpu::KFormat::Q2_K;
+    case DType::Q3_K: return cpu::KFormat::Q3_K;
+    case DType::Q4_K: return cpu::KFormat::Q4_K;
+    case DType::Q5_K: return cpu::KFormat::Q5_K;
+    case DType::Q6_K: return cpu::KFormat::Q6_K;
     default: return std::nullopt;
   }
 }
@@ -27,9 +44,9 @@ std::optional<cpu::BlockFormat> block_format(DType type) {
 // Below this many weights a product runs on one thread: waking the others
 // costs more than they save.
 constexpr int64_t kParallelWeights = int64_t{1} << 15;
-// From this many rows of x on, the block path dequantises tiles of W and uses
-// GEMM: one dequantisation per tile then costs less than re-reading the
-// blocks once per row.
+// From this many rows of x on, the float-activation block path dequantises
+// tiles of W and uses GEMM: one dequantisation per tile then costs less than
+// re-reading the blocks once per row.
 constexpr int64_t kTileFromRows = 8;
 
 // Rows [first, last) of `rows` that thread `thread` of `threads` takes,
@@ -40,85 +57,122 @@ std::pair<int64_t, int64_t> thread_rows(int64_t rows, int thread, int threads) {
   return {std::min(first, rows), std::min(last, rows)};
 }
 
-}  // namespace
-
-WeightMatrix::WeightMatrix(const TensorView& tensor, bool keep_blocks)
-    : type_(tensor.type), rows_(tensor.rows()), cols_(tensor.row_length()), row_bytes_(tensor.row_bytes()) {
-  if (keep_blocks && block_format(type_) && cpu::have_block_matvec()) {
-    blocks_.resize(sz(rows_ * row_bytes_));
-    std::memcpy(blocks_.data(), tensor.data, blocks_.size());
-    return;
+// A buffer kept per thread between calls and grown, never shrunk or zeroed:
+// zero-filling a fresh one each call cost as much as the work in it.
+template <typename T>
+T* scratch(std::unique_ptr<T[]>& buffer, size_t& capacity, size_t needed) {
+  if (capacity < needed) {
+    buffer.reset(new T[needed]);
+    capacity = needed;
   }
-  type_ = DType::F32;
-  row_bytes_ = cols_ * static_cast<int64_t>(sizeof(float));
-  dense_.resize(sz(rows_ * cols_));
-  dequantize_rows(tensor, 0, rows_, dense_.data());
+  return buffer.get();
 }
 
-int64_t WeightMatrix::bytes() const {
-  return static_cast<int64_t>(dense_.size() * sizeof(float) + blocks_.size());
+// What one product prepares before the threads start: x's block sums for
+// the float-activation block kernels, or x quantised for the K-quant ones.
+struct PreparedInput {
+  std::vector<float> sums;                    // [n, cols / 32]
+  std::unique_ptr<cpu::Q8KBlock[]> quantized;  // [n, cols / 256]
+};
+
+PreparedInput prepare_input(const WeightMatrix& w, const float* x, int64_t n) {
+  PreparedInput in;
+  const int64_t cols = w.cols();
+  if (w.kernel() == WeightKernel::Blocks) {
+    const int64_t blocks = cols / 32;  // of 32 values, whatever the type's own block
+    in.sums.resize(sz(n * blocks));
+    for (int64_t t = 0; t < n; ++t) cpu::block_sums(x + t * cols, cols, in.sums.data() + t * blocks);
+  } else {
+    const int64_t blocks = cols / cpu::kSuperBlock;
+    in.quantized.reset(new cpu::Q8KBlock[sz(n * blocks)]);
+    for (int64_t t = 0; t < n; ++t) cpu::quantize_q8k(x + t * cols, cols, in.quantized.get() + t * blocks);
+  }
+  return in;
+}
+
+}  // namespace
+
+WeightChoice WeightMatrix::choose(const TensorView& tensor, bool keep_blocks) {
+  const bool aligned = reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0;
+  if (tensor.type == DType::F32) return {WeightKernel::Float32, aligned, ""};
+  if (!keep_blocks) return {WeightKernel::Float32, false, ""};
+  if (kquant_format(tensor.type)) return {WeightKernel::KQuant, true, ""};
+  // F16 and BF16 rows go through the block kernels 32 values at a time.
+  if (block_format(tensor.type) && tensor.row_length() % 32 == 0) return {WeightKernel::Blocks, true, ""};
+  return {WeightKernel::Float32, false, std::string(dtype_name(tensor.type)) + " has no kernel here: dequantised to float32"};
+}
+
+WeightMatrix::WeightMatrix(const TensorView& tensor, bool keep_blocks)
+    : type_(tensor.type), file_type_(tensor.type), rows_(tensor.rows()), cols_(tensor.row_length()),
+      row_bytes_(tensor.row_bytes()), data_(tensor.data) {
+  WeightChoice choice = choose(tensor, keep_blocks);
+  kernel_ = choice.kernel;
+  fallback_reason_ = std::move(choice.fallback_reason);
+  if (choice.in_place) return;
+  type_ = DType::F32;
+  row_bytes_ = cols_ * static_cast<int64_t>(sizeof(float));
+  owned_.resize(sz(rows_ * row_bytes_));
+  dequantize_rows(tensor, 0, rows_, reinterpret_cast<float*>(owned_.data()));
+  data_ = owned_.data();
 }
 
 void WeightMatrix::copy_row(int64_t r, float* out) const {
-  if (is_blocks()) {
-    dequantize(type_, blocks_.data() + r * row_bytes_, cols_, out);
-  } else {
-    std::copy_n(dense_.data() + r * cols_, cols_, out);
-  }
+  dequantize(type_, data_ + r * row_bytes_, cols_, out);
 }
 
 void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
-  if (is_blocks()) {
-    if (n < kTileFromRows) {
-      multiply_together({{this, x, y}}, n);
-    } else {
-      multiply_blocks_by_tiles(x, n, y);
-    }
-  } else if (n == 1) {
-    // BLAS's GEMM would first copy all of W into its packed layout, which
-    // for one row costs more than the product.
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows_), static_cast<blasint>(cols_), 1.0f,
-                dense_.data(), static_cast<blasint>(cols_), x, 1, 0.0f, y, 1);
-  } else {
-    cpu::gemm_abt(n, rows_, cols_, x, cols_, dense_.data(), cols_, y, rows_);
-  }
-}
-
-void WeightMatrix::multiply_rows(const float* x, int64_t n, const float* sums, int64_t first, int64_t last,
-                                 float* y) const {
-  const cpu::BlockFormat format = *block_format(type_);
-  const int64_t blocks = cols_ / 32;
-  // Token after token over the same rows, which stay in cache.
-  for (int64_t t = 0; t < n; ++t) {
-    cpu::block_matvec(format, blocks_.data(), row_bytes_, cols_, first, last, x + t * cols_, sums + t * blocks,
-                      y + t * rows_);
+  switch (kernel_) {
+    case WeightKernel::KQuant: return multiply_together({{this, x, y}}, n);
+    case WeightKernel::Blocks:
+      if (n < kTileFromRows) return multiply_together({{this, x, y}}, n);
+      return multiply_blocks_by_tiles(x, n, y);
+    case WeightKernel::Float32:
+      if (n == 1) {
+        // BLAS's GEMM would first copy all of W into its packed layout, which
+        // for one row costs more than the product.
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows_), static_cast<blasint>(cols_), 1.0f,
+                    floats(), static_cast<blasint>(cols_), x, 1, 0.0f, y, 1);
+      } else {
+        cpu::gemm_abt(n, rows_, cols_, x, cols_, floats(), cols_, y, rows_);
+      }
+      return;
   }
 }
 
 void multiply_together(std::initializer_list<Product> products, int64_t n) {
   const bool by_rows = std::all_of(products.begin(), products.end(), [n](const Product& p) {
-    return p.w->is_blocks() && n < kTileFromRows;
+    return p.w->kernel() == WeightKernel::KQuant || (p.w->kernel() == WeightKernel::Blocks && n < kTileFromRows);
   });
   if (!by_rows) {
     for (const Product& p : products) p.w->multiply(p.x, n, p.y);
     return;
   }
-  // The block sums of each x, once.
-  std::vector<std::vector<float>> sums;
+  std::vector<PreparedInput> inputs;
   int64_t weights = 0;
   for (const Product& p : products) {
-    const int64_t cols = p.w->cols(), blocks = cols / 32;
-    sums.emplace_back(sz(n * blocks));
-    for (int64_t t = 0; t < n; ++t) cpu::block_sums(p.x + t * cols, cols, sums.back().data() + t * blocks);
-    weights += p.w->rows() * cols;
+    inputs.push_back(prepare_input(*p.w, p.x, n));
+    weights += p.w->rows() * p.w->cols();
   }
 #pragma omp parallel if (weights >= kParallelWeights)
   {
     const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
     size_t i = 0;
     for (const Product& p : products) {
-      const auto [first, last] = thread_rows(p.w->rows(), thread, threads);
-      p.w->multiply_rows(p.x, n, sums[i++].data(), first, last, p.y);
+      const WeightMatrix& w = *p.w;
+      const PreparedInput& in = inputs[i++];
+      const auto [first, last] = thread_rows(w.rows(), thread, threads);
+      if (w.kernel() == WeightKernel::Blocks) {
+        const cpu::BlockFormat format = *block_format(w.type_);
+        const int64_t blocks = w.cols() / 32;
+        // Token after token over the same rows, which stay in cache.
+        for (int64_t t = 0; t < n; ++t) {
+          cpu::block_matvec(format, w.data_, w.row_bytes_, w.cols(), first, last, p.x + t * w.cols(),
+                            in.sums.data() + t * blocks, p.y + t * w.rows());
+        }
+        continue;
+      }
+      cpu::kquant_matmul(*kquant_format(w.type_), w.data_, w.row_bytes_, w.cols() / cpu::kSuperBlock, first, last,
+                         in.quantized.get(), n, p.y, w.rows());
     }
   }
 }
@@ -132,16 +186,14 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
   const cpu::SingleThreadedBlas one_thread_each;
 #pragma omp parallel
   {
-    // Kept per thread between calls (at most 2 MiB): zero-filling a fresh
-    // one each time cost as much as the dequantisation.
-    thread_local std::vector<float> tile;
-    if (tile.size() < sz(tile_rows * cols_)) tile.resize(sz(tile_rows * cols_));
+    thread_local std::unique_ptr<float[]> tile;
+    thread_local size_t tile_capacity = 0;
+    float* floats = scratch(tile, tile_capacity, sz(tile_rows * cols_));
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < tiles; ++i) {
       const int64_t first = i * tile_rows, count = std::min(tile_rows, rows_ - first);
-      cpu::block_dequantize(*block_format(type_), blocks_.data() + first * row_bytes_, count * cols_ / 32,
-                            tile.data());
-      cpu::gemm_abt(n, count, cols_, x, cols_, tile.data(), cols_, y + first, rows_);
+      cpu::block_dequantize(*block_format(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
+      cpu::gemm_abt(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
     }
   }
 }

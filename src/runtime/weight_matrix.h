@@ -1,10 +1,17 @@
-// One weight matrix W [rows, cols] of a Session, held either as float32 or,
-// for Q4_0 / Q4_1 / Q8_0 tensors on a CPU with the block kernels
-// (backends/cpu/block_matvec.h), as the file's own blocks.
+// One weight matrix W [rows, cols] of a Session, read where it lies in the
+// model's mapped file whenever a kernel can multiply its type there:
+//   - K-quants (Q2_K..Q6_K): 8-bit integer products over activations
+//     quantised 256 at a time, as llama.cpp does (backends/cpu/kquant.h);
+//   - Q4_0, Q4_1, Q8_0 (and the other types block_matvec.h lists): block
+//     kernels with float32 activations;
+//   - F32: BLAS on the mapped floats.
+// Anything else, or everything with keep_blocks = false, is dequantised once
+// into a float32 copy the matrix owns; fallback_reason() says why.
 #pragma once
 
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "neuronlens/dtype.h"
@@ -21,30 +28,52 @@ struct Product {
   float* y;
 };
 
-// Several products with the same n, e.g. q, k and v of one layer. Where all
-// go through the block kernels, they share one parallel region: the threads
+// Several products with the same n, e.g. q, k and v of one layer. Those that
+// go through the quantised kernels share one parallel region: the threads
 // meet once instead of once per product, which is what a generation step
 // spends between its short products.
 void multiply_together(std::initializer_list<Product> products, int64_t n);
 
+// How a WeightMatrix multiplies.
+enum class WeightKernel {
+  Float32,  // BLAS over float32 (mapped in place, or an owned copy)
+  Blocks,   // block_matvec.h: the file's blocks, float32 activations
+  KQuant,   // kquant.h: the file's K-quant blocks, 8-bit activations
+};
+
+// What a WeightMatrix of a tensor will be, decided before anything is read.
+struct WeightChoice {
+  WeightKernel kernel = WeightKernel::Float32;
+  bool in_place = true;         // false: dequantised into a float32 copy
+  std::string fallback_reason;  // why a quantised type gets a copy ("" otherwise)
+};
+
 class WeightMatrix {
  public:
+  static WeightChoice choose(const TensorView& tensor, bool keep_blocks);
+
   WeightMatrix() = default;
-  // Copies `tensor` (a 2-D matrix, or a vector as [1, n]): its blocks as
-  // stored when `keep_blocks` and the type has a kernel here, else
-  // dequantised to float32. Throws Error (from dequantisation) on a bad tensor.
+  // A view of `tensor` (a 2-D matrix, or a vector as [1, n]), whose data must
+  // outlive the matrix (the Session keeps the Model's mapping alive). With
+  // `keep_blocks`, a type with a kernel here is read in place; otherwise the
+  // matrix dequantises it into a float32 copy. Throws Error (from
+  // dequantisation) on a bad tensor.
   WeightMatrix(const TensorView& tensor, bool keep_blocks);
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  bool is_blocks() const { return !blocks_.empty(); }
-  int64_t bytes() const;
+  DType type() const { return type_; }  // of the data multiplied (F32 after a fallback)
+  DType file_type() const { return file_type_; }
+  WeightKernel kernel() const { return kernel_; }
+  bool is_blocks() const { return kernel_ != WeightKernel::Float32; }
+  // Bytes the products read, wherever they lie.
+  int64_t bytes() const { return rows_ * row_bytes_; }
+  // Of those, the bytes this matrix owns (a float32 copy); 0 when in place.
+  int64_t copied_bytes() const { return static_cast<int64_t>(owned_.size()); }
+  // Why a quantised tensor was copied to float32 ("" when it was not).
+  const std::string& fallback_reason() const { return fallback_reason_; }
 
-  // y [n, rows] = x [n, cols] · W^T. Float32: BLAS (GEMV for one row). Blocks:
-  // the block kernels for up to a few rows; for more, each thread
-  // dequantises a tile of W to float32 and multiplies it with BLAS, so the
-  // prompt's products cost what the float32 ones cost plus one pass of
-  // dequantisation.
+  // y [n, rows] = x [n, cols] · W^T.
   void multiply(const float* x, int64_t n, float* y) const;
 
   // Row r of W as float32 (the token embedding's lookup).
@@ -52,15 +81,15 @@ class WeightMatrix {
 
  private:
   friend void multiply_together(std::initializer_list<Product> products, int64_t n);
-  // Rows [first, last) of the block path, with `sums` [n, cols / 32] the
-  // block sums of x.
-  void multiply_rows(const float* x, int64_t n, const float* sums, int64_t first, int64_t last, float* y) const;
+  const float* floats() const { return reinterpret_cast<const float*>(data_); }
   void multiply_blocks_by_tiles(const float* x, int64_t n, float* y) const;
 
-  DType type_ = DType::F32;
+  DType type_ = DType::F32, file_type_ = DType::F32;
+  WeightKernel kernel_ = WeightKernel::Float32;
   int64_t rows_ = 0, cols_ = 0, row_bytes_ = 0;
-  std::vector<float> dense_;     // [rows, cols] when float32
-  std::vector<uint8_t> blocks_;  // [rows, row_bytes] when blocks
+  const uint8_t* data_ = nullptr;  // [rows, row_bytes]: in the mapping, or owned_
+  std::vector<uint8_t> owned_;     // the float32 copy, when there is one
+  std::string fallback_reason_;
 };
 
 }  // namespace neuronlens::runtime

@@ -8,6 +8,7 @@
 #include "format.h"
 #include "neuronlens/map_estimate.h"
 #include "neuronlens/model.h"
+#include "neuronlens/runtime.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -33,6 +34,9 @@ int run_info(const InfoOptions& opt) {
     u.bytes += t->nbytes;
   }
   const MapEstimate estimate = estimate_neuron_map(c, 3, opt.measure);
+  const std::vector<WeightKernelUse> runtime_weights = plan_weight_kernels(model);
+  int64_t copied_bytes = 0;
+  for (const WeightKernelUse& u : runtime_weights) copied_bytes += u.copied_bytes;
   const std::string format = model.format() == ModelFormat::Gguf ? "gguf" : "huggingface";
   const std::string encoding =
       model.vocab().encoding() == VocabEncoding::ByteLevelBpe ? "byte-level BPE" : "SentencePiece";
@@ -67,6 +71,14 @@ int run_info(const InfoOptions& opt) {
       j["neuron_map"]["gemm_gflops"] = estimate.gemm_gflops;
       j["neuron_map"]["seconds"] = estimate.seconds;
     }
+    nlohmann::json& rt = j["runtime_weights"];
+    rt["copied_bytes"] = copied_bytes;
+    rt["matrices"] = nlohmann::json::array();
+    for (const WeightKernelUse& u : runtime_weights) {
+      rt["matrices"].push_back({{"file_type", u.file_type}, {"kernel", u.kernel}, {"in_place", u.in_place},
+                                {"count", u.matrices}, {"bytes", u.bytes}, {"copied_bytes", u.copied_bytes},
+                                {"note", u.note}});
+    }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -98,6 +110,18 @@ int run_info(const InfoOptions& opt) {
                 human_seconds(estimate.seconds).c_str(), estimate.gemm_gflops);
   }
   std::printf("\n");
+  // What `generate` and the other runtime commands will hold.
+  std::printf("runtime        matrices read in place from the file; %s copied\n",
+              human_bytes(static_cast<double>(copied_bytes)).c_str());
+  for (const WeightKernelUse& u : runtime_weights) {
+    const std::string how = u.kernel == "kquant"   ? "8-bit integer kernel, in place"
+                            : u.kernel == "blocks" ? "block kernel, in place"
+                            : u.in_place           ? "float32 BLAS, in place"
+                                                   : "float32 BLAS on a copy (" +
+                                                         human_bytes(static_cast<double>(u.copied_bytes)) + ")";
+    std::printf("  %-6s %5lld matrices  %s%s%s\n", u.file_type.c_str(), static_cast<long long>(u.matrices), how.c_str(),
+                u.note.empty() ? "" : ": ", u.note.c_str());
+  }
   return 0;
 }
 
