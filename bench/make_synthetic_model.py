@@ -21,6 +21,14 @@ import numpy as np
 import gguf
 
 
+def byte_level_characters():
+    """GPT-2's printable stand-ins for the 256 byte values, in byte order."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -69,9 +77,12 @@ def main():
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(500000.0)
     w.add_vocab_size(V)
+    # A byte-level vocabulary with one merge: the 256 byte characters first,
+    # so that any text tokenizes (about a token a byte) and `generate` runs.
     w.add_tokenizer_model("gpt2")
-    w.add_token_list([f"tok{i}" for i in range(V)])
+    w.add_token_list(byte_level_characters() + ["to"] + [f"tok{i}" for i in range(257, V)])
     w.add_token_types([1] * V)
+    w.add_token_merges(["t o"])
     rand("token_embd.weight", V, d)
     if args.type == "q4_k_m":
         rand("output.weight", V, d, more_bits=True)

@@ -150,11 +150,12 @@ std::vector<double> probabilities(const float* logits, int64_t v) {
 }
 
 // Against llama.cpp on the same file (float32 KV cache on both sides).
-// llama.cpp is a reference with noise of its own: its probabilities on the
-// Qwen chat prompt move by up to 0.054 when only its KV cache precision
-// changes (F16 -> F32), and its logits for one position by up to 0.58 with the
-// size of the batch (scripts/make_llamacpp_reference.py --check). So, with
-// that noise floor rounded up to a tolerance of 0.06:
+// llama.cpp is a reference with noise of its own: on these Qwen prompts its
+// top-5 probabilities move by up to 0.098 when only its KV cache precision
+// changes (F32 -> its default F16), and its logits for one position by up to
+// 0.58 with the size of the batch (scripts/make_llamacpp_reference.py
+// --check prints both). So, with a tolerance of 0.06 (the issue asked 0.03;
+// our worst here is 0.044 at a prompt position and 0.053 at a greedy step):
 //   - at every position, the probabilities of llama.cpp's top 5 within 0.06;
 //   - the same top-1 wherever llama.cpp's own top two are at least 0.01 apart;
 //   - the greedy continuation through the KV cache the same as llama.cpp's,
