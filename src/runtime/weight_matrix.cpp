@@ -17,29 +17,8 @@ namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
-std::optional<cpu::BlockFormat> block_format(DType type) {
-  switch (type) {
-    case DType::Q4_0: return cpu::BlockFormat::Q4_0;
-    case DType::Q4_1: return cpu::BlockFormat::Q4_1;
-    case DType::Q5_0: return cpu::BlockFormat::Q5_0;
-    case DType::Q5_1: return cpu::BlockFormat::Q5_1;
-    case DType::Q8_0: return cpu::BlockFormat::Q8_0;
-    case DType::F16: return cpu::BlockFormat::F16;
-    case DType::BF16: return cpu::BlockFormat::BF16;
-    default: return std::nullopt;
-  }
-}
-
-std::optional<cpu::KFormat> kquant_format(DType type) {
-  switch (type) {
-    case DType::Q2_K: return cpu::KFormat::Q2_K;
-    case DType::Q3_K: return cpu::KFormat::Q3_K;
-    case DType::Q4_K: return cpu::KFormat::Q4_K;
-    case DType::Q5_K: return cpu::KFormat::Q5_K;
-    case DType::Q6_K: return cpu::KFormat::Q6_K;
-    default: return std::nullopt;
-  }
-}
+std::optional<cpu::BlockFormat> block_format(DType type) { return cpu::block_format_of(type); }
+std::optional<cpu::KFormat> kquant_format(DType type) { return cpu::kformat_of(type); }
 
 // Below this many weights a product runs on one thread: waking the others
 // costs more than they save.

@@ -69,16 +69,9 @@ void expect_products(const Blocks& b, const std::vector<float>& x, int64_t n, co
 }
 
 cpu::BlockFormat format_of(DType type) {
-  switch (type) {
-    case DType::Q4_0: return cpu::BlockFormat::Q4_0;
-    case DType::Q4_1: return cpu::BlockFormat::Q4_1;
-    case DType::Q5_0: return cpu::BlockFormat::Q5_0;
-    case DType::Q5_1: return cpu::BlockFormat::Q5_1;
-    case DType::Q8_0: return cpu::BlockFormat::Q8_0;
-    case DType::F16: return cpu::BlockFormat::F16;
-    case DType::BF16: return cpu::BlockFormat::BF16;
-    default: ADD_FAILURE() << "no block format for " << dtype_name(type); return cpu::BlockFormat::Q8_0;
-  }
+  const std::optional<cpu::BlockFormat> format = cpu::block_format_of(type);
+  if (!format) ADD_FAILURE() << "no block format for " << dtype_name(type);
+  return format.value_or(cpu::BlockFormat::Q8_0);
 }
 
 TEST(BlockKernelPaths, RecordsWhichPathsThisCpuRuns) {

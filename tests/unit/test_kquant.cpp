@@ -21,15 +21,7 @@ namespace {
 using cpu::KernelPath;
 constexpr int64_t kRows = testing::kQuantFixtureRows, kCols = 1024, kBlocks = kCols / 256;
 
-cpu::KFormat kformat_of(DType type) {
-  switch (type) {
-    case DType::Q2_K: return cpu::KFormat::Q2_K;
-    case DType::Q3_K: return cpu::KFormat::Q3_K;
-    case DType::Q4_K: return cpu::KFormat::Q4_K;
-    case DType::Q5_K: return cpu::KFormat::Q5_K;
-    default: return cpu::KFormat::Q6_K;
-  }
-}
+cpu::KFormat kformat_of(DType type) { return cpu::kformat_of(type).value(); }
 
 std::vector<float> random_activations(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);

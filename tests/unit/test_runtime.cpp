@@ -18,21 +18,14 @@
 #include "neuronlens/runtime.h"
 #include "neuronlens/tensor.h"
 #include "runtime/rotary.h"
+#include "json_fixture.h"
 #include "test_paths.h"
 
 namespace neuronlens {
 namespace {
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) ADD_FAILURE() << "cannot open " << path;
-  return nlohmann::json::parse(in);
-}
-
-// tests/fixtures/, next to this file's folder: references committed with the code.
-std::string committed_fixture(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / name).string();
-}
+using testing::committed_fixture;
+using testing::read_json;
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 

@@ -16,6 +16,7 @@
 #include "neuronlens/model.h"
 #include "neuronlens/runtime.h"
 #include "neuronlens/tensor.h"
+#include "json_fixture.h"
 #include "test_paths.h"
 
 namespace neuronlens {
@@ -129,15 +130,9 @@ TEST(RuntimeKQuant, ClampEqualsZeroedDownColumnPlusConstantWriteWithinTheActivat
   }
 }
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) ADD_FAILURE() << "cannot open " << path;
-  return nlohmann::json::parse(in);
-}
 
-std::string committed_fixture(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / name).string();
-}
+using testing::committed_fixture;
+using testing::read_json;
 
 // softmax of one row of logits, in float64.
 std::vector<double> probabilities(const float* logits, int64_t v) {

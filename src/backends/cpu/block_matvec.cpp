@@ -5,6 +5,19 @@
 
 namespace neuronlens::cpu {
 
+std::optional<BlockFormat> block_format_of(DType type) {
+  switch (type) {
+    case DType::Q4_0: return BlockFormat::Q4_0;
+    case DType::Q4_1: return BlockFormat::Q4_1;
+    case DType::Q5_0: return BlockFormat::Q5_0;
+    case DType::Q5_1: return BlockFormat::Q5_1;
+    case DType::Q8_0: return BlockFormat::Q8_0;
+    case DType::F16: return BlockFormat::F16;
+    case DType::BF16: return BlockFormat::BF16;
+    default: return std::nullopt;
+  }
+}
+
 void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t first_row,
                   int64_t last_row, const float* x, const float* block_sums, float* y, KernelPath path) {
   if (path == KernelPath::Avx2) {

@@ -31,12 +31,17 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "backends/cpu/kernel_path.h"
+#include "neuronlens/dtype.h"
 
 namespace neuronlens::cpu {
 
 enum class BlockFormat { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F16, BF16 };
+
+// The format of a tensor type, or nullopt for a type these kernels lack.
+std::optional<BlockFormat> block_format_of(DType type);
 
 // y[r] = W[r, :] · x for rows [first_row, last_row) of W, stored as `format`
 // blocks, row r starting at w + r * row_bytes; `cols` is a multiple of 32.

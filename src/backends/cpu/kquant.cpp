@@ -197,6 +197,17 @@ void portable::unpack_kscales(KFormat format, const uint8_t* block, KUnpacked& o
   }
 }
 
+std::optional<KFormat> kformat_of(DType type) {
+  switch (type) {
+    case DType::Q2_K: return KFormat::Q2_K;
+    case DType::Q3_K: return KFormat::Q3_K;
+    case DType::Q4_K: return KFormat::Q4_K;
+    case DType::Q5_K: return KFormat::Q5_K;
+    case DType::Q6_K: return KFormat::Q6_K;
+    default: return std::nullopt;
+  }
+}
+
 int64_t kformat_block_bytes(KFormat format) {
   switch (format) {
     case KFormat::Q2_K: return 84;

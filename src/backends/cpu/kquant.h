@@ -26,14 +26,19 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "backends/cpu/kernel_path.h"
+#include "neuronlens/dtype.h"
 
 namespace neuronlens::cpu {
 
 inline constexpr int64_t kSuperBlock = 256;
 
 enum class KFormat { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+
+// The format of a tensor type, or nullopt for a type that is not a K-quant.
+std::optional<KFormat> kformat_of(DType type);
 
 // Bytes of one super-block of `format` in the file.
 int64_t kformat_block_bytes(KFormat format);
