@@ -80,8 +80,17 @@ std::string_view weight_format_name(WeightFormat format);  // "quantized", "floa
 // Throws Error on a name other than those.
 WeightFormat parse_weight_format(std::string_view name);
 
+// How the KV cache holds keys and values: float32 (exact), or IEEE half
+// precision (half the memory; each key and value rounded to 11 significant
+// bits, llama.cpp's default). Attention itself runs in float32 either way.
+enum class KvCacheType { F32, F16 };
+std::string_view kv_cache_type_name(KvCacheType type);  // "f32", "f16"
+// Throws Error on a name other than those.
+KvCacheType parse_kv_cache_type(std::string_view name);
+
 struct SessionOptions {
   WeightFormat weights = WeightFormat::Quantized;
+  KvCacheType kv_cache = KvCacheType::F32;
 };
 
 // How a Session holds the matrices of one file type: the kernel ("kquant",

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_clones.h"
+#include "io/half.h"
 
 namespace neuronlens::runtime {
 namespace {
@@ -13,19 +14,23 @@ namespace {
 // kv_width apart): out [head_dim] = softmax(scale * q·k_j) · v_j, `scores`
 // as scratch. The q·k sums run in eight partial sums so that they vectorise
 // (a plain running sum may not be reordered, and stays scalar).
-NEURONLENS_CPU_CLONES
-void attend(const float* query, const float* keys, const float* values, int64_t kv_width, int64_t head_dim,
-            int64_t first, int64_t visible, float scale, float* scores, float* out) {
+inline float widen(float x) { return x; }
+inline float widen(uint16_t half) { return fp16_to_fp32(half); }
+
+template <typename T>
+NEURONLENS_CPU_CLONES void attend(const float* query, const T* keys, const T* values, int64_t kv_width,
+                                  int64_t head_dim, int64_t first, int64_t visible, float scale, float* scores,
+                                  float* out) {
   float max_score = -INFINITY;
   for (int64_t j = first; j < visible; ++j) {
-    const float* key = keys + j * kv_width;
+    const T* key = keys + j * kv_width;
     float partial[8] = {};
     int64_t e = 0;
     for (; e + 8 <= head_dim; e += 8) {
-      for (int64_t k = 0; k < 8; ++k) partial[k] += query[e + k] * key[e + k];
+      for (int64_t k = 0; k < 8; ++k) partial[k] += query[e + k] * widen(key[e + k]);
     }
     float dot = 0.0f;
-    for (; e < head_dim; ++e) dot += query[e] * key[e];
+    for (; e < head_dim; ++e) dot += query[e] * widen(key[e]);
     for (const float p : partial) dot += p;
     scores[j] = dot * scale;
     max_score = std::max(max_score, scores[j]);
@@ -39,15 +44,15 @@ void attend(const float* query, const float* keys, const float* values, int64_t 
   std::fill(out, out + head_dim, 0.0f);
   for (int64_t j = first; j < visible; ++j) {
     const float p = scores[j] * inv_sum;
-    const float* value = values + j * kv_width;
-    for (int64_t e = 0; e < head_dim; ++e) out[e] += p * value[e];
+    const T* value = values + j * kv_width;
+    for (int64_t e = 0; e < head_dim; ++e) out[e] += p * widen(value[e]);
   }
 }
 
 }  // namespace
 
-void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, const float* keys, const float* values,
-                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float* out, int64_t sliding_window) {
+void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvLayerView kv, int64_t n_heads,
+                      int64_t n_kv_heads, int64_t head_dim, float* out, int64_t sliding_window) {
   const int64_t q_width = n_heads * head_dim;
   const int64_t kv_width = n_kv_heads * head_dim;
   const int64_t group = n_heads / n_kv_heads;
@@ -68,8 +73,16 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
       const int64_t kv_offset = head / group * head_dim;
       const int64_t visible = first_position + t + 1;  // keys up to position first_position + t
       const int64_t first = sliding_window > 0 ? std::max<int64_t>(0, visible - sliding_window) : 0;
-      attend(q + t * q_width + head * head_dim, keys + kv_offset, values + kv_offset, kv_width, head_dim, first,
-             visible, scale, scores.data(), out + t * q_width + head * head_dim);
+      const float* query = q + t * q_width + head * head_dim;
+      float* head_out = out + t * q_width + head * head_dim;
+      if (kv.type == KvCacheType::F32) {
+        attend(query, static_cast<const float*>(kv.keys) + kv_offset, static_cast<const float*>(kv.values) + kv_offset,
+               kv_width, head_dim, first, visible, scale, scores.data(), head_out);
+      } else {
+        attend(query, static_cast<const uint16_t*>(kv.keys) + kv_offset,
+               static_cast<const uint16_t*>(kv.values) + kv_offset, kv_width, head_dim, first, visible, scale,
+               scores.data(), head_out);
+      }
     }
   }
 }

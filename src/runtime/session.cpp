@@ -8,6 +8,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/runtime.h"
 #include "runtime/attention.h"
+#include "runtime/kv_cache.h"
 #include "runtime/rotary.h"
 #include "runtime/session_weights.h"
 
@@ -80,15 +81,15 @@ struct Session::Impl {
   ModelConfig config;
   runtime::SessionWeights weights;
   runtime::RotaryEmbedding rope;
-  std::vector<std::vector<float>> keys, values;  // per layer [position, n_kv_heads*head_dim]
+  runtime::KvCache cache;
   int64_t position = 0;
   // [(n_layers + 1) * kHookPointCount]; FinalNorm lives in layer slot n_layers.
   std::vector<std::vector<Entry>> hooks;
   HookId next_id = 1;
 
-  Impl(const ModelConfig& c, runtime::SessionWeights w)
-      : config(c), weights(std::move(w)), rope(config, weights.rope_freqs), keys(sz(c.n_layers)),
-        values(sz(c.n_layers)), hooks(sz((c.n_layers + 1) * kHookPointCount)) {}
+  Impl(const ModelConfig& c, runtime::SessionWeights w, KvCacheType kv_cache)
+      : config(c), weights(std::move(w)), rope(config, weights.rope_freqs),
+        cache(kv_cache, c.n_layers, c.n_kv_heads * c.head_dim), hooks(sz((c.n_layers + 1) * kHookPointCount)) {}
 
   std::vector<Entry>& slot(int64_t layer, HookPoint point) {
     return hooks[sz(layer * kHookPointCount + static_cast<int64_t>(point))];
@@ -124,6 +125,7 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
   const int64_t p0 = position;
   std::vector<float> x(sz(n * d)), h(sz(n * d)), q(sz(n * q_width)), attn(sz(n * q_width)), out(sz(n * d));
   std::vector<float> gate(sz(n * f)), up(sz(n * f));
+  std::vector<float> keys(sz(n * kv_width)), values(sz(n * kv_width));  // the new tokens', before the cache
 
   for (int64_t t = 0; t < n; ++t) {
     weights.token_embedding.copy_row(tokens[sz(t)], x.data() + t * d);
@@ -133,14 +135,10 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     const runtime::LayerWeights& w = weights.layers[sz(layer)];
     run_hooks(layer, HookPoint::ResidualIn, x.data(), n, d, p0);
 
-    // Attention. The new keys/values go straight into the cache.
+    // Attention. The new keys/values are stored in the cache once rotated.
     rms_norm(x.data(), w.attn_norm.data(), n, d, c.rms_norm_eps, h.data());
-    std::vector<float>& layer_keys = keys[sz(layer)];
-    std::vector<float>& layer_values = values[sz(layer)];
-    layer_keys.resize(sz((p0 + n) * kv_width));
-    layer_values.resize(sz((p0 + n) * kv_width));
-    float* new_keys = layer_keys.data() + p0 * kv_width;
-    float* new_values = layer_values.data() + p0 * kv_width;
+    float* new_keys = keys.data();
+    float* new_values = values.data();
     runtime::multiply_together({{&w.attn_q, h.data(), q.data()},
                                 {&w.attn_k, h.data(), new_keys},
                                 {&w.attn_v, h.data(), new_values}},
@@ -150,7 +148,8 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     add_bias(new_values, n, w.attn_v_bias);
     rope.apply(q.data(), n, q_width, c.n_heads, p0);
     rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
-    runtime::causal_attention(q.data(), n, p0, layer_keys.data(), layer_values.data(), c.n_heads, c.n_kv_heads, hd,
+    cache.store(layer, p0, n, new_keys, new_values);
+    runtime::causal_attention(q.data(), n, p0, cache.layer(layer), c.n_heads, c.n_kv_heads, hd,
                               attn.data(), c.sliding_window);
     w.attn_output.multiply(attn.data(), n, out.data());
     run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
@@ -185,7 +184,8 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
 
 Session::Session(const Model& model, SessionOptions options)
     : impl_(std::make_unique<Impl>(model.config(),
-                                   runtime::load_session_weights(model, options.weights == WeightFormat::Quantized))) {}
+                                   runtime::load_session_weights(model, options.weights == WeightFormat::Quantized),
+                                   options.kv_cache)) {}
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
@@ -196,13 +196,7 @@ void Session::reset() { impl_->position = 0; }
 int64_t Session::weight_bytes() const { return impl_->weights.bytes(); }
 int64_t Session::copied_weight_bytes() const { return impl_->weights.copied_bytes(); }
 
-int64_t Session::cache_bytes() const {
-  int64_t total = 0;
-  for (const auto* cache : {&impl_->keys, &impl_->values}) {
-    for (const std::vector<float>& layer : *cache) total += static_cast<int64_t>(layer.capacity() * sizeof(float));
-  }
-  return total;
-}
+int64_t Session::cache_bytes() const { return impl_->cache.bytes(); }
 
 std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsFor which) {
   return impl_->forward(tokens, which);

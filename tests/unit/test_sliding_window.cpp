@@ -131,12 +131,11 @@ TEST(SlidingWindow, AttentionKernelEdges) {
     values[i] = float(i) * 0.01f - 0.1f;
   }
   std::vector<float> full(q.size()), windowed(q.size()), own(q.size());
-  runtime::causal_attention(q.data(), kTokens, 0, keys.data(), values.data(), kHeads, kKvHeads, kHeadDim, full.data());
-  runtime::causal_attention(q.data(), kTokens, 0, keys.data(), values.data(), kHeads, kKvHeads, kHeadDim,
-                            windowed.data(), kTokens);
+  const runtime::KvLayerView kv{KvCacheType::F32, keys.data(), values.data()};
+  runtime::causal_attention(q.data(), kTokens, 0, kv, kHeads, kKvHeads, kHeadDim, full.data());
+  runtime::causal_attention(q.data(), kTokens, 0, kv, kHeads, kKvHeads, kHeadDim, windowed.data(), kTokens);
   EXPECT_EQ(full, windowed);
-  runtime::causal_attention(q.data(), kTokens, 0, keys.data(), values.data(), kHeads, kKvHeads, kHeadDim, own.data(),
-                            1);
+  runtime::causal_attention(q.data(), kTokens, 0, kv, kHeads, kKvHeads, kHeadDim, own.data(), 1);
   for (int64_t t = 0; t < kTokens; ++t) {
     for (int64_t h = 0; h < kHeads; ++h) {
       for (int64_t e = 0; e < kHeadDim; ++e) {

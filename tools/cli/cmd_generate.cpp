@@ -23,6 +23,7 @@ struct GenerateCommandOptions {
   double temperature = 0.0;
   int64_t top_k = 0;
   double top_p = 1.0;
+  std::string kv_cache = "f32";
 };
 
 int run_generate(const GenerateCommandOptions& opt) {
@@ -41,7 +42,7 @@ int run_generate(const GenerateCommandOptions& opt) {
   Sampler sampler(sampling);
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
 
-  Session session(tm.model);
+  Session session(tm.model, SessionOptions{WeightFormat::Quantized, parse_kv_cache_type(opt.kv_cache)});
   apply_interventions(session, interventions);
   const GenerationResult result =
       generate_text(session, tm, prompt, opt.max_tokens, sampler, [](int32_t, std::string_view text) {
@@ -66,6 +67,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--clamp", opt->clamps, "Fix neuron activation: LAYER:NEURON=VALUE (repeatable)");
   cmd->add_option("--ablate", opt->ablations, "Zero neuron activation: LAYER:NEURON (repeatable)");
   cmd->add_option("-n,--tokens", opt->max_tokens, "Most tokens to generate")->capture_default_str();
+  cmd->add_option("--kv", opt->kv_cache, "KV cache precision: f32, or f16 for half the memory")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Random seed for sampling")->capture_default_str();
   cmd->add_option("--temperature", opt->temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
   cmd->add_option("--top-k", opt->top_k, "Sample among the K likeliest tokens; 0 is no limit")->capture_default_str();
