@@ -4,8 +4,8 @@
 // A Session reads the model's weight matrices where they lie in the mapped
 // file (see WeightFormat), so it costs about the file's size (the pages the
 // OS keeps in memory) plus small float32 copies of the norms and biases plus
-// the KV cache, 2 * n_layers * positions * n_kv_heads * head_dim floats, grown
-// as tokens arrive. With WeightFormat::Float32, every matrix is dequantised
+// the KV cache, 2 * n_layers * positions * n_kv_heads * head_dim floats (or
+// halves: KvCacheType::F16), grown as tokens arrive. With WeightFormat::Float32, every matrix is dequantised
 // into a copy instead: 4 bytes per parameter. Activations are float32 either
 // way. It keeps the Model's files mapped for as long as it lives.
 //
