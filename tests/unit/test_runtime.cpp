@@ -150,6 +150,24 @@ TEST(Runtime, KvCacheGivesTheSameLogitsInOneBatchTokenByTokenAndInChunks) {
   EXPECT_LT(max_abs_diff(last, std::vector<float>(batch.end() - v, batch.end())), 1e-6);
 }
 
+// A Hugging Face folder in BF16 (tiny_llama_hf_sharded) is multiplied in
+// place by the BF16 block kernels: the same values as the float32 copy that
+// WeightFormat::Float32 makes, summed in another order, so the logits agree
+// to float32 rounding (kTinyTolerance), and nothing but the norms is copied.
+TEST(Runtime, Bf16FolderRunsInPlaceWithTheFloat32Logits) {
+  const Model model = Model::load(testing::fixture_path("tiny_llama_hf_sharded"));
+  Session in_place(model), copied(model, SessionOptions{WeightFormat::Float32});
+  for (const WeightKernelUse& use : plan_weight_kernels(model)) {
+    EXPECT_EQ(use.file_type, "BF16");
+    EXPECT_EQ(use.kernel, "blocks");
+    EXPECT_TRUE(use.in_place);
+  }
+  EXPECT_LT(in_place.copied_weight_bytes() * 20, copied.copied_weight_bytes());
+  const double diff = max_abs_diff(in_place.forward(kTokens), copied.forward(kTokens));
+  EXPECT_LT(diff, kTinyTolerance);
+  for (const int32_t token : {3, 77}) EXPECT_LT(max_abs_diff(in_place.forward({token}), copied.forward({token})), kTinyTolerance);
+}
+
 // Clamping neuron i of layer l to c at the post-activation is "zero column i
 // of down_proj, then add c * W_down[:, i] to the layer's MLP output". The
 // second path is built here from a copy of W_down: an MLP-out hook throws the
