@@ -17,9 +17,6 @@ namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
-std::optional<cpu::BlockFormat> block_format(DType type) { return cpu::block_format_of(type); }
-std::optional<cpu::KFormat> kquant_format(DType type) { return cpu::kformat_of(type); }
-
 // Below this many weights a product runs on one thread: waking the others
 // costs more than they save.
 constexpr int64_t kParallelWeights = int64_t{1} << 15;
@@ -75,14 +72,14 @@ WeightChoice WeightMatrix::choose(const TensorView& tensor, bool keep_blocks) {
   const bool aligned = reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0;
   if (tensor.type == DType::F32) return {WeightKernel::Float32, aligned, ""};
   if (!keep_blocks) return {WeightKernel::Float32, false, ""};
-  if (kquant_format(tensor.type)) return {WeightKernel::KQuant, true, ""};
+  if (cpu::kformat_of(tensor.type)) return {WeightKernel::KQuant, true, ""};
   // F16 and BF16 rows go through the block kernels 32 values at a time.
-  if (block_format(tensor.type) && tensor.row_length() % 32 == 0) return {WeightKernel::Blocks, true, ""};
+  if (cpu::block_format_of(tensor.type) && tensor.row_length() % 32 == 0) return {WeightKernel::Blocks, true, ""};
   return {WeightKernel::Float32, false, std::string(dtype_name(tensor.type)) + " has no kernel here: dequantised to float32"};
 }
 
 WeightMatrix::WeightMatrix(const TensorView& tensor, bool keep_blocks)
-    : type_(tensor.type), file_type_(tensor.type), rows_(tensor.rows()), cols_(tensor.row_length()),
+    : type_(tensor.type), rows_(tensor.rows()), cols_(tensor.row_length()),
       row_bytes_(tensor.row_bytes()), data_(tensor.data) {
   WeightChoice choice = choose(tensor, keep_blocks);
   kernel_ = choice.kernel;
@@ -141,7 +138,7 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
       const PreparedInput& in = inputs[i++];
       const auto [first, last] = thread_rows(w.rows(), thread, threads);
       if (w.kernel() == WeightKernel::Blocks) {
-        const cpu::BlockFormat format = *block_format(w.type_);
+        const cpu::BlockFormat format = *cpu::block_format_of(w.type_);
         const int64_t blocks = w.cols() / 32;
         // Token after token over the same rows, which stay in cache.
         for (int64_t t = 0; t < n; ++t) {
@@ -150,7 +147,7 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
         }
         continue;
       }
-      cpu::kquant_matmul(*kquant_format(w.type_), w.data_, w.row_bytes_, w.cols() / cpu::kSuperBlock, first, last,
+      cpu::kquant_matmul(*cpu::kformat_of(w.type_), w.data_, w.row_bytes_, w.cols() / cpu::kSuperBlock, first, last,
                          in.quantized.get(), n, p.y, w.rows());
     }
   }
@@ -171,7 +168,7 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < tiles; ++i) {
       const int64_t first = i * tile_rows, count = std::min(tile_rows, rows_ - first);
-      cpu::block_dequantize(*block_format(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
+      cpu::block_dequantize(*cpu::block_format_of(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
       cpu::gemm_abt(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
     }
   }

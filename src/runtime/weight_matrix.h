@@ -62,8 +62,6 @@ class WeightMatrix {
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  DType type() const { return type_; }  // of the data multiplied (F32 after a fallback)
-  DType file_type() const { return file_type_; }
   WeightKernel kernel() const { return kernel_; }
   bool is_blocks() const { return kernel_ != WeightKernel::Float32; }
   // Bytes the products read, wherever they lie.
@@ -84,7 +82,7 @@ class WeightMatrix {
   const float* floats() const { return reinterpret_cast<const float*>(data_); }
   void multiply_blocks_by_tiles(const float* x, int64_t n, float* y) const;
 
-  DType type_ = DType::F32, file_type_ = DType::F32;
+  DType type_ = DType::F32;  // of the data multiplied (F32 after a fallback)
   WeightKernel kernel_ = WeightKernel::Float32;
   int64_t rows_ = 0, cols_ = 0, row_bytes_ = 0;
   const uint8_t* data_ = nullptr;  // [rows, row_bytes]: in the mapping, or owned_
