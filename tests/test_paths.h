@@ -55,6 +55,10 @@ inline std::string fetched_model_path(const std::string& file) {
   const std::string var = ::neuronlens::testing::fetched_model_path("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"); \
   if (var.empty()) GTEST_SKIP() << "Qwen2.5-Coder-1.5B Q4_K_M not fetched (scripts/fetch-multipart-model.sh)"
 
+#define NEURONLENS_REQUIRE_GEMMA3_MODEL(var)                                                       \
+  const std::string var = ::neuronlens::testing::fetched_model_path("gemma-3-270m-q4_k_m.gguf");   \
+  if (var.empty()) GTEST_SKIP() << "Gemma 3 270M Q4_K_M not fetched (scripts/fetch-multipart-model.sh)"
+
 #define NEURONLENS_REQUIRE_DEFAULT_MODEL(var)                                   \
   const std::string var = ::neuronlens::testing::default_model_path();           \
   if (var.empty()) GTEST_SKIP() << "default model not fetched (scripts/fetch-model.sh)"

@@ -28,7 +28,10 @@ struct AtlasSettings {
   int64_t d_ffn = 0;
   int64_t vocab_size = 0;
   NormMode norm = NormMode::Final;
+  ReadNorm read_norm = ReadNorm::None;  // atlases made before it: none
   int top_k = 20;
+  // The decode in words (decode_definition): the model's output path.
+  std::string method;
 };
 
 // One neuron's row with its top tokens (probabilities derived from logits).

@@ -34,6 +34,15 @@ enum class NormMode {
 std::string_view norm_mode_name(NormMode mode);        // "final", "none"
 NormMode norm_mode_from_name(std::string_view name);   // throws Error
 
+// What the up and gate rows are decoded as. None: the raw row w (the
+// paper's definition). Ffn: γ_ffn ⊙ w, the direction the neuron reads from
+// the residual stream through its own pre-norm (w · (rmsnorm(x) ⊙ γ) =
+// (γ ⊙ w) · rmsnorm(x)); for OLMo 2, which has no pre-norm, the raw row.
+// Down columns are unaffected.
+enum class ReadNorm { None, Ffn };
+std::string_view read_norm_name(ReadNorm mode);        // "none", "ffn"
+ReadNorm read_norm_from_name(std::string_view name);   // throws Error
+
 // How each tile of logits, vectors [m, d] x LM head tile [n, d]^T, is
 // multiplied. All are float32 throughout, and the top candidates are
 // re-scored in float64 whichever is used; they differ in rounding and speed
@@ -68,6 +77,7 @@ LogitProduct logit_product_from_name(std::string_view name);  // throws Error
 
 struct DecodeSettings {
   NormMode norm = NormMode::Final;
+  ReadNorm read_norm = ReadNorm::None;
   int top_k = 20;
   LogitProduct product = LogitProduct::Auto;
 };
@@ -82,9 +92,18 @@ struct NeuronDecoding {
   std::vector<double> top_logits;   // z_t of top_ids, re-scored in float64
 };
 
+// The decode a model's neurons get, in words, for the atlas's metadata: the
+// final norm (Gemma's (1 + γ)), the final soft-cap, what a down column is
+// decoded as and what an up/gate row is.
+std::string decode_definition(const ModelConfig& config, const DecodeSettings& settings);
+
 // Reads neuron vectors out of a model: [F, d] float32 rows, one per neuron.
-// Down-projection columns are transposed into rows.
-void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out);
+// Down-projection columns are transposed into rows; in a family that
+// RMS-norms the MLP output before the residual add (Gemma 2/3, OLMo 2) each
+// becomes γ_post ⊙ w_down, the direction that reaches the residual stream.
+// Up and gate rows are multiplied by the pre-norm weight with ReadNorm::Ffn.
+void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out,
+                         ReadNorm read_norm = ReadNorm::None);
 
 struct StrassenHead;  // lm_head_decoder.cpp
 namespace cpu {
@@ -95,7 +114,9 @@ class PackedStrassenRhs;
 // Holds the dequantised LM head and decodes blocks of vectors against it
 // without materialising the [n, V] logits: the vocabulary is walked in tiles,
 // each tile's logits come from one product (see LogitProduct) and are folded
-// into a running (online) softmax and a per-vector top-k.
+// into a running (online) softmax and a per-vector top-k. Logits are the
+// model's own: soft-capped where the family caps them (Gemma 2), so every
+// logit it reports, counts or ranks is cap * tanh(z / cap).
 class LmHeadDecoder {
  public:
   LmHeadDecoder(const Model& model, DecodeSettings settings);
@@ -140,8 +161,9 @@ class LmHeadDecoder {
   int64_t vocab_size_ = 0;
   int64_t d_model_ = 0;
   double rms_eps_ = 1e-5;
+  double final_softcap_ = 0.0;     // 0: none
   std::vector<float> lm_head_;     // [V, d]
-  std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm
+  std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm (with the family's offset: Gemma's 1 + γ)
   // The Strassen path's B-side sums of each vocabulary tile (as many floats
   // as the LM head again), made by the first decode that needs them.
   mutable std::once_flag strassen_once_;

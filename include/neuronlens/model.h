@@ -7,7 +7,14 @@
 //   output_norm      [d]
 //   per layer: attn_norm [d], attn_q [H*h, d], attn_k [K*h, d], attn_v [K*h, d],
 //   attn_output [d, H*h], (qwen2: attn_q/k/v_bias [H*h]/[K*h]/[K*h]),
-//   ffn_norm [d], ffn_gate [F, d], ffn_up [F, d], ffn_down [d, F].
+//   ffn_norm [d], ffn_gate [F, d], ffn_up [F, d], ffn_down [d, F];
+//   q/k norms (qwen3, gemma3: attn_q_norm/attn_k_norm [h], one per head;
+//   olmo2: [H*h]/[K*h], over the whole projection), and the output norms of
+//   families that normalise a sublayer's output before the residual add
+//   (gemma2, gemma3, olmo2: attn_post_norm [d], ffn_post_norm [d]).
+// Phi-3 stores q, k, v as one qkv_proj [(H+2K)*h, d] and gate, up as one
+// gate_up_proj [2F, d] (gate first); the loader splits them into views of
+// the rows above, so that neuron i is row i of ffn_gate and ffn_up alike.
 // Row i of ffn_up / ffn_gate is what FFN neuron i reads from the residual
 // stream; column i of ffn_down is what it writes back.
 #pragma once
@@ -23,9 +30,9 @@
 
 namespace neuronlens {
 
-enum class Architecture { Llama, Qwen2, Mistral };
+enum class Architecture { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3, Olmo2, Phi3 };
 std::string_view architecture_name(Architecture arch);
-// "llama, qwen2, mistral": for error messages.
+// "llama, qwen2, mistral, ...": for error messages.
 std::string supported_architectures();
 
 // How q and k rows are laid out for rotary embeddings. llama.cpp's converter
@@ -41,6 +48,16 @@ struct RopeScaling {
   double high_freq_factor = 4.0;    // llama3
   int64_t original_context = 0;     // llama3: original_max_position_embeddings
 };
+
+// The MLP's activation: SiLU (SwiGLU: silu(gate) * up) or GELU with the tanh
+// approximation (GeGLU, Gemma: gelu_pytorch_tanh(gate) * up).
+enum class MlpActivation { Silu, GeluTanh };
+std::string_view mlp_activation_name(MlpActivation activation);  // "silu", "gelu_tanh"
+
+// RMSNorm of queries and keys before RoPE: none, per head (over head_dim,
+// one weight [h] shared by the heads: Qwen3, Gemma 3) or over the whole
+// projection (over H*h and K*h, weights of that size: OLMo 2).
+enum class QkNorm { None, PerHead, Whole };
 
 struct ModelConfig {
   Architecture arch = Architecture::Llama;
@@ -63,13 +80,59 @@ struct ModelConfig {
   RopeStyle rope_style = RopeStyle::NeoX;
   bool tied_embeddings = false;
   bool qkv_bias = false;
+
+  // What a family does differently in the block (set from the architecture
+  // table in model/architecture.cpp and the file's keys; the defaults are
+  // Llama's). The runtime and the decoder both read these, so that a neuron
+  // is decoded through the output path the forward pass runs.
+  MlpActivation activation = MlpActivation::Silu;
+  QkNorm qk_norm = QkNorm::None;
+  // attn_norm / ffn_norm before each sublayer (all but OLMo 2).
+  bool pre_norms = true;
+  // attn_post_norm / ffn_post_norm on each sublayer's output before it is
+  // added to the residual stream (Gemma 2 and 3, OLMo 2).
+  bool post_norms = false;
+  // Every RMSNorm weight γ is applied as (norm_weight_offset + γ): 1 for a
+  // Gemma Hugging Face checkpoint ((1 + γ)); 0 for a Gemma GGUF, whose
+  // converter stored 1 + γ already, and for every other family.
+  float norm_weight_offset = 0.0f;
+  // The token embedding is multiplied by this (Gemma: sqrt(d_model)).
+  double embedding_scale = 1.0;
+  // Attention scores are q·k times this; 0 means 1/sqrt(head_dim). Gemma:
+  // query_pre_attn_scalar^-1/2.
+  double attention_scale = 0.0;
+  // Soft-capping cap*tanh(x/cap) of the attention scores (after the scale)
+  // and of the final logits; 0 for none (Gemma 2 has both).
+  double attn_softcap = 0.0;
+  double final_softcap = 0.0;
+  // Which layers attend through sliding_window: [n_layers], 1 = local
+  // (windowed), 0 = global. Empty: every layer is windowed when
+  // sliding_window > 0 (Mistral). Gemma 3: five local to one global.
+  std::vector<uint8_t> sliding_layers;
+  // RoPE base of the local layers (Gemma 3: 10000, global layers
+  // rope_theta); 0 means rope_theta.
+  double rope_theta_local = 0.0;
+
+  // The window layer `layer` attends through: 0 for the whole prefix.
+  int64_t window_of_layer(int64_t layer) const {
+    if (sliding_window == 0) return 0;
+    if (sliding_layers.empty()) return sliding_window;
+    return sliding_layers[static_cast<size_t>(layer)] ? sliding_window : 0;
+  }
+  bool is_local_layer(int64_t layer) const { return window_of_layer(layer) != 0; }
 };
+
+// What the family does in its block, in a line for `info`: "SiLU MLP" or
+// "tanh-GELU MLP", q/k norms, post-norms, (1 + γ), the embedding scale, the
+// local/global layers with their windows and RoPE bases, the soft-caps.
+std::string describe_block(const ModelConfig& config);
 
 // Every weight a model of the supported family can have.
 enum class WeightKind {
   TokenEmbedding, OutputNorm, Output, RopeFreqs,
   AttnNorm, AttnQ, AttnK, AttnV, AttnOutput, AttnQBias, AttnKBias, AttnVBias,
   FfnNorm, FfnGate, FfnUp, FfnDown,
+  AttnQNorm, AttnKNorm, AttnPostNorm, FfnPostNorm,
 };
 std::string_view weight_kind_name(WeightKind kind);
 

@@ -1,4 +1,5 @@
-// The forward pass of a Llama-family model on the CPU, with a KV cache and
+// The forward pass of a decoder-only transformer (every family of
+// model.h's Architecture) on the CPU, with a KV cache and
 // hook points where a caller can read or change the activations.
 //
 // A Session reads the model's weight matrices where they lie in the mapped
@@ -10,9 +11,15 @@
 // way. It keeps the Model's files mapped for as long as it lives.
 //
 // One block, for x [n_tokens, d] at positions p0 .. p0+n_tokens-1:
-//   x += attn(rmsnorm(x) * attn_norm)        causal, grouped-query, RoPE
-//   x += down(silu(gate(h)) * up(h)),  h = rmsnorm(x) * ffn_norm
-// then logits = W_U · (rmsnorm(x) * output_norm).
+//   x += post_a(attn(pre_a(x)))          causal, grouped-query, RoPE
+//   x += post_m(down(act(gate(h)) * up(h))),  h = pre_m(x)
+// then logits = cap(W_U · (rmsnorm(x) * output_norm)). Per family
+// (ModelConfig): pre_a/pre_m are the attn_norm/ffn_norm RMSNorms (identity for
+// OLMo 2), post_a/post_m the post-norms of Gemma 2/3 and OLMo 2 (identity
+// elsewhere); act is SiLU or tanh-GELU; q and k may be RMS-normed before
+// RoPE; local layers attend through a sliding window with their own RoPE
+// base; Gemma scales the embedding by sqrt(d); cap is Gemma 2's final
+// soft-cap (identity elsewhere), and its attention scores are soft-capped too.
 //
 // Hooks. Every layer has named points; a hook registered at one receives the
 // activations there, [n_tokens, width] row-major, and may change them in place
@@ -33,11 +40,11 @@ namespace neuronlens {
 
 enum class HookPoint {
   ResidualIn,    // x entering the layer                          [n, d]
-  AttnOut,       // attention output after o_proj, before x +=     [n, d]
+  AttnOut,       // attention output after o_proj (and post_a), before x +=  [n, d]
   MlpGate,       // gate_proj(h), before the activation            [n, F]
   MlpUp,         // up_proj(h)                                     [n, F]
-  MlpAct,        // silu(gate) * up: the neuron activations        [n, F]
-  MlpOut,        // down_proj(act), before x +=                    [n, d]
+  MlpAct,        // act(gate) * up: the neuron activations         [n, F]
+  MlpOut,        // down_proj(act) (and post_m), before x +=         [n, d]
   ResidualOut,   // x leaving the layer                            [n, d]
   FinalNorm,     // rmsnorm(x) * output_norm, the LM head's input  [n, d]
 };

@@ -113,6 +113,9 @@ void Atlas::load_settings() {
   settings_.vocab_size = integer("vocab_size");
   settings_.top_k = static_cast<int>(integer("top_k"));
   settings_.norm = norm_mode_from_name(meta("norm"));
+  const std::string read_norm = meta("read_norm");
+  settings_.read_norm = read_norm.empty() ? ReadNorm::None : read_norm_from_name(read_norm);
+  settings_.method = meta("method");
 }
 
 Atlas Atlas::open(const std::string& path) {
@@ -146,6 +149,9 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
     if (have.norm != s.norm) {
       mismatch("--norm", std::string(norm_mode_name(have.norm)), std::string(norm_mode_name(s.norm)));
     }
+    if (have.read_norm != s.read_norm) {
+      mismatch("--read-norm", std::string(read_norm_name(have.read_norm)), std::string(read_norm_name(s.read_norm)));
+    }
     if (have.top_k != s.top_k) mismatch("--top-k", std::to_string(have.top_k), std::to_string(s.top_k));
     return atlas;
   }
@@ -171,7 +177,8 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
     set("vocab_size", std::to_string(s.vocab_size));
     set("norm", std::string(norm_mode_name(s.norm)));
     set("top_k", std::to_string(s.top_k));
-    set("method", "p = softmax(W_U . norm(v)) for each FFN vector v (arXiv 2501.02688)");
+    set("read_norm", std::string(read_norm_name(s.read_norm)));
+    set("method", s.method.empty() ? "p = softmax(W_U . norm(v)) for each FFN vector v (arXiv 2501.02688)" : s.method);
 
     sql::Statement add(atlas.db_, "INSERT INTO vocab (id, text, type) VALUES (?, ?, ?)");
     for (int64_t id = 0; id < s.vocab_size; ++id) {

@@ -124,6 +124,10 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
       throw Error(atlas->path() + ": the atlas was made with --norm " + std::string(norm_mode_name(s.norm)) +
                   ", not " + std::string(norm_mode_name(decoder.settings().norm)));
     }
+    if (s.read_norm != decoder.settings().read_norm) {
+      throw Error(atlas->path() + ": the atlas was made with --read-norm " + std::string(read_norm_name(s.read_norm)) +
+                  ", not " + std::string(read_norm_name(decoder.settings().read_norm)));
+    }
     if (s.n_layers != c.n_layers || s.d_ffn != c.d_ffn || s.vocab_size != c.vocab_size) {
       throw Error(atlas->path() + ": the atlas's shape (layers, FFN width, vocabulary) is not this model's");
     }
@@ -143,7 +147,7 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
   int64_t step = 0;
   for (int64_t layer : layers) {
     for (VectorKind kind : options.kinds) {
-      load_neuron_vectors(model, kind, layer, vectors);
+      load_neuron_vectors(model, kind, layer, vectors, decoder.settings().read_norm);
       decoder.normalize(vectors.data(), F);
       decoder.token_logits(vectors.data(), F, concept_tokens.ids, z.data());
       std::vector<double> lse;

@@ -56,11 +56,14 @@ constexpr double kTieTolerance = 1e-4;      // float32 near-ties re-scored in fl
 // re-scored in float64 and re-ranked (higher logit, then lower id), and their
 // float32 terms in the softmax sums become the float64 ones too, so the
 // stored probabilities agree with the stored logits.
-void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, OnlineSoftmax& sm, const TopK& top,
-                     NeuronDecoding& r) {
+// z, or cap * tanh(z / cap) for a soft-capped family (cap > 0).
+double soft_capped(double z, double cap) { return cap > 0 ? cap * std::tanh(z / cap) : z; }
+
+void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, double softcap, OnlineSoftmax& sm,
+                     const TopK& top, NeuronDecoding& r) {
   std::vector<std::pair<double, int32_t>> scored;
   for (const TopK::Item& item : top.items()) {
-    const double z64 = cpu::dot_f64(vec, head + static_cast<int64_t>(item.id) * d, d);
+    const double z64 = soft_capped(cpu::dot_f64(vec, head + static_cast<int64_t>(item.id) * d, d), softcap);
     sm.replace_term(item.logit, z64);
     scored.emplace_back(z64, item.id);
   }
@@ -80,15 +83,27 @@ void finish_decoding(const float* vec, int64_t d, const float* head, int top_k, 
   }
 }
 
+// Soft-caps a row of logits in place (cap > 0).
+void soft_cap_row(float* row, int64_t cols, double cap) {
+  const auto c = static_cast<float>(cap);
+  for (int64_t j = 0; j < cols; ++j) row[j] = c * std::tanh(row[j] / c);
+}
+
 // The running softmax and top-k candidates of each vector of one block,
-// fed a row of logits at a time.
+// fed a row of logits at a time (soft-capped first where the model caps).
 class BlockFold {
  public:
-  BlockFold(int64_t n, int candidates)
-      : softmax_(static_cast<size_t>(n)), top_(static_cast<size_t>(n), TopK(candidates)) {}
+  BlockFold(int64_t n, int candidates, double softcap)
+      : softcap_(softcap), softmax_(static_cast<size_t>(n)), top_(static_cast<size_t>(n), TopK(candidates)) {}
 
   // Logits of tokens [v0, v0 + cols) for vector i.
   void add(int64_t i, const float* row, int64_t cols, int64_t v0) {
+    if (softcap_ > 0) {
+      thread_local std::vector<float> capped;
+      capped.assign(row, row + cols);
+      soft_cap_row(capped.data(), cols, softcap_);
+      row = capped.data();
+    }
     softmax_[static_cast<size_t>(i)].add_tile(row, cols);
     top_[static_cast<size_t>(i)].add_tile(row, cols, static_cast<int32_t>(v0));
   }
@@ -96,6 +111,7 @@ class BlockFold {
   const TopK& top(int64_t i) const { return top_[static_cast<size_t>(i)]; }
 
  private:
+  double softcap_;
   std::vector<OnlineSoftmax> softmax_;
   std::vector<TopK> top_;
 };
@@ -207,6 +223,7 @@ using NameTable = std::span<const std::pair<E, std::string_view>>;
 constexpr std::pair<VectorKind, std::string_view> kKindNames[] = {
     {VectorKind::Up, "up"}, {VectorKind::Gate, "gate"}, {VectorKind::Down, "down"}};
 constexpr std::pair<NormMode, std::string_view> kNormNames[] = {{NormMode::Final, "final"}, {NormMode::None, "none"}};
+constexpr std::pair<ReadNorm, std::string_view> kReadNormNames[] = {{ReadNorm::None, "none"}, {ReadNorm::Ffn, "ffn"}};
 constexpr std::pair<LogitProduct, std::string_view> kProductNames[] = {{LogitProduct::Auto, "auto"},
                                                    {LogitProduct::Gemm, "gemm"},
                                                    {LogitProduct::Strassen, "strassen"},
@@ -242,6 +259,10 @@ VectorKind vector_kind_from_name(std::string_view name) {
 }
 std::string_view norm_mode_name(NormMode mode) { return name_in<NormMode>(kNormNames, mode); }
 NormMode norm_mode_from_name(std::string_view name) { return value_in<NormMode>(kNormNames, name, "norm"); }
+std::string_view read_norm_name(ReadNorm mode) { return name_in<ReadNorm>(kReadNormNames, mode); }
+ReadNorm read_norm_from_name(std::string_view name) {
+  return value_in<ReadNorm>(kReadNormNames, name, "read norm");
+}
 std::string_view logit_product_name(LogitProduct product) { return name_in<LogitProduct>(kProductNames, product); }
 LogitProduct logit_product_from_name(std::string_view name) {
   return value_in<LogitProduct>(kProductNames, name, "product");
@@ -259,6 +280,7 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
   vocab_size_ = c.vocab_size;
   d_model_ = c.d_model;
   rms_eps_ = c.rms_norm_eps;
+  final_softcap_ = c.final_softcap;
   const TensorView& head = model.lm_head();
   lm_head_.resize(static_cast<size_t>(vocab_size_ * d_model_));
   // Dequantise in row blocks, in parallel: this is the one big copy a map makes.
@@ -271,6 +293,7 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
   const TensorView& gamma = model.weight(WeightKind::OutputNorm);
   norm_weight_.resize(static_cast<size_t>(d_model_));
   dequantize_rows(gamma, 0, 1, norm_weight_.data());
+  for (float& g : norm_weight_) g += c.norm_weight_offset;
 }
 
 LogitProduct LmHeadDecoder::product_for(int64_t n) const {
@@ -358,7 +381,7 @@ void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
 void LmHeadDecoder::decode_block(LogitProduct product, const float* vectors, int64_t n,
                                  NeuronDecoding* results, std::vector<float>& logits) const {
   const int64_t d = d_model_, V = vocab_size_;
-  BlockFold fold(n, static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V)));
+  BlockFold fold(n, static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V)), final_softcap_);
   switch (product) {
     case LogitProduct::Packed: fold_packed(packed_head(), vectors, n, d, V, fold, logits); break;
     case LogitProduct::PackedStrassen:
@@ -369,7 +392,8 @@ void LmHeadDecoder::decode_block(LogitProduct product, const float* vectors, int
     case LogitProduct::Auto: fold_by_blas(nullptr, lm_head_.data(), vectors, n, d, V, fold, logits); break;
   }
   for (int64_t i = 0; i < n; ++i) {
-    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, fold.softmax(i), fold.top(i), results[i]);
+    finish_decoding(vectors + i * d, d, lm_head_.data(), settings_.top_k, final_softcap_, fold.softmax(i), fold.top(i),
+                    results[i]);
   }
 }
 
@@ -421,7 +445,8 @@ void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vec
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < m; ++j) {
-      out[i * m + j] = cpu::dot_f64(vectors + i * d, lm_head_.data() + static_cast<int64_t>(tokens[j]) * d, d);
+      out[i * m + j] = soft_capped(
+          cpu::dot_f64(vectors + i * d, lm_head_.data() + static_cast<int64_t>(tokens[j]) * d, d), final_softcap_);
     }
   }
 }
@@ -439,7 +464,8 @@ std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int
       cpu::gemm_abt(nb, cols, d, vectors + first * d, d, lm_head_.data() + v0 * d, d, logits.data(), cols);
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nb; ++i) {
-        const float* row = logits.data() + i * cols;
+        float* row = logits.data() + i * cols;
+        if (final_softcap_ > 0) soft_cap_row(row, cols, final_softcap_);
         // A float32 logit within GEMM rounding of the float64 threshold is the
         // token itself or a true tie: not counted as above it.
         const double th = thresholds[first + i];
@@ -453,7 +479,47 @@ std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int
   return counts;
 }
 
-void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out) {
+namespace {
+
+// A norm weight [d] as the model applies it (with Gemma's offset), or empty.
+std::vector<float> norm_weight(const Model& model, WeightKind kind, int64_t layer) {
+  const TensorView* t = model.find_weight(kind, layer);
+  if (t == nullptr) return {};
+  std::vector<float> w(static_cast<size_t>(t->elements()));
+  dequantize_rows(*t, 0, t->rows(), w.data());
+  for (float& x : w) x += model.config().norm_weight_offset;
+  return w;
+}
+
+// Rows [F, d] times gamma [d], element by element.
+void scale_rows(std::vector<float>& rows, const std::vector<float>& gamma) {
+  const auto d = static_cast<int64_t>(gamma.size());
+  const auto n = static_cast<int64_t>(rows.size()) / d;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < d; ++j) rows[static_cast<size_t>(i * d + j)] *= gamma[static_cast<size_t>(j)];
+  }
+}
+
+}  // namespace
+
+std::string decode_definition(const ModelConfig& c, const DecodeSettings& s) {
+  std::string norm = s.norm == NormMode::None ? "v"
+                     : c.norm_weight_offset != 0.0f
+                         ? "rmsnorm(v) * (1 + output_norm)"
+                         : "rmsnorm(v) * output_norm";
+  std::string logits = "W_U . " + norm;
+  if (c.final_softcap > 0) logits = "cap * tanh(" + logits + " / cap), cap = " + std::to_string(c.final_softcap);
+  std::string text = "p = softmax(" + logits + ") (arXiv 2501.02688); down: v = " +
+                     std::string(c.post_norms ? "ffn_post_norm * w_down column (what reaches the residual stream)"
+                                              : "w_down column") +
+                     "; up/gate: v = " +
+                     std::string(s.read_norm == ReadNorm::Ffn && c.pre_norms ? "ffn_norm * row" : "row");
+  return text;
+}
+
+void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out,
+                         ReadNorm read_norm) {
   const ModelConfig& c = model.config();
   const int64_t F = c.d_ffn, d = c.d_model;
   out.resize(static_cast<size_t>(F * d));
@@ -467,10 +533,14 @@ void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std
     for (int64_t i = 0; i < F; ++i) {
       for (int64_t j = 0; j < d; ++j) out[static_cast<size_t>(i * d + j)] = dense[static_cast<size_t>(j * F + i)];
     }
+    // The post-norm rescales the whole output by one positive factor and
+    // then by γ_post per dimension: neuron i's direction is γ_post ⊙ column i.
+    if (c.post_norms) scale_rows(out, norm_weight(model, WeightKind::FfnPostNorm, layer));
     return;
   }
   const TensorView& w = model.weight(kind == VectorKind::Up ? WeightKind::FfnUp : WeightKind::FfnGate, layer);
   dequantize_rows(w, 0, F, out.data());
+  if (read_norm == ReadNorm::Ffn && c.pre_norms) scale_rows(out, norm_weight(model, WeightKind::FfnNorm, layer));
 }
 
 }  // namespace neuronlens

@@ -100,7 +100,9 @@ AtlasSettings atlas_settings_for(const Model& model, const DecodeSettings& setti
   s.d_ffn = c.d_ffn;
   s.vocab_size = c.vocab_size;
   s.norm = settings.norm;
+  s.read_norm = settings.read_norm;
   s.top_k = settings.top_k;
+  s.method = decode_definition(c, settings);
   return s;
 }
 
@@ -133,7 +135,7 @@ MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas&
   std::vector<float> vectors;  // [F, d]
   if (on_progress) on_progress(progress);
   for (const auto& [kind, layer] : todo) {
-    load_neuron_vectors(model, kind, layer, vectors);
+    load_neuron_vectors(model, kind, layer, vectors, options.settings.read_norm);
     decoder.normalize(vectors.data(), c.d_ffn);
     const int64_t before = progress.vectors_done;
     std::vector<NeuronDecoding> decoded = decoder.decode_normalized(vectors.data(), c.d_ffn, [&](int64_t done) {

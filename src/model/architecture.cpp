@@ -1,6 +1,8 @@
 #include "model/architecture.h"
 
 #include <cassert>
+#include <cmath>
+#include <cstdio>
 
 #include "neuronlens/error.h"
 
@@ -24,7 +26,31 @@ const std::vector<WeightSpec> kWeightSpecs = {
     {WeightKind::FfnGate, true, "blk.{}.ffn_gate.weight", "model.layers.{}.mlp.gate_proj.weight"},
     {WeightKind::FfnUp, true, "blk.{}.ffn_up.weight", "model.layers.{}.mlp.up_proj.weight"},
     {WeightKind::FfnDown, true, "blk.{}.ffn_down.weight", "model.layers.{}.mlp.down_proj.weight"},
+    {WeightKind::AttnQNorm, true, "blk.{}.attn_q_norm.weight", "model.layers.{}.self_attn.q_norm.weight"},
+    {WeightKind::AttnKNorm, true, "blk.{}.attn_k_norm.weight", "model.layers.{}.self_attn.k_norm.weight"},
+    {WeightKind::AttnPostNorm, true, "blk.{}.post_attention_norm.weight", nullptr},  // Hugging Face: by family
+    {WeightKind::FfnPostNorm, true, "blk.{}.post_ffw_norm.weight", "model.layers.{}.post_feedforward_layernorm.weight"},
 };
+
+using enum MlpActivation;
+// clang-format off
+const ArchitectureTraits kTraits[] = {
+//  arch                    name       hf_name        gguf rope              activation qk_norm          bias   pre    post   gemma  pattern
+    {Architecture::Llama,   "llama",   nullptr,       RopeStyle::Interleaved, Silu,     QkNorm::None,    false, true,  false, false, 0},
+    {Architecture::Qwen2,   "qwen2",   nullptr,       RopeStyle::NeoX,        Silu,     QkNorm::None,    true,  true,  false, false, 0},
+    {Architecture::Mistral, "mistral", nullptr,       RopeStyle::Interleaved, Silu,     QkNorm::None,    false, true,  false, false, 0},
+    {Architecture::Qwen3,   "qwen3",   nullptr,       RopeStyle::NeoX,        Silu,     QkNorm::PerHead, false, true,  false, false, 0},
+    {Architecture::Gemma2,  "gemma2",  nullptr,       RopeStyle::NeoX,        GeluTanh, QkNorm::None,    false, true,  true,  true,  2},
+    {Architecture::Gemma3,  "gemma3",  "gemma3_text", RopeStyle::NeoX,        GeluTanh, QkNorm::PerHead, false, true,  true,  true,  6},
+    {Architecture::Olmo2,   "olmo2",   nullptr,       RopeStyle::NeoX,        Silu,     QkNorm::Whole,   false, false, true,  false, 0},
+    {Architecture::Phi3,    "phi3",    nullptr,       RopeStyle::NeoX,        Silu,     QkNorm::None,    false, true,  false, false, 0, true},
+};
+// clang-format on
+
+// Families whose block is x += post_norm(sublayer(pre_norm(x))): Hugging
+// Face calls the norm on the attention output post_attention_layernorm and
+// the MLP's input norm pre_feedforward_layernorm.
+bool has_sandwich_names(Architecture arch) { return architecture_traits(arch).post_norms; }
 
 }  // namespace
 
@@ -54,13 +80,37 @@ std::string_view weight_kind_name(WeightKind kind) {
     case WeightKind::FfnGate: return "ffn_gate";
     case WeightKind::FfnUp: return "ffn_up";
     case WeightKind::FfnDown: return "ffn_down";
+    case WeightKind::AttnQNorm: return "attn_q_norm";
+    case WeightKind::AttnKNorm: return "attn_k_norm";
+    case WeightKind::AttnPostNorm: return "attn_post_norm";
+    case WeightKind::FfnPostNorm: return "ffn_post_norm";
   }
   return "?";
 }
 
-std::string weight_name(WeightKind kind, ModelFormat format, int64_t layer) {
+std::string_view mlp_activation_name(MlpActivation activation) {
+  switch (activation) {
+    case MlpActivation::Silu: return "silu";
+    case MlpActivation::GeluTanh: return "gelu_tanh";
+  }
+  return "?";
+}
+
+const ArchitectureTraits& architecture_traits(Architecture arch) {
+  for (const ArchitectureTraits& t : kTraits) {
+    if (t.arch == arch) return t;
+  }
+  assert(false && "every Architecture has a row in kTraits");
+  return kTraits[0];
+}
+
+std::string weight_name(WeightKind kind, ModelFormat format, int64_t layer, Architecture arch) {
   const WeightSpec& spec = weight_spec(kind);
   const char* pattern = format == ModelFormat::Gguf ? spec.gguf_name : spec.hf_name;
+  if (format == ModelFormat::HuggingFace && has_sandwich_names(arch)) {
+    if (kind == WeightKind::AttnPostNorm) pattern = "model.layers.{}.post_attention_layernorm.weight";
+    if (kind == WeightKind::FfnNorm) pattern = "model.layers.{}.pre_feedforward_layernorm.weight";
+  }
   if (pattern == nullptr) return "";
   std::string name(pattern);
   if (spec.per_layer) {
@@ -88,7 +138,15 @@ ExpectedShape expected_shape(WeightKind kind, const ModelConfig& c) {
     case WeightKind::Output: return {{c.vocab_size, c.d_model}, {"V", "d"}};
     case WeightKind::OutputNorm:
     case WeightKind::AttnNorm:
-    case WeightKind::FfnNorm: return {{c.d_model}, {"d"}};
+    case WeightKind::FfnNorm:
+    case WeightKind::AttnPostNorm:
+    case WeightKind::FfnPostNorm: return {{c.d_model}, {"d"}};
+    case WeightKind::AttnQNorm:
+      return c.qk_norm == QkNorm::Whole ? ExpectedShape{{q_width}, {"heads*head_dim"}}
+                                        : ExpectedShape{{c.head_dim}, {"head_dim"}};
+    case WeightKind::AttnKNorm:
+      return c.qk_norm == QkNorm::Whole ? ExpectedShape{{kv_width}, {"kv_heads*head_dim"}}
+                                        : ExpectedShape{{c.head_dim}, {"head_dim"}};
     case WeightKind::RopeFreqs: return {{c.head_dim / 2}, {"head_dim/2"}};
     case WeightKind::AttnQ: return {{q_width, c.d_model}, {"heads*head_dim", "d"}};
     case WeightKind::AttnK:
@@ -111,25 +169,64 @@ bool weight_required(WeightKind kind, const ModelConfig& config) {
     case WeightKind::AttnQBias:
     case WeightKind::AttnKBias:
     case WeightKind::AttnVBias: return config.qkv_bias;
+    case WeightKind::AttnNorm:
+    case WeightKind::FfnNorm: return config.pre_norms;
+    case WeightKind::AttnQNorm:
+    case WeightKind::AttnKNorm: return config.qk_norm != QkNorm::None;
+    case WeightKind::AttnPostNorm:
+    case WeightKind::FfnPostNorm: return config.post_norms;
     default: return true;
   }
 }
 
-std::string_view architecture_name(Architecture arch) {
-  switch (arch) {
-    case Architecture::Llama: return "llama";
-    case Architecture::Qwen2: return "qwen2";
-    case Architecture::Mistral: return "mistral";
+std::string_view architecture_name(Architecture arch) { return architecture_traits(arch).name; }
+
+std::string supported_architectures() {
+  std::string names;
+  for (const ArchitectureTraits& t : kTraits) {
+    if (!names.empty()) names += ", ";
+    names += t.name;
+    if (t.hf_name) names += std::string(" (") + t.hf_name + ")";
   }
-  return "?";
+  return names;
 }
 
-std::string supported_architectures() { return "llama, qwen2, mistral"; }
+std::string describe_block(const ModelConfig& c) {
+  auto number = [](double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return std::string(buf);
+  };
+  std::string s = c.activation == MlpActivation::GeluTanh ? "tanh-GELU MLP" : "SiLU MLP";
+  if (c.qk_norm == QkNorm::PerHead) s += ", q/k RMSNorm per head";
+  if (c.qk_norm == QkNorm::Whole) s += ", q/k RMSNorm over the projection";
+  if (!c.pre_norms) s += ", no pre-norms";
+  if (c.post_norms) s += ", post-norms on attention and MLP outputs";
+  if (c.norm_weight_offset != 0.0f) s += ", norms (1 + weight)";
+  if (c.embedding_scale != 1.0) s += ", embedding x " + number(c.embedding_scale);
+  if (c.attention_scale != 0.0) s += ", attention scale " + number(c.attention_scale);
+  if (c.sliding_window > 0) {
+    int64_t local = 0;
+    for (int64_t l = 0; l < c.n_layers; ++l) local += c.is_local_layer(l);
+    s += ", " + std::to_string(local) + " local layers (window " + std::to_string(c.sliding_window);
+    if (c.rope_theta_local > 0 && c.rope_theta_local != c.rope_theta) s += ", rope theta " + number(c.rope_theta_local);
+    s += ") and " + std::to_string(c.n_layers - local) + " global";
+  }
+  if (c.attn_softcap > 0) s += ", attention soft-cap " + number(c.attn_softcap);
+  if (c.final_softcap > 0) s += ", final soft-cap " + number(c.final_softcap);
+  return s;
+}
+
+std::vector<uint8_t> sliding_layers_from_period(int64_t period, int64_t n_layers) {
+  std::vector<uint8_t> local(static_cast<size_t>(n_layers));
+  for (int64_t l = 0; l < n_layers; ++l) local[static_cast<size_t>(l)] = (l + 1) % period != 0;
+  return local;
+}
 
 Architecture architecture_from_name(const std::string& name, const std::string& where) {
-  if (name == "llama") return Architecture::Llama;
-  if (name == "qwen2") return Architecture::Qwen2;
-  if (name == "mistral") return Architecture::Mistral;
+  for (const ArchitectureTraits& t : kTraits) {
+    if (name == t.name || (t.hf_name && name == t.hf_name)) return t.arch;
+  }
   throw Error(where + ": architecture '" + name + "' is not supported (supported: " + supported_architectures() + ")");
 }
 
@@ -159,6 +256,23 @@ void validate_config(const ModelConfig& c, const std::string& where) {
     throw Error(where + ": RMS norm epsilon " + std::to_string(c.rms_norm_eps) + " is outside (0, 1)");
   }
   if (!(c.rope_theta > 0)) throw Error(where + ": rope theta " + std::to_string(c.rope_theta) + " is not positive");
+  if (!(c.rope_theta_local >= 0)) {
+    throw Error(where + ": local rope theta " + std::to_string(c.rope_theta_local) + " is negative");
+  }
+  if (c.sliding_window > c.context_length) {
+    throw Error(where + ": sliding window " + std::to_string(c.sliding_window) + " is larger than the context length " +
+                std::to_string(c.context_length));
+  }
+  if (!c.sliding_layers.empty() && static_cast<int64_t>(c.sliding_layers.size()) != c.n_layers) {
+    throw Error(where + ": the sliding-window pattern has " + std::to_string(c.sliding_layers.size()) +
+                " layers, the model " + std::to_string(c.n_layers));
+  }
+  if (!(c.attention_scale >= 0) || !std::isfinite(c.attention_scale)) {
+    throw Error(where + ": attention scale " + std::to_string(c.attention_scale) + " is not a positive number");
+  }
+  if (!(c.embedding_scale > 0) || !std::isfinite(c.embedding_scale)) {
+    throw Error(where + ": embedding scale " + std::to_string(c.embedding_scale) + " is not a positive number");
+  }
 }
 
 }  // namespace neuronlens

@@ -1,5 +1,7 @@
 // Model::load: reads hyperparameters from GGUF metadata or config.json, finds
 // every weight through the architecture table and checks its shape.
+#include <cmath>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,9 @@ namespace neuronlens {
 
 struct Model::Storage {
   std::variant<std::monostate, GgufFile, SafetensorsCheckpoint> files;
+  // Row ranges of fused tensors (Phi-3's qkv and gate_up), viewed as the
+  // weights they hold; a deque, so the pointers to them stay valid.
+  std::deque<TensorView> slices;
 };
 
 namespace fs = std::filesystem;
@@ -29,10 +34,17 @@ class ModelBuilder {
     const ModelConfig& config = model.config_;
     model.global_weights_.assign(kWeightKindCount, nullptr);
     model.layer_weights_.assign(config.n_layers, std::vector<const TensorView*>(kWeightKindCount, nullptr));
+    const bool fused = architecture_traits(config.arch).fused_projections;
+    if (fused) attach_fused_weights(model, where, find_tensor);
     for (const WeightSpec& spec : weight_specs()) {
+      if (fused && (spec.kind == WeightKind::FfnGate || spec.kind == WeightKind::FfnUp ||
+                    (model.layer_weights_[0][static_cast<size_t>(WeightKind::AttnQ)] != nullptr &&
+                     (spec.kind == WeightKind::AttnQ || spec.kind == WeightKind::AttnK || spec.kind == WeightKind::AttnV)))) {
+        continue;  // views of the fused tensors, attached above
+      }
       const int64_t layers = spec.per_layer ? config.n_layers : 1;
       for (int64_t layer = 0; layer < layers; ++layer) {
-        const std::string name = weight_name(spec.kind, model.format_, layer);
+        const std::string name = weight_name(spec.kind, model.format_, layer, config.arch);
         const TensorView* tensor = name.empty() ? nullptr : find_tensor(name);
         if (tensor == nullptr) {
           if (weight_required(spec.kind, config)) {
@@ -48,11 +60,133 @@ class ModelBuilder {
     }
   }
 
+  // Rows [first, first + rows) of `tensor` as a tensor of its own.
+  static const TensorView* row_slice(Model& model, const TensorView& tensor, int64_t first, int64_t rows,
+                                     const std::string& what) {
+    TensorView view;
+    view.name = tensor.name + " (" + what + ", rows " + std::to_string(first) + ".." +
+                std::to_string(first + rows - 1) + ")";
+    view.type = tensor.type;
+    view.shape = {rows, tensor.row_length()};
+    view.data = tensor.data + first * tensor.row_bytes();
+    view.nbytes = rows * tensor.row_bytes();
+    return &model.storage_->slices.emplace_back(std::move(view));
+  }
+
+  // Phi-3: gate_up [2F, d] is always fused (GGUF names it ffn_up); qkv
+  // [(H+2K)*h, d] is fused in Hugging Face checkpoints and in llama.cpp's
+  // GGUFs, which also allow separate q/k/v (then the table's names apply).
+  template <typename FindTensor>
+  static void attach_fused_weights(Model& model, const std::string& where, FindTensor find_tensor) {
+    const ModelConfig& c = model.config_;
+    const bool gguf = model.format_ == ModelFormat::Gguf;
+    const int64_t q_rows = c.n_heads * c.head_dim, kv_rows = c.n_kv_heads * c.head_dim;
+    auto layer_name = [](const char* pattern, int64_t layer) {
+      std::string name(pattern);
+      name.replace(name.find("{}"), 2, std::to_string(layer));
+      return name;
+    };
+    for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+      auto& slots = model.layer_weights_[static_cast<size_t>(layer)];
+      const std::string qkv_name =
+          layer_name(gguf ? "blk.{}.attn_qkv.weight" : "model.layers.{}.self_attn.qkv_proj.weight", layer);
+      if (const TensorView* qkv = find_tensor(qkv_name)) {
+        check_shape(*qkv, {{q_rows + 2 * kv_rows, c.d_model}, {"(heads+2*kv_heads)*head_dim", "d"}}, where);
+        slots[static_cast<size_t>(WeightKind::AttnQ)] = row_slice(model, *qkv, 0, q_rows, "q");
+        slots[static_cast<size_t>(WeightKind::AttnK)] = row_slice(model, *qkv, q_rows, kv_rows, "k");
+        slots[static_cast<size_t>(WeightKind::AttnV)] = row_slice(model, *qkv, q_rows + kv_rows, kv_rows, "v");
+      } else if (layer > 0 && model.layer_weights_[0][static_cast<size_t>(WeightKind::AttnQ)] != nullptr) {
+        throw Error(where + ": tensor '" + qkv_name + "' is missing (layer 0 has a fused qkv)");
+      }
+      const std::string gate_up_name =
+          layer_name(gguf ? "blk.{}.ffn_up.weight" : "model.layers.{}.mlp.gate_up_proj.weight", layer);
+      const TensorView* gate_up = find_tensor(gate_up_name);
+      if (gate_up == nullptr) {
+        throw Error(where + ": tensor '" + gate_up_name + "' is missing (needed by a phi3 model with " +
+                    std::to_string(c.n_layers) + " layers)");
+      }
+      check_shape(*gate_up, {{2 * c.d_ffn, c.d_model}, {"2*F", "d"}}, where);
+      slots[static_cast<size_t>(WeightKind::FfnGate)] = row_slice(model, *gate_up, 0, c.d_ffn, "gate");
+      slots[static_cast<size_t>(WeightKind::FfnUp)] = row_slice(model, *gate_up, c.d_ffn, c.d_ffn, "up");
+    }
+  }
+
   static void check_shape(const TensorView& tensor, const ExpectedShape& expected, const std::string& where) {
     if (tensor.shape != expected.dims) {
       throw Error(where + ": tensor '" + tensor.name + "' has shape " + tensor.shape_string() + ", expected " +
                   expected.to_string());
     }
+  }
+
+  // The family's fixed behaviour; the files' keys refine it afterwards.
+  static void apply_traits(ModelConfig& c, const ArchitectureTraits& traits) {
+    c.activation = traits.activation;
+    c.qk_norm = traits.qk_norm;
+    c.pre_norms = traits.pre_norms;
+    c.post_norms = traits.post_norms;
+    if (traits.gemma_style) c.embedding_scale = std::sqrt(static_cast<double>(c.d_model));
+  }
+
+  static void check_softcap(double cap, const std::string& key, const std::string& where) {
+    if (!(cap > 0) || !std::isfinite(cap)) {
+      throw Error(where + ": key '" + key + "' is " + std::to_string(cap) + ", expected a positive soft-cap");
+    }
+  }
+
+  // Gemma's attention scale when the file gives none, as llama.cpp derives
+  // it (gemma_pytorch's config): 1/sqrt(head_dim), except the 27B models,
+  // whose query_pre_attn_scalar is d_model / n_heads.
+  static double gemma_attention_scale(const ModelConfig& c) {
+    const bool is_27b = (c.arch == Architecture::Gemma2 && c.n_layers == 46) ||
+                        (c.arch == Architecture::Gemma3 && c.n_layers == 62);
+    const double scalar = is_27b ? static_cast<double>(c.d_model / c.n_heads) : static_cast<double>(c.head_dim);
+    return 1.0 / std::sqrt(scalar);
+  }
+
+  // Sliding-window pattern, local RoPE base, soft-caps and attention scale,
+  // under llama.cpp's key names and with its defaults.
+  static void read_gguf_family_keys(const GgufFile& file, const std::string& p, const ArchitectureTraits& traits,
+                                    ModelConfig& c) {
+    const std::string& where = file.path();
+    if (c.sliding_window > 0 && traits.default_sliding_pattern > 0) {
+      const std::string key = p + "attention.sliding_window_pattern";
+      const GgufValue* pattern = file.find(key);
+      if (pattern != nullptr && pattern->type == GgufValueType::ARRAY) {
+        const auto& items = std::get<std::vector<GgufValue>>(pattern->value);
+        if (static_cast<int64_t>(items.size()) != c.n_layers) {
+          throw Error(where + ": key '" + key + "' has " + std::to_string(items.size()) + " entries, the model " +
+                      std::to_string(c.n_layers) + " layers");
+        }
+        for (const GgufValue& item : items) {
+          if (!std::holds_alternative<bool>(item.value)) {
+            throw Error(where + ": key '" + key + "' is not an array of booleans");
+          }
+          c.sliding_layers.push_back(std::get<bool>(item.value) ? 1 : 0);
+        }
+      } else {
+        const auto period = static_cast<int64_t>(file.get_uint_or(key, static_cast<uint64_t>(traits.default_sliding_pattern)));
+        if (period <= 0 || (file.has(key) && period > c.n_layers)) {  // the family's default may exceed a tiny model
+          throw Error(where + ": key '" + key + "' is " + std::to_string(period) + ", expected 1 to the layer count " +
+                      std::to_string(c.n_layers));
+        }
+        c.sliding_layers = sliding_layers_from_period(period, c.n_layers);
+      }
+    }
+    if (c.sliding_window > c.context_length) {
+      throw Error(where + ": key '" + p + "attention.sliding_window' is " + std::to_string(c.sliding_window) +
+                  ", larger than the context length " + std::to_string(c.context_length));
+    }
+    c.rope_theta_local =
+        file.get_float_or(p + "rope.freq_base_swa", c.arch == Architecture::Gemma3 ? 10000.0 : c.rope_theta);
+    if (c.arch == Architecture::Gemma2) {
+      c.attn_softcap = file.get_float_or(p + "attn_logit_softcapping", 50.0);
+      check_softcap(c.attn_softcap, p + "attn_logit_softcapping", where);
+    }
+    if (c.arch == Architecture::Gemma2 || file.has(p + "final_logit_softcapping")) {
+      c.final_softcap = file.get_float_or(p + "final_logit_softcapping", 30.0);
+      check_softcap(c.final_softcap, p + "final_logit_softcapping", where);
+    }
+    if (traits.gemma_style && c.n_heads > 0 && c.head_dim > 0) c.attention_scale = gemma_attention_scale(c);
   }
 
   static Model load_gguf(const std::string& path) {
@@ -79,16 +213,31 @@ class ModelBuilder {
     c.context_length = static_cast<int64_t>(file.get_uint_or(p + "context_length", 2048));
     // llama.cpp's converter writes no window for Mistral (its llama graph has
     // none); a file that carries one gets it, as its Hugging Face model would.
-    c.sliding_window = static_cast<int64_t>(file.get_uint_or(p + "attention.sliding_window", 0));
+    // Gemma 2's window defaults to its 4096, as llama.cpp's does.
+    c.sliding_window = static_cast<int64_t>(
+        file.get_uint_or(p + "attention.sliding_window", c.arch == Architecture::Gemma2 ? 4096 : 0));
     c.rms_norm_eps = file.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5);
     c.rope_theta = file.get_float_or(p + "rope.freq_base", 10000.0);
     c.rope_scaling.type = file.get_string_or(p + "rope.scaling.type", "");
     if (c.rope_scaling.type == "none") c.rope_scaling.type.clear();
     c.rope_scaling.factor = file.get_float_or(p + "rope.scaling.factor", 1.0);
-    // llama.cpp's converter keeps qwen2's q/k rows as Hugging Face has them.
-    c.rope_style = c.arch == Architecture::Qwen2 ? RopeStyle::NeoX : RopeStyle::Interleaved;
+    const ArchitectureTraits& traits = architecture_traits(c.arch);
+    apply_traits(c, traits);
+    c.rope_style = traits.gguf_rope_style;
     c.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
     c.tied_embeddings = file.find_tensor("output.weight") == nullptr;
+    read_gguf_family_keys(file, p, traits, c);
+    if (file.has(p + "rope.dimension_count") &&
+        static_cast<int64_t>(file.get_uint(p + "rope.dimension_count")) != c.head_dim) {
+      throw Error(path + ": key '" + p + "rope.dimension_count' is " +
+                  std::to_string(file.get_uint(p + "rope.dimension_count")) + "; rotary embeddings on part of a head (" +
+                  "head dimension " + std::to_string(c.head_dim) + ") are not supported");
+    }
+    for (const char* name : {"rope_factors_long.weight", "rope_factors_short.weight"}) {
+      if (file.find_tensor(name) != nullptr) {
+        throw Error(path + ": tensor '" + name + "': LongRoPE (Phi-3 128k) scaling is not supported yet");
+      }
+    }
 
     const TensorView* embedding = file.find_tensor("token_embd.weight");
     if (embedding == nullptr) throw Error(path + ": tensor 'token_embd.weight' is missing");
@@ -141,6 +290,129 @@ class ModelBuilder {
     return it->get<bool>();
   }
 
+  // config.json's activation, where it names one, must be the family's.
+  static void read_hf_activation(const json& cfg, const ArchitectureTraits& traits, const std::string& where) {
+    for (const char* key : {"hidden_activation", "hidden_act"}) {
+      auto it = cfg.find(key);
+      if (it == cfg.end() || !it->is_string()) continue;
+      const std::string name = it->get<std::string>();
+      const bool ok = traits.activation == MlpActivation::GeluTanh ? (name == "gelu_pytorch_tanh" || name == "gelu_tanh")
+                                                                   : name == "silu";
+      if (!ok) {
+        throw Error(where + ": key '" + key + "' is '" + name + "'; a " + traits.name + " model here uses " +
+                    std::string(mlp_activation_name(traits.activation)));
+      }
+      return;  // hidden_activation, where present, is what Gemma's MLP uses
+    }
+  }
+
+  // One rope_scaling / rope_parameters object: its base and its scaling.
+  static void read_rope_object(const json& rope, const std::string& where, double& theta, RopeScaling& scaling) {
+    theta = json_number(rope, "rope_theta", where, theta);
+    auto type = rope.find("rope_type");
+    if (type == rope.end()) type = rope.find("type");
+    if (type != rope.end() && type->is_string()) scaling.type = type->get<std::string>();
+    if (scaling.type == "default") scaling.type.clear();
+    scaling.factor = json_number(rope, "factor", where, 1.0);
+    scaling.low_freq_factor = json_number(rope, "low_freq_factor", where, 1.0);
+    scaling.high_freq_factor = json_number(rope, "high_freq_factor", where, 4.0);
+    scaling.original_context = json_int(rope, "original_max_position_embeddings", where, 0);
+  }
+
+  // RoPE: rope_theta + rope_scaling (transformers 4), or rope_parameters
+  // (transformers 5), which Gemma 3 splits into full_attention and
+  // sliding_attention; its local layers take rope_local_base_freq and no
+  // scaling.
+  static void read_hf_rope(const json& cfg, const std::string& where, ModelConfig& c) {
+    auto scaling = cfg.find("rope_scaling");
+    if (scaling != cfg.end() && scaling->is_object()) {
+      read_rope_object(*scaling, where + " (rope_scaling)", c.rope_theta, c.rope_scaling);
+    }
+    auto params = cfg.find("rope_parameters");
+    if (params != cfg.end() && params->is_object()) {
+      if (params->contains("full_attention")) {
+        read_rope_object((*params)["full_attention"], where + " (rope_parameters.full_attention)", c.rope_theta,
+                         c.rope_scaling);
+        if (params->contains("sliding_attention")) {
+          RopeScaling local_scaling;
+          read_rope_object((*params)["sliding_attention"], where + " (rope_parameters.sliding_attention)",
+                           c.rope_theta_local, local_scaling);
+        }
+      } else {
+        read_rope_object(*params, where + " (rope_parameters)", c.rope_theta, c.rope_scaling);
+      }
+    }
+    if (json_number(cfg, "partial_rotary_factor", where, 1.0) != 1.0) {
+      throw Error(where + ": partial_rotary_factor is " + cfg["partial_rotary_factor"].dump() +
+                  "; rotary embeddings on part of a head are not supported");
+    }
+    if (c.rope_scaling.type == "longrope" || c.rope_scaling.type == "su") {
+      throw Error(where + ": rope scaling '" + c.rope_scaling.type + "' (LongRoPE, Phi-3 128k) is not supported yet");
+    }
+    if (c.arch == Architecture::Gemma3 && c.rope_theta_local == 0.0) {
+      c.rope_theta_local = json_number(cfg, "rope_local_base_freq", where, 10000.0);
+    }
+  }
+
+  // Sliding windows. Mistral: "sliding_window" on every layer (4096 for 7B
+  // v0.1, null from v0.2 on); Phi-3 likewise (2047 for mini-4k; llama.cpp
+  // turns Phi-3's window off, transformers applies it: we do too). Qwen2/3 ship one too but apply it only with
+  // use_sliding_window, and then only from layer max_window_layers on, which
+  // we do not implement: refused rather than computed wrongly. Gemma: local
+  // layers from "layer_types" (transformers 5) or "sliding_window_pattern",
+  // else the family's period.
+  static void read_hf_window(const json& cfg, const ArchitectureTraits& traits, const std::string& where,
+                             ModelConfig& c) {
+    if (c.arch == Architecture::Mistral || c.arch == Architecture::Phi3) {
+      c.sliding_window = json_int(cfg, "sliding_window", where, 0);
+      return;
+    }
+    if ((c.arch == Architecture::Qwen2 || c.arch == Architecture::Qwen3) &&
+        json_bool(cfg, "use_sliding_window", where, false)) {
+      throw Error(where + ": use_sliding_window is true; sliding-window attention for " + traits.name +
+                  " is not supported");
+    }
+    auto layer_types = cfg.find("layer_types");
+    const bool has_layer_types = layer_types != cfg.end() && layer_types->is_array();
+    if (traits.default_sliding_pattern == 0) {
+      if (has_layer_types) {
+        for (const json& t : *layer_types) {
+          if (t != "full_attention") {
+            throw Error(where + ": layer_types has " + t.dump() + "; sliding-window layers in a " + traits.name +
+                        " model are not supported");
+          }
+        }
+      }
+      return;
+    }
+    c.sliding_window = json_int(cfg, "sliding_window", where, 0);
+    if (c.sliding_window <= 0) return;
+    if (has_layer_types) {
+      if (static_cast<int64_t>(layer_types->size()) != c.n_layers) {
+        throw Error(where + ": key 'layer_types' has " + std::to_string(layer_types->size()) + " entries, the model " +
+                    std::to_string(c.n_layers) + " layers");
+      }
+      for (const json& t : *layer_types) {
+        if (t != "sliding_attention" && t != "full_attention") {
+          throw Error(where + ": key 'layer_types' has " + t.dump() +
+                      ", expected \"sliding_attention\" or \"full_attention\"");
+        }
+        c.sliding_layers.push_back(t == "sliding_attention" ? 1 : 0);
+      }
+    } else {
+      const int64_t period = json_int(cfg, "sliding_window_pattern", where, traits.default_sliding_pattern);
+      if (period <= 0 || (cfg.contains("sliding_window_pattern") && period > c.n_layers)) {
+        throw Error(where + ": key 'sliding_window_pattern' is " + std::to_string(period) +
+                    ", expected 1 to the layer count " + std::to_string(c.n_layers));
+      }
+      c.sliding_layers = sliding_layers_from_period(period, c.n_layers);
+    }
+    if (c.sliding_window > c.context_length) {
+      throw Error(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
+                  ", larger than max_position_embeddings " + std::to_string(c.context_length));
+    }
+  }
+
   static Model load_hf(const fs::path& folder) {
     Model model;
     model.path_ = folder.string();
@@ -153,6 +425,10 @@ class ModelBuilder {
     if (model_type == cfg.end() || !model_type->is_string()) throw Error(where + ": key 'model_type' is missing");
     ModelConfig& c = model.config_;
     c.arch = architecture_from_name(model_type->get<std::string>(), where);
+    if (cfg.contains("text_config")) {
+      throw Error(where + ": a multimodal checkpoint (config.json has text_config); neuronlens reads the text-only "
+                  "model (for Gemma 3: model_type gemma3_text, Gemma3ForCausalLM)");
+    }
     c.name = folder.filename().string();
     if (c.name.empty()) c.name = folder.parent_path().filename().string();
     c.n_layers = json_int(cfg, "num_hidden_layers", where);
@@ -163,30 +439,27 @@ class ModelBuilder {
     c.head_dim = json_int(cfg, "head_dim", where, c.n_heads > 0 ? c.d_model / c.n_heads : 0);
     c.vocab_size = json_int(cfg, "vocab_size", where);
     c.context_length = json_int(cfg, "max_position_embeddings", where, 2048);
-    // Mistral: config.json "sliding_window" (4096 for 7B v0.1, null from
-    // v0.2 on). Qwen2 ships one too but applies it only with
-    // use_sliding_window, and then only from layer max_window_layers on,
-    // which we do not implement: refused rather than computed wrongly.
-    if (c.arch == Architecture::Mistral) {
-      c.sliding_window = json_int(cfg, "sliding_window", where, 0);
-    } else if (c.arch == Architecture::Qwen2 && json_bool(cfg, "use_sliding_window", where, false)) {
-      throw Error(where + ": use_sliding_window is true; sliding-window attention for qwen2 is not supported");
-    }
     c.rms_norm_eps = json_number(cfg, "rms_norm_eps", where, 1e-6);
     c.rope_theta = json_number(cfg, "rope_theta", where, 10000.0);
     c.rope_style = RopeStyle::NeoX;
-    c.qkv_bias = c.arch == Architecture::Qwen2 || json_bool(cfg, "attention_bias", where, false);
-    auto scaling = cfg.find("rope_scaling");
-    if (scaling != cfg.end() && scaling->is_object()) {
-      const std::string sw = where + " (rope_scaling)";
-      auto type = scaling->find("rope_type");
-      if (type == scaling->end()) type = scaling->find("type");
-      if (type != scaling->end() && type->is_string()) c.rope_scaling.type = type->get<std::string>();
-      if (c.rope_scaling.type == "default") c.rope_scaling.type.clear();
-      c.rope_scaling.factor = json_number(*scaling, "factor", sw, 1.0);
-      c.rope_scaling.low_freq_factor = json_number(*scaling, "low_freq_factor", sw, 1.0);
-      c.rope_scaling.high_freq_factor = json_number(*scaling, "high_freq_factor", sw, 4.0);
-      c.rope_scaling.original_context = json_int(*scaling, "original_max_position_embeddings", sw, 0);
+    const ArchitectureTraits& traits = architecture_traits(c.arch);
+    apply_traits(c, traits);
+    c.qkv_bias = traits.qkv_bias || json_bool(cfg, "attention_bias", where, false);
+    read_hf_activation(cfg, traits, where);
+    read_hf_rope(cfg, where, c);
+    read_hf_window(cfg, traits, where, c);
+    if (traits.gemma_style) {
+      c.norm_weight_offset = 1.0f;  // Gemma's RMSNorm multiplies by (1 + weight)
+      const double scalar = json_number(cfg, "query_pre_attn_scalar", where, static_cast<double>(c.head_dim));
+      if (!(scalar > 0)) throw Error(where + ": key 'query_pre_attn_scalar' is " + std::to_string(scalar) + ", expected > 0");
+      c.attention_scale = 1.0 / std::sqrt(scalar);
+    }
+    for (const auto& [key, cap] : {std::pair{"attn_logit_softcapping", &c.attn_softcap},
+                                   std::pair{"final_logit_softcapping", &c.final_softcap}}) {
+      auto it = cfg.find(key);
+      if (it == cfg.end() || it->is_null()) continue;
+      *cap = json_number(cfg, key, where, 0.0);
+      check_softcap(*cap, key, where);
     }
     validate_config(c, where);
 

@@ -19,8 +19,8 @@ inline float widen(uint16_t half) { return fp16_to_fp32(half); }
 
 template <typename T>
 NEURONLENS_CPU_CLONES void attend(const float* query, const T* keys, const T* values, int64_t kv_width,
-                                  int64_t head_dim, int64_t first, int64_t visible, float scale, float* scores,
-                                  float* out) {
+                                  int64_t head_dim, int64_t first, int64_t visible, float scale, float softcap,
+                                  float* scores, float* out) {
   float max_score = -INFINITY;
   for (int64_t j = first; j < visible; ++j) {
     const T* key = keys + j * kv_width;
@@ -32,7 +32,7 @@ NEURONLENS_CPU_CLONES void attend(const float* query, const T* keys, const T* va
     float dot = 0.0f;
     for (; e < head_dim; ++e) dot += query[e] * widen(key[e]);
     for (const float p : partial) dot += p;
-    scores[j] = dot * scale;
+    scores[j] = softcap > 0.0f ? softcap * std::tanh(dot * scale / softcap) : dot * scale;
     max_score = std::max(max_score, scores[j]);
   }
   float sum = 0.0f;
@@ -52,11 +52,12 @@ NEURONLENS_CPU_CLONES void attend(const float* query, const T* keys, const T* va
 }  // namespace
 
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvLayerView kv, int64_t n_heads,
-                      int64_t n_kv_heads, int64_t head_dim, float* out, int64_t sliding_window) {
+                      int64_t n_kv_heads, int64_t head_dim, float* out, int64_t sliding_window, float scale,
+                      float softcap) {
   const int64_t q_width = n_heads * head_dim;
   const int64_t kv_width = n_kv_heads * head_dim;
   const int64_t group = n_heads / n_kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int64_t work = n_tokens * n_heads;
   // Threads only pay off for long prompts: for a token or two, waking them
   // (and their spinning afterwards, beside BLAS's own threads) costs more
@@ -77,11 +78,11 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
       float* head_out = out + t * q_width + head * head_dim;
       if (kv.type == KvCacheType::F32) {
         attend(query, static_cast<const float*>(kv.keys) + kv_offset, static_cast<const float*>(kv.values) + kv_offset,
-               kv_width, head_dim, first, visible, scale, scores.data(), head_out);
+               kv_width, head_dim, first, visible, scale, softcap, scores.data(), head_out);
       } else {
         attend(query, static_cast<const uint16_t*>(kv.keys) + kv_offset,
                static_cast<const uint16_t*>(kv.values) + kv_offset, kv_width, head_dim, first, visible, scale,
-               scores.data(), head_out);
+               softcap, scores.data(), head_out);
       }
     }
   }

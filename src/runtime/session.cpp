@@ -41,6 +41,47 @@ void add_into(float* x, const float* y, int64_t count) {
   for (int64_t i = 0; i < count; ++i) x[i] += y[i];
 }
 
+// GELU with the tanh approximation (PyTorch's gelu(approximate="tanh")).
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+// gate [n*F] = act(gate) * up, the neuron activations.
+void gated_activation(MlpActivation activation, float* gate, const float* up, int64_t count) {
+  if (activation == MlpActivation::GeluTanh) {
+    for (int64_t i = 0; i < count; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+// RMSNorm of q [n, width] and k over each head ([n * heads, head_dim] rows)
+// or over the whole projection, in place; nothing for QkNorm::None.
+void qk_norm(QkNorm mode, float* x, int64_t n, int64_t width, int64_t head_dim, const std::vector<float>& weight,
+             double eps) {
+  if (mode == QkNorm::PerHead) rms_norm(x, weight.data(), n * (width / head_dim), head_dim, eps, x);
+  if (mode == QkNorm::Whole) rms_norm(x, weight.data(), n, width, eps, x);
+}
+
+void soft_cap(float* x, int64_t count, double cap) {
+  const auto c = static_cast<float>(cap);
+  for (int64_t i = 0; i < count; ++i) x[i] = c * std::tanh(x[i] / c);
+}
+
+// The local layers' rotary embedding: their own base and no scaling (Gemma
+// 3's sliding layers use rope_local_base_freq without the global layers'
+// linear factor, as in Hugging Face and llama.cpp).
+ModelConfig local_rope_config(const ModelConfig& c) {
+  ModelConfig local = c;
+  if (c.rope_theta_local > 0) local.rope_theta = c.rope_theta_local;
+  local.rope_scaling = {};
+  return local;
+}
+
 }  // namespace
 
 std::string_view hook_point_name(HookPoint point) {
@@ -80,7 +121,8 @@ struct Session::Impl {
 
   ModelConfig config;
   runtime::SessionWeights weights;
-  runtime::RotaryEmbedding rope;
+  runtime::RotaryEmbedding rope;        // global layers
+  runtime::RotaryEmbedding local_rope;  // sliding-window layers
   runtime::KvCache cache;
   int64_t position = 0;
   // [(n_layers + 1) * kHookPointCount]; FinalNorm lives in layer slot n_layers.
@@ -89,6 +131,7 @@ struct Session::Impl {
 
   Impl(const ModelConfig& c, runtime::SessionWeights w, KvCacheType kv_cache)
       : config(c), weights(std::move(w)), rope(config, weights.rope_freqs),
+        local_rope(local_rope_config(config), std::vector<float>{}),
         cache(kv_cache, c.n_layers, c.n_kv_heads * c.head_dim), hooks(sz((c.n_layers + 1) * kHookPointCount)) {}
 
   std::vector<Entry>& slot(int64_t layer, HookPoint point) {
@@ -130,42 +173,58 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
   for (int64_t t = 0; t < n; ++t) {
     weights.token_embedding.copy_row(tokens[sz(t)], x.data() + t * d);
   }
+  if (c.embedding_scale != 1.0) {
+    const auto scale = static_cast<float>(c.embedding_scale);
+    for (float& e : x) e *= scale;
+  }
 
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
     const runtime::LayerWeights& w = weights.layers[sz(layer)];
     run_hooks(layer, HookPoint::ResidualIn, x.data(), n, d, p0);
 
-    // Attention. The new keys/values are stored in the cache once rotated.
-    rms_norm(x.data(), w.attn_norm.data(), n, d, c.rms_norm_eps, h.data());
+    // Attention. The new keys/values are stored in the cache once normed and
+    // rotated.
+    const float* attn_in = x.data();
+    if (c.pre_norms) {
+      rms_norm(x.data(), w.attn_norm.data(), n, d, c.rms_norm_eps, h.data());
+      attn_in = h.data();
+    }
     float* new_keys = keys.data();
     float* new_values = values.data();
-    runtime::multiply_together({{&w.attn_q, h.data(), q.data()},
-                                {&w.attn_k, h.data(), new_keys},
-                                {&w.attn_v, h.data(), new_values}},
+    runtime::multiply_together({{&w.attn_q, attn_in, q.data()},
+                                {&w.attn_k, attn_in, new_keys},
+                                {&w.attn_v, attn_in, new_values}},
                                n);
     add_bias(q.data(), n, w.attn_q_bias);
     add_bias(new_keys, n, w.attn_k_bias);
     add_bias(new_values, n, w.attn_v_bias);
-    rope.apply(q.data(), n, q_width, c.n_heads, p0);
-    rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
+    qk_norm(c.qk_norm, q.data(), n, q_width, hd, w.attn_q_norm, c.rms_norm_eps);
+    qk_norm(c.qk_norm, new_keys, n, kv_width, hd, w.attn_k_norm, c.rms_norm_eps);
+    const int64_t window = c.window_of_layer(layer);
+    const runtime::RotaryEmbedding& layer_rope = window > 0 ? local_rope : rope;
+    layer_rope.apply(q.data(), n, q_width, c.n_heads, p0);
+    layer_rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
     cache.store(layer, p0, n, new_keys, new_values);
-    runtime::causal_attention(q.data(), n, p0, cache.layer(layer), c.n_heads, c.n_kv_heads, hd,
-                              attn.data(), c.sliding_window);
+    runtime::causal_attention(q.data(), n, p0, cache.layer(layer), c.n_heads, c.n_kv_heads, hd, attn.data(), window,
+                              static_cast<float>(c.attention_scale), static_cast<float>(c.attn_softcap));
     w.attn_output.multiply(attn.data(), n, out.data());
+    if (c.post_norms) rms_norm(out.data(), w.attn_post_norm.data(), n, d, c.rms_norm_eps, out.data());
     run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);
 
-    // MLP: down(silu(gate(h)) * up(h)); the product overwrites `gate`.
-    rms_norm(x.data(), w.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
-    runtime::multiply_together({{&w.ffn_gate, h.data(), gate.data()}, {&w.ffn_up, h.data(), up.data()}}, n);
+    // MLP: down(act(gate(h)) * up(h)); the product overwrites `gate`.
+    const float* mlp_in = x.data();
+    if (c.pre_norms) {
+      rms_norm(x.data(), w.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
+      mlp_in = h.data();
+    }
+    runtime::multiply_together({{&w.ffn_gate, mlp_in, gate.data()}, {&w.ffn_up, mlp_in, up.data()}}, n);
     run_hooks(layer, HookPoint::MlpGate, gate.data(), n, f, p0);
     run_hooks(layer, HookPoint::MlpUp, up.data(), n, f, p0);
-    for (int64_t i = 0; i < n * f; ++i) {
-      const float g = gate[sz(i)];
-      gate[sz(i)] = g / (1.0f + std::exp(-g)) * up[sz(i)];
-    }
+    gated_activation(c.activation, gate.data(), up.data(), n * f);
     run_hooks(layer, HookPoint::MlpAct, gate.data(), n, f, p0);
     w.ffn_down.multiply(gate.data(), n, out.data());
+    if (c.post_norms) rms_norm(out.data(), w.ffn_post_norm.data(), n, d, c.rms_norm_eps, out.data());
     run_hooks(layer, HookPoint::MlpOut, out.data(), n, d, p0);
     add_into(x.data(), out.data(), n * d);
     run_hooks(layer, HookPoint::ResidualOut, x.data(), n, d, p0);
@@ -179,6 +238,7 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
   const int64_t first_row = which == LogitsFor::LastToken ? n - 1 : 0;
   std::vector<float> logits(sz((n - first_row) * v));
   weights.lm_head().multiply(h.data() + first_row * d, n - first_row, logits.data());
+  if (c.final_softcap > 0) soft_cap(logits.data(), static_cast<int64_t>(logits.size()), c.final_softcap);
   return logits;
 }
 

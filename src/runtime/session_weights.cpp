@@ -16,6 +16,14 @@ std::vector<float> dense(const TensorView& tensor) {
 
 std::vector<float> dense_if_present(const TensorView* tensor) { return tensor ? dense(*tensor) : std::vector<float>{}; }
 
+// A norm weight as the forward pass multiplies by it: offset + γ (Gemma's
+// Hugging Face (1 + γ)); empty when the model has no such norm.
+std::vector<float> norm_weight(const TensorView* tensor, float offset) {
+  std::vector<float> w = dense_if_present(tensor);
+  for (float& x : w) x += offset;
+  return w;
+}
+
 int64_t float_bytes(const std::vector<float>& v) { return static_cast<int64_t>(v.size() * sizeof(float)); }
 
 }  // namespace
@@ -34,7 +42,8 @@ std::vector<const WeightMatrix*> SessionWeights::matrices() const {
 static int64_t vector_bytes(const SessionWeights& w) {
   int64_t total = float_bytes(w.output_norm) + float_bytes(w.rope_freqs);
   for (const LayerWeights& l : w.layers) {
-    for (const auto* v : {&l.attn_norm, &l.attn_q_bias, &l.attn_k_bias, &l.attn_v_bias, &l.ffn_norm}) {
+    for (const auto* v : {&l.attn_norm, &l.attn_q_norm, &l.attn_k_norm, &l.attn_post_norm, &l.attn_q_bias,
+                          &l.attn_k_bias, &l.attn_v_bias, &l.ffn_norm, &l.ffn_post_norm}) {
       total += float_bytes(*v);
     }
   }
@@ -59,13 +68,19 @@ SessionWeights load_session_weights(const Model& model, bool keep_blocks) {
   SessionWeights w;
   w.model = model;
   w.token_embedding = WeightMatrix(model.weight(WeightKind::TokenEmbedding), keep_blocks);
-  w.output_norm = dense(model.weight(WeightKind::OutputNorm));
+  const float offset = c.norm_weight_offset;
+  const auto norm = [&](WeightKind kind, int64_t layer) { return norm_weight(model.find_weight(kind, layer), offset); };
+  w.output_norm = norm(WeightKind::OutputNorm, -1);
   if (const TensorView* output = model.find_weight(WeightKind::Output)) w.output = WeightMatrix(*output, keep_blocks);
   w.rope_freqs = dense_if_present(model.find_weight(WeightKind::RopeFreqs));
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t i = 0; i < c.n_layers; ++i) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    l.attn_norm = dense(model.weight(WeightKind::AttnNorm, i));
+    l.attn_norm = norm(WeightKind::AttnNorm, i);
+    l.attn_q_norm = norm(WeightKind::AttnQNorm, i);
+    l.attn_k_norm = norm(WeightKind::AttnKNorm, i);
+    l.attn_post_norm = norm(WeightKind::AttnPostNorm, i);
+    l.ffn_post_norm = norm(WeightKind::FfnPostNorm, i);
     l.attn_q = matrix(WeightKind::AttnQ, i);
     l.attn_k = matrix(WeightKind::AttnK, i);
     l.attn_v = matrix(WeightKind::AttnV, i);
@@ -73,7 +88,7 @@ SessionWeights load_session_weights(const Model& model, bool keep_blocks) {
     l.attn_k_bias = dense_if_present(model.find_weight(WeightKind::AttnKBias, i));
     l.attn_v_bias = dense_if_present(model.find_weight(WeightKind::AttnVBias, i));
     l.attn_output = matrix(WeightKind::AttnOutput, i);
-    l.ffn_norm = dense(model.weight(WeightKind::FfnNorm, i));
+    l.ffn_norm = norm(WeightKind::FfnNorm, i);
     l.ffn_gate = matrix(WeightKind::FfnGate, i);
     l.ffn_up = matrix(WeightKind::FfnUp, i);
     l.ffn_down = matrix(WeightKind::FfnDown, i);

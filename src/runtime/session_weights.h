@@ -1,7 +1,8 @@
 // A model's weights as a Session holds them: the matrices as WeightMatrix
 // (read where they lie in the mapped file, or a float32 copy; see
 // weight_matrix.h), norms, biases and rope frequencies copied as float32
-// (they are small). The Model is kept, and with it the mapping the matrices
+// (they are small; every norm weight with ModelConfig::norm_weight_offset
+// added, so that the forward pass multiplies by it as it stands). The Model is kept, and with it the mapping the matrices
 // read. Rows in Hugging Face order as the file stores them
 // (GGUF llama q/k rows stay permuted: the rotary embedding follows
 // ModelConfig::rope_style instead). Shapes as in model.h.
@@ -16,11 +17,14 @@
 namespace neuronlens::runtime {
 
 struct LayerWeights {
-  std::vector<float> attn_norm;                 // [d]
+  std::vector<float> attn_norm;                 // [d]; empty without pre-norms (OLMo 2)
+  std::vector<float> attn_q_norm, attn_k_norm;  // [h] or [H*h] / [K*h] (ModelConfig::qk_norm); empty without
+  std::vector<float> attn_post_norm;            // [d]; empty without post-norms
   WeightMatrix attn_q, attn_k, attn_v;          // [H*h, d], [K*h, d], [K*h, d]
   std::vector<float> attn_q_bias, attn_k_bias, attn_v_bias;  // [H*h], [K*h], [K*h]; empty without qkv_bias
   WeightMatrix attn_output;                     // [d, H*h]
-  std::vector<float> ffn_norm;                  // [d]
+  std::vector<float> ffn_norm;                  // [d]; empty without pre-norms
+  std::vector<float> ffn_post_norm;             // [d]; empty without post-norms
   WeightMatrix ffn_gate, ffn_up;                // [F, d]
   WeightMatrix ffn_down;                        // [d, F]
 };

@@ -4,6 +4,8 @@
 // or a huge allocation) by the library, and by `neuronlens info` with exit
 // code 2 and the message on stderr. The valid files of the corpus must load.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -80,7 +82,7 @@ CommandResult run_info(const std::string& path) {
 TEST(BadFiles, CorpusCoversEveryDefectClass) {
   // The generator writes one file per defect class; a shrinking corpus is a bug.
   EXPECT_GE(load_cases(/*must_load=*/false).size(), 60u);
-  EXPECT_EQ(load_cases(/*must_load=*/true).size(), 2u);
+  EXPECT_EQ(load_cases(/*must_load=*/true).size(), 4u);
 }
 
 TEST(BadFiles, LibraryThrowsErrorNamingFileAndDefect) {
@@ -118,7 +120,18 @@ TEST(BadFiles, ValidFilesLoad) {
     SCOPED_TRACE(c.file);
     try {
       const Model model = Model::load(corpus_dir() + "/" + c.file);
-      EXPECT_EQ(model.config().arch, Architecture::Llama);
+      const Architecture arch = c.file.starts_with("valid_gemma3")   ? Architecture::Gemma3
+                                : c.file.starts_with("valid_gemma2") ? Architecture::Gemma2
+                                                                     : Architecture::Llama;
+      EXPECT_EQ(model.config().arch, arch);
+      if (arch != Architecture::Llama) {
+        // The family's defaults on a one-layer model: its one layer is local
+        // (period 2 or 6: layer 0 is not the global one), window from the file.
+        EXPECT_EQ(model.config().sliding_window, 8);
+        EXPECT_TRUE(model.config().is_local_layer(0));
+        EXPECT_TRUE(model.config().post_norms);
+        EXPECT_NEAR(model.config().embedding_scale, std::sqrt(8.0), 1e-12);
+      }
       EXPECT_EQ(model.config().n_layers, 1);
       EXPECT_EQ(model.config().d_model, 8);
       EXPECT_EQ(model.config().d_ffn, 16);

@@ -226,6 +226,15 @@ TEST(RuntimeVsLlamaCpp, QwenCoderQ4KM) {
   expect_matches_llamacpp(path, "qwen2.5_coder_1.5b_q4_k_m.llamacpp.json");
 }
 
+// Gemma 3 270M (Q5_0, Q8_0, Q4_K, Q6_K): the family's whole block — (1 + γ)
+// norms folded by the converter, sqrt(d) embedding scale, q/k norms, GeGLU,
+// post-norms, five local layers to one global with their own RoPE bases —
+// against llama.cpp's gemma3 graph.
+TEST(RuntimeVsLlamaCpp, Gemma3_270M) {
+  NEURONLENS_REQUIRE_GEMMA3_MODEL(path);
+  expect_matches_llamacpp(path, "gemma3_270m_q4_k_m.llamacpp.json");
+}
+
 TEST(RuntimeVsLlamaCpp, DefaultModelQ4_1) {
   NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
   expect_matches_llamacpp(path, "smollm2_135m_q4_1.llamacpp.json");

@@ -29,6 +29,7 @@ struct FindCommandOptions {
   bool exact = false;
   bool json = false;
   std::string norm = "final";
+  std::string read_norm = "none";
 };
 
 int run_find(const FindCommandOptions& opt) {
@@ -45,9 +46,11 @@ int run_find(const FindCommandOptions& opt) {
   std::string why_inexact;
   DecodeSettings settings;
   settings.norm = norm_mode_from_name(opt.norm);
+  settings.read_norm = read_norm_from_name(opt.read_norm);
   if (is_sqlite_file(opt.source)) {
     atlas.emplace(Atlas::open(opt.source));
     settings.norm = atlas->settings().norm;
+    settings.read_norm = atlas->settings().read_norm;
     settings.top_k = atlas->settings().top_k;
     // The exact ranking needs the weights the atlas was made from.
     AtlasWeights weights = load_atlas_weights(*atlas, opt.model_override);
@@ -114,6 +117,8 @@ Runner add_find_command(CLI::App& app) {
   cmd->add_option("-n,--limit", opt->limit, "Neurons to list")->capture_default_str();
   cmd->add_option("--show-top", opt->show_top, "Top tokens to show per neuron")->capture_default_str();
   cmd->add_option("--norm", opt->norm, "Norm for a model without an atlas: final or none")->capture_default_str();
+  cmd->add_option("--read-norm", opt->read_norm, "Up/gate rows for a model without an atlas: none or ffn")
+      ->capture_default_str();
   cmd->add_flag("--exact", opt->exact, "Use the concept text as given (no space/case/plural variants)");
   cmd->add_flag("--json", opt->json, "Print JSON");
   return [opt] { return run_find(*opt); };

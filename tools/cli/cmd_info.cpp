@@ -60,6 +60,15 @@ int run_info(const InfoOptions& opt) {
     j["context_length"] = c.context_length;
     j["rope_theta"] = c.rope_theta;
     j["rms_norm_eps"] = c.rms_norm_eps;
+    j["block"] = describe_block(c);
+    j["activation"] = mlp_activation_name(c.activation);
+    j["sliding_window"] = c.sliding_window;
+    j["local_layers"] = nlohmann::json::array();
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      if (c.is_local_layer(l)) j["local_layers"].push_back(l);
+    }
+    j["final_softcap"] = c.final_softcap;
+    j["attn_softcap"] = c.attn_softcap;
     j["file_bytes"] = model.file_bytes();
     j["tensor_count"] = model.all_tensors().size();
     for (const auto& [type, u] : by_type) j["tensor_types"][type] = {{"tensors", u.tensors}, {"bytes", u.bytes}};
@@ -96,6 +105,7 @@ int run_info(const InfoOptions& opt) {
               encoding.c_str(), static_cast<long long>(model.vocab().size()));
   std::printf("LM head        %s\n", c.tied_embeddings ? "tied to the token embedding" : "separate output.weight");
   std::printf("context        %lld tokens, rope theta %g\n", static_cast<long long>(c.context_length), c.rope_theta);
+  std::printf("block          %s\n", describe_block(c).c_str());
   std::printf("tensors        %zu\n", model.all_tensors().size());
   for (const auto& [type, u] : by_type) {
     std::printf("  %-6s %5lld tensors %12s\n", type.c_str(), static_cast<long long>(u.tensors),

@@ -23,6 +23,7 @@ struct MapCommandOptions {
   std::string layers = "all";
   int top_k = 20;
   std::string norm = "final";
+  std::string read_norm = "none";
   std::string product = "auto";
   std::string examples = "dog,California";
   double specialised = 0.5;
@@ -83,6 +84,7 @@ int run_map(const MapCommandOptions& opt) {
   map_options.layers = parse_layer_list(opt.layers, model.config().n_layers);
   map_options.settings.top_k = opt.top_k;
   map_options.settings.norm = norm_mode_from_name(opt.norm);
+  map_options.settings.read_norm = read_norm_from_name(opt.read_norm);
   map_options.settings.product = logit_product_from_name(opt.product);
   if (!(opt.specialised > 0 && opt.specialised < 1)) throw Error("--specialised must be between 0 and 1");
 
@@ -118,6 +120,10 @@ Runner add_map_command(CLI::App& app) {
   cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10 or 0,5,7-9, or all")->capture_default_str();
   cmd->add_option("--top-k", opt->top_k, "Top tokens stored per neuron")->capture_default_str();
   cmd->add_option("--norm", opt->norm, "Norm before the LM head: final (model's final RMSNorm) or none")
+      ->capture_default_str();
+  cmd->add_option("--read-norm", opt->read_norm,
+                  "Up/gate rows as read: none (the raw row, the paper's) or ffn (times the MLP's pre-norm weight: "
+                  "the direction the neuron reads through its own norm)")
       ->capture_default_str();
   cmd->add_option("--product", opt->product,
                   "How logit tiles are multiplied: auto (packed-strassen with AVX2, else strassen for "

@@ -1,0 +1,151 @@
+// Each model family on its tiny random fixture (tests/fixtures/families/,
+// written by scripts/make_family_fixtures.py), read from GGUF and from the
+// Hugging Face folder of the same weights, against the fixture's float64
+// NumPy forward pass of the Hugging Face modeling code (which that script
+// checked against llama.cpp on the GGUF before writing it):
+//   - logits at every position of two prompts, one longer than the sliding
+//     window (so local layers see a window, global ones the whole prefix);
+//   - the same logits token by token through the KV cache;
+//   - the logits with one neuron clamped (the family's post-MLP norm makes the
+//     old "zeroed column + constant write" identity false; this compares with
+//     the clamp done inside the reference instead);
+//   - the neuron decode of layer 1 through the family's own output path.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "json_fixture.h"
+#include "neuronlens/decode.h"
+#include "neuronlens/error.h"
+#include "neuronlens/model.h"
+#include "neuronlens/runtime.h"
+
+namespace neuronlens {
+namespace {
+
+using testing::committed_fixture;
+using testing::read_json;
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+// float32 forward vs float64 reference on d = 64, 2-3 layers: the errors are
+// rounding, ~1e-5 in a logit. 2e-4 is well under what the fixture records
+// for each family feature removed (feature_effects, all >= 0.7) and under
+// erf-GELU vs tanh-GELU on the Gemma fixtures (~9e-4), so the test tells
+// them apart.
+constexpr double kLogitTolerance = 2e-4;
+
+struct Case {
+  std::string family;
+  std::string format;  // "gguf" or "hf"
+};
+
+std::string model_path(const Case& c) {
+  return committed_fixture("families/" + c.family + (c.format == "gguf" ? "/model.gguf" : "/hf"));
+}
+
+double max_abs_diff(const std::vector<float>& ours, const nlohmann::json& reference_rows, int64_t v) {
+  double worst = 0;
+  for (size_t t = 0; t < reference_rows.size(); ++t) {
+    const auto row = reference_rows[t].get<std::vector<double>>();
+    EXPECT_EQ(static_cast<int64_t>(row.size()), v);
+    for (int64_t i = 0; i < v; ++i) worst = std::max(worst, std::fabs(double(ours[t * sz(v) + sz(i)]) - row[sz(i)]));
+  }
+  return worst;
+}
+
+class FamilyFixture : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override { reference_ = read_json(committed_fixture("families/" + GetParam().family + "/reference.json")); }
+  nlohmann::json reference_;
+};
+
+TEST_P(FamilyFixture, LogitsMatchTheReferenceInOneBatchAndTokenByToken) {
+  const Model model = Model::load(model_path(GetParam()));
+  EXPECT_EQ(architecture_name(model.config().arch), reference_.at("gguf_arch").get<std::string>());
+  const int64_t v = model.config().vocab_size;
+  Session session(model);
+  for (const auto& prompt : reference_.at("prompts")) {
+    const auto tokens = prompt.at("tokens").get<std::vector<int32_t>>();
+    session.reset();
+    const std::vector<float> batch = session.forward(tokens);
+    const double batch_diff = max_abs_diff(batch, prompt.at("logits"), v);
+    EXPECT_LE(batch_diff, kLogitTolerance) << tokens.size() << " tokens in one batch";
+
+    session.reset();
+    std::vector<float> stepwise;
+    for (int32_t id : tokens) {
+      const std::vector<float> row = session.forward({id});
+      stepwise.insert(stepwise.end(), row.begin(), row.end());
+    }
+    const double step_diff = max_abs_diff(stepwise, prompt.at("logits"), v);
+    EXPECT_LE(step_diff, kLogitTolerance) << tokens.size() << " tokens one at a time";
+    std::printf("%s %s, %zu tokens: max |logit - reference| %.2e in one batch, %.2e token by token\n",
+                GetParam().family.c_str(), GetParam().format.c_str(), tokens.size(), batch_diff, step_diff);
+  }
+}
+
+TEST_P(FamilyFixture, ClampedNeuronMatchesTheClampInsideTheReference) {
+  const Model model = Model::load(model_path(GetParam()));
+  const int64_t v = model.config().vocab_size;
+  const nlohmann::json& clamp = reference_.at("clamp");
+  Session session(model);
+  session.clamp_neurons(clamp.at("layer").get<int64_t>(), {clamp.at("neuron").get<int64_t>()},
+                        clamp.at("value").get<float>());
+  for (const auto& prompt : reference_.at("prompts")) {
+    session.reset();
+    const std::vector<float> logits = session.forward(prompt.at("tokens").get<std::vector<int32_t>>());
+    EXPECT_LE(max_abs_diff(logits, prompt.at("clamp_logits"), v), kLogitTolerance);
+    // The clamp matters here: unclamped logits are far from these.
+    EXPECT_GT(max_abs_diff(logits, prompt.at("logits"), v), 100 * kLogitTolerance);
+  }
+}
+
+TEST_P(FamilyFixture, NeuronDecodeFollowsTheFamilysOutputPath) {
+  const Model model = Model::load(model_path(GetParam()));
+  const nlohmann::json& decode = reference_.at("decode");
+  const auto layer = decode.at("layer").get<int64_t>();
+  DecodeSettings settings;
+  settings.top_k = decode.at("top_k").get<int>();
+  const LmHeadDecoder decoder(model, settings);
+  const int64_t d = model.config().d_model;
+  for (const auto& [name, kind] : {std::pair{"up", VectorKind::Up}, std::pair{"gate", VectorKind::Gate},
+                                   std::pair{"down", VectorKind::Down}}) {
+    std::vector<float> vectors;
+    load_neuron_vectors(model, kind, layer, vectors);
+    const auto n = static_cast<int64_t>(vectors.size()) / d;
+    decoder.normalize(vectors.data(), n);
+    const std::vector<NeuronDecoding> decoded = decoder.decode_normalized(vectors.data(), n);
+    for (const auto& expected : decode.at(name)) {
+      const auto neuron = expected.at("neuron").get<int64_t>();
+      const NeuronDecoding& got = decoded[sz(neuron)];
+      const auto ids = expected.at("top_ids").get<std::vector<int32_t>>();
+      const auto probs = expected.at("top_probs").get<std::vector<double>>();
+      EXPECT_EQ(got.top_ids, ids) << name << " neuron " << neuron;
+      EXPECT_NEAR(got.logsumexp, expected.at("logsumexp").get<double>(), 1e-5) << name << " neuron " << neuron;
+      EXPECT_NEAR(got.entropy, expected.at("entropy").get<double>(), 1e-5) << name << " neuron " << neuron;
+      for (size_t k = 0; k < ids.size() && k < got.top_logits.size(); ++k) {
+        EXPECT_NEAR(std::exp(got.top_logits[k] - got.logsumexp), probs[k], 1e-6) << name << " neuron " << neuron;
+      }
+    }
+  }
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> all;
+  for (const char* family : {"gemma3", "gemma2", "qwen3", "olmo2", "phi3"}) {
+    for (const char* format : {"gguf", "hf"}) all.push_back({family, format});
+  }
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyFixture, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& param) {
+                           return param.param.family + "_" + param.param.format;
+                         });
+
+}  // namespace
+}  // namespace neuronlens
