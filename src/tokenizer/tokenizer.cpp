@@ -31,6 +31,7 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalize.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/special_trie.h"
 #include "tokenizer/utf8.h"
 
 namespace neuronlens {
@@ -68,7 +69,9 @@ struct Tokenizer::State {
   // Merge order: byte-level files and tokenizer.json give ranks; SentencePiece
   // GGUF files give per-token scores.
   bool merge_by_score = false;
-  StringMap<int32_t> id_of_raw;   // lowest id per raw string
+  // Lowest id per raw string; the keys view vocab's strings (State is never
+  // copied or moved: Tokenizer holds it by pointer).
+  std::unordered_map<std::string_view, int32_t> id_of_raw;
   StringMap<int32_t> merge_rank;  // "left right" -> rank
   std::vector<float> scores;        // by token id
   std::optional<PreTokenizer> pre;  // byte-level only
@@ -82,13 +85,7 @@ struct Tokenizer::State {
                                       // so a byte with no token is dropped, as llama.cpp does
   std::array<int32_t, 256> byte_token{};  // SentencePiece "<0xNN>" ids, -1 if absent
 
-  struct Special {
-    std::string text;
-    int32_t id = 0;
-    bool control = false;  // matched only with parse_special
-  };
-  std::vector<Special> specials;  // longest first
-  std::array<std::vector<uint32_t>, 256> specials_by_first_byte;  // indices into specials
+  SpecialTrie specials;  // control and unknown tokens (matched only with parse_special), user-defined tokens
 
   std::vector<std::string> no_patterns;
 
@@ -110,21 +107,16 @@ void Tokenizer::State::finish() {
   for (size_t id = 0; id < tokens.size(); ++id) {
     const Token& token = tokens[id];
     const auto token_id = static_cast<int32_t>(id);
-    id_of_raw.emplace(token.raw, token_id);  // keeps the first (lowest) id
+    id_of_raw.emplace(std::string_view(token.raw), token_id);  // keeps the first (lowest) id
     if (vocab.encoding() == VocabEncoding::SentencePiece && token.type == TokenType::Byte && token.bytes.size() == 1) {
       int32_t& slot = byte_token[static_cast<unsigned char>(token.bytes[0])];
       if (slot < 0) slot = token_id;
     }
     const bool control = token.type == TokenType::Control || token.type == TokenType::Unknown;
     if ((control || token.type == TokenType::UserDefined) && !token.bytes.empty()) {
-      specials.push_back(Special{token.bytes, token_id, control});
+      specials.add(token.bytes, token_id, control);
     }
     if (!unk_id && token.type == TokenType::Unknown) unk_id = token_id;
-  }
-  std::stable_sort(specials.begin(), specials.end(),
-                   [](const Special& a, const Special& b) { return a.text.size() > b.text.size(); });
-  for (size_t i = 0; i < specials.size(); ++i) {
-    specials_by_first_byte[static_cast<unsigned char>(specials[i].text[0])].push_back(static_cast<uint32_t>(i));
   }
 }
 
@@ -134,22 +126,14 @@ std::vector<Fragment> Tokenizer::State::partition(std::string_view text, bool pa
   std::vector<Fragment> fragments;
   size_t plain_start = 0;
   for (size_t pos = 0; pos < text.size();) {
-    const Special* found = nullptr;
-    for (const uint32_t index : specials_by_first_byte[static_cast<unsigned char>(text[pos])]) {
-      const Special& special = specials[index];
-      if (special.control && !parse_special) continue;
-      if (text.substr(pos).starts_with(special.text)) {
-        found = &special;  // candidates are longest first
-        break;
-      }
-    }
-    if (!found) {
+    const SpecialTrie::Match found = specials.longest_at(text, pos, parse_special);
+    if (found.id < 0) {
       ++pos;
       continue;
     }
     if (pos > plain_start) fragments.push_back(Fragment{text.substr(plain_start, pos - plain_start)});
-    fragments.push_back(Fragment{text.substr(pos, found->text.size()), found->id});
-    pos += found->text.size();
+    fragments.push_back(Fragment{text.substr(pos, found.length), found.id});
+    pos += found.length;
     plain_start = pos;
   }
   if (plain_start < text.size()) fragments.push_back(Fragment{text.substr(plain_start)});
