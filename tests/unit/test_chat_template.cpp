@@ -1,9 +1,12 @@
 // Chat templates (src/tokenizer/chat_template.cpp): the default model's
 // template rendered like jinja2 does (scripts/make_chat_reference.py,
 // committed under tests/fixtures/chat/), the tiny fixture's, Llama 3, and
-// models without a template.
+// models without a template; Gemma 3, Phi-3 (three versions) and Qwen3
+// against their Hugging Face templates rendered by jinja2
+// (scripts/make_chat_family_reference.py, tests/fixtures/chat/families_reference.json).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -76,6 +79,122 @@ TEST(ChatTemplate, Llama3) {
   }
 }
 
+const nlohmann::json& family_reference() {
+  static const nlohmann::json document = [] {
+    std::ifstream in(committed_fixture("chat/families_reference.json"));
+    if (!in) throw std::runtime_error("missing tests/fixtures/chat/families_reference.json");
+    return nlohmann::json::parse(in);
+  }();
+  return document;
+}
+
+std::vector<ChatMessage> messages_of(const nlohmann::json& c) {
+  std::vector<ChatMessage> messages;
+  for (const auto& m : c["messages"]) messages.push_back({m["role"], m["content"]});
+  return messages;
+}
+
+// Every case of one template in the reference: the same text as jinja2, or an
+// Error where the template raises.
+void expect_renders_like_jinja(const ChatTemplate& t, const std::string& name) {
+  const auto& cases = family_reference()["templates"][name]["cases"];
+  ASSERT_GE(cases.size(), 20u) << name;
+  for (const auto& c : cases) {
+    const std::string what = name + ": " + c["name"].get<std::string>() +
+                             (c["add_generation_prompt"].get<bool>() ? " (generation prompt)" : "");
+    const std::vector<ChatMessage> messages = messages_of(c);
+    const bool prompt = c["add_generation_prompt"].get<bool>();
+    if (c.contains("error")) {
+      EXPECT_THROW(t.render(messages, prompt), Error) << what;
+    } else {
+      EXPECT_EQ(t.render(messages, prompt), c["rendered"].get<std::string>()) << what;
+    }
+  }
+}
+
+Vocabulary control_vocab(VocabEncoding encoding, std::vector<std::string> tokens) {
+  std::vector<TokenType> types(tokens.size(), TokenType::Control);
+  types[0] = TokenType::Normal;
+  return Vocabulary::from_tokens(encoding, std::move(tokens), std::move(types));
+}
+
+Vocabulary gemma_vocab() {
+  return control_vocab(VocabEncoding::SentencePiece,
+                       {"a", "<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"});
+}
+
+Vocabulary phi3_vocab() {
+  return control_vocab(VocabEncoding::SentencePiece, {"a", "<unk>", "<s>", "</s>", "<|endoftext|>", "<|assistant|>",
+                                                      "<|end|>", "<|user|>", "<|system|>"});
+}
+
+TEST(ChatTemplate, GemmaMatchesJinja) {
+  const std::string source = family_reference()["templates"]["gemma3"]["template"];
+  const ChatTemplate t = ChatTemplate::require(source, gemma_vocab());
+  EXPECT_EQ(t.format(), ChatFormat::Gemma);
+  EXPECT_EQ(chat_format_name(t.format()), "gemma");
+  EXPECT_EQ(t.stop_tokens(), (std::vector<int32_t>{5}));  // <end_of_turn>; this vocabulary names no EOS
+  expect_renders_like_jinja(t, "gemma3");
+}
+
+TEST(ChatTemplate, GemmaFromVocabularyAlone) {
+  // Gemma's GGUF files carry no chat template: the turn tokens decide.
+  const ChatTemplate t = ChatTemplate::require("", gemma_vocab());
+  EXPECT_EQ(t.format(), ChatFormat::Gemma);
+  expect_renders_like_jinja(t, "gemma3");
+  EXPECT_EQ(t.render({{"system", "Be brief."}, {"user", " Hi "}, {"assistant", "Hello"}, {"user", "Bye"}}),
+            "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+            "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
+  try {
+    t.render({{"user", "one"}, {"user", "two"}});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "chat (Gemma): conversation roles must alternate user/assistant/user/assistant/...; message 2 is 'user'");
+  }
+}
+
+TEST(ChatTemplate, Phi3MatchesJinja) {
+  const auto& templates = family_reference()["templates"];
+  for (const std::string name : {"phi3", "phi3.5", "phi3-original", "phi3-original-no-bos"}) {
+    const ChatTemplate t = ChatTemplate::require(templates[name]["template"].get<std::string>(), phi3_vocab());
+    EXPECT_EQ(t.format(), ChatFormat::Phi3) << name;
+    EXPECT_EQ(t.stop_tokens(), (std::vector<int32_t>{6})) << name;  // <|end|>
+    expect_renders_like_jinja(t, name);
+  }
+  // From the vocabulary alone: the current template.
+  expect_renders_like_jinja(ChatTemplate::require("", phi3_vocab()), "phi3");
+}
+
+TEST(ChatTemplate, Qwen3IsChatMLWithThinkBlocks) {
+  const Vocabulary vocab = control_vocab(VocabEncoding::ByteLevelBpe,
+                                         {"a", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"});
+  const ChatTemplate t = ChatTemplate::require(family_reference()["templates"]["qwen3"]["template"].get<std::string>(),
+                                               vocab);
+  EXPECT_EQ(t.format(), ChatFormat::ChatML);
+  EXPECT_EQ(t.default_system_prompt(), "");
+  EXPECT_EQ(t.stop_tokens(), (std::vector<int32_t>{3}));
+  expect_renders_like_jinja(t, "qwen3");
+}
+
+// The first Phi-3 template, as llama.cpp's Phi-3 vocabulary file stores it,
+// with that file's BOS and EOS.
+TEST(ChatTemplate, Phi3VocabularyFile) {
+  const char* dir = std::getenv("NEURONLENS_VOCABS");
+  const std::filesystem::path path = std::filesystem::path(dir ? dir : NEURONLENS_TEST_VOCABS) / "ggml-vocab-phi-3.gguf";
+  if (!std::filesystem::exists(path)) {
+    if (std::getenv("NEURONLENS_REQUIRE_MODEL")) FAIL() << path << " missing (run scripts/fetch-vocabs.sh)";
+    GTEST_SKIP() << path << " missing (run scripts/fetch-vocabs.sh)";
+  }
+  const std::string source = read_chat_template_source(path.string());
+  EXPECT_EQ(source, family_reference()["templates"]["phi3-original"]["template"].get<std::string>());
+  const Vocabulary vocab = Vocabulary::from_gguf(GgufFile::open(path.string()));
+  const ChatTemplate t = ChatTemplate::require(source, vocab);
+  EXPECT_EQ(t.format(), ChatFormat::Phi3);
+  EXPECT_EQ(t.stop_tokens(), (std::vector<int32_t>{32007, 32000}));  // <|end|>, EOS <|endoftext|>
+  expect_renders_like_jinja(t, "phi3-original");
+}
+
 TEST(ChatTemplate, UnknownTemplateIsAnError) {
   const Vocabulary plain = Vocabulary::from_tokens(VocabEncoding::ByteLevelBpe, {"a", "b"});
   EXPECT_FALSE(ChatTemplate::detect("", plain));
@@ -84,7 +203,8 @@ TEST(ChatTemplate, UnknownTemplateIsAnError) {
     ChatTemplate::require("", plain);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("this model has no chat template neuronlens knows"), std::string::npos);
+    EXPECT_EQ(std::string(e.what()),
+              "this model has no chat template neuronlens knows (supported: ChatML, Llama 3, Gemma, Phi-3)");
   }
 }
 
