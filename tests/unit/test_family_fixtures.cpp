@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "json_fixture.h"
+#include "scratch_dir.h"
+#include "test_paths.h"
+#include "test_process.h"
 #include "neuronlens/decode.h"
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
@@ -134,6 +137,57 @@ TEST_P(FamilyFixture, NeuronDecodeFollowsTheFamilysOutputPath) {
   }
 }
 
+// The CLI end to end on each family: `map` writes an atlas whose top tokens
+// (read back by `show --json`) are the reference decode's, the atlas of the
+// GGUF and of the Hugging Face folder compare as identical, and `info`,
+// `generate`, `probe` and `lens` run on the model.
+class FamilyCli : public FamilyFixture {};
+
+TEST_P(FamilyCli, MapsShowsComparesAndRuns) {
+  const testing::ScratchDir dir;
+  const std::string cli = "OMP_NUM_THREADS=1 '" + testing::cli_path() + "' ";
+  const std::string gguf = model_path({GetParam().family, "gguf"}), hf = model_path({GetParam().family, "hf"});
+  const nlohmann::json& decode = reference_.at("decode");
+  const std::string layer = std::to_string(decode.at("layer").get<int64_t>());
+  auto run = [&](const std::string& args) {
+    std::string out;
+    const int code = testing::run_command(cli + args, out);
+    EXPECT_EQ(code, 0) << args << "\n" << out;
+    return out;
+  };
+  run("info '" + gguf + "'");
+  for (const auto& [model, atlas] : {std::pair{gguf, dir.file("gguf.db")}, std::pair{hf, dir.file("hf.db")}}) {
+    run("map '" + model + "' -o '" + atlas + "' --layers " + layer + " --top-k 5");
+  }
+  std::string neurons;
+  for (const char* kind : {"up", "gate", "down"}) {
+    for (const auto& n : decode.at(kind)) neurons += " " + layer + ":" + kind + ":" + std::to_string(n.at("neuron").get<int>());
+  }
+  std::string shown;
+  ASSERT_EQ(testing::run_command(cli + "show '" + dir.file("gguf.db") + "'" + neurons + " --json", shown, false), 0);
+  const nlohmann::json rows = nlohmann::json::parse(shown);
+  size_t row = 0;
+  for (const char* kind : {"up", "gate", "down"}) {
+    for (const auto& expected : decode.at(kind)) {
+      ASSERT_LT(row, rows.size());
+      std::vector<int32_t> ids;
+      for (const auto& t : rows[row++].at("top_tokens")) ids.push_back(t.at("id").get<int32_t>());
+      EXPECT_EQ(ids, expected.at("top_ids").get<std::vector<int32_t>>()) << kind << " " << expected.at("neuron");
+    }
+  }
+  const std::string output = run("compare '" + dir.file("gguf.db") + "' '" + dir.file("hf.db") + "'");
+  const std::string compared = output.substr(0, output.find("most changed"));  // the per-layer table
+  // Same weights, two formats: every same-top-1 and overlap figure is 100.0%.
+  int percentages = 0;
+  for (size_t at = compared.find('%'); at != std::string::npos; at = compared.find('%', at + 1), ++percentages) {
+    EXPECT_EQ(compared.substr(at - 5, 5), "100.0") << compared;
+  }
+  EXPECT_GE(percentages, 12) << compared;
+  run("generate '" + gguf + "' -p ' the dog' -n 4");
+  run("probe '" + gguf + "' -p ' the dog' --tokens ' cat' --clamp " + layer + ":5=4");
+  run("lens '" + gguf + "' -p ' the dog'");
+}
+
 std::vector<Case> cases() {
   std::vector<Case> all;
   for (const char* family : {"gemma3", "gemma2", "qwen3", "olmo2", "phi3"}) {
@@ -141,6 +195,11 @@ std::vector<Case> cases() {
   }
   return all;
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyCli,
+                         ::testing::Values(Case{"gemma3", "gguf"}, Case{"gemma2", "gguf"}, Case{"qwen3", "gguf"},
+                                           Case{"olmo2", "gguf"}, Case{"phi3", "gguf"}),
+                         [](const ::testing::TestParamInfo<Case>& param) { return param.param.family; });
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyFixture, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& param) {
