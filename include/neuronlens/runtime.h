@@ -80,10 +80,16 @@ enum class WeightFormat {
   // A type without a kernel is dequantised to a float32 copy, and
   // Session::weight_kernels() says so.
   Quantized,
+  // As Quantized, but every product with float32 activations: K-quant
+  // blocks are dequantised a tile at a time (never all at once) and
+  // multiplied in float32. The logits of Float32 in the memory of Quantized,
+  // slower per token; for when the 8-bit activations' rounding matters
+  // (Gemma's large activations: tests/unit/test_gemma3_real.cpp).
+  Exact,
   // Every weight dequantised to float32, products through OpenBLAS.
   Float32,
 };
-std::string_view weight_format_name(WeightFormat format);  // "quantized", "float32"
+std::string_view weight_format_name(WeightFormat format);  // "quantized", "exact", "float32"
 // Throws Error on a name other than those.
 WeightFormat parse_weight_format(std::string_view name);
 
@@ -104,7 +110,8 @@ struct SessionOptions {
 // "blocks", "float32"), whether read in place, and why not.
 struct WeightKernelUse {
   std::string file_type;     // "Q4_K", ...
-  std::string kernel;        // "kquant" (8-bit products), "blocks" (float activations), "float32" (BLAS)
+  std::string kernel;        // "kquant" (8-bit products), "blocks" (float activations), "tiles" (dequantised
+                             // tile by tile, float activations), "float32" (BLAS)
   bool in_place = true;      // read from the mapped file; false: a float32 copy
   int64_t matrices = 0;
   int64_t bytes = 0;         // of the file's tensors

@@ -101,16 +101,17 @@ std::string_view hook_point_name(HookPoint point) {
 std::string_view weight_format_name(WeightFormat format) {
   switch (format) {
     case WeightFormat::Quantized: return "quantized";
+    case WeightFormat::Exact: return "exact";
     case WeightFormat::Float32: return "float32";
   }
   return "?";
 }
 
 WeightFormat parse_weight_format(std::string_view name) {
-  for (WeightFormat f : {WeightFormat::Quantized, WeightFormat::Float32}) {
+  for (WeightFormat f : {WeightFormat::Quantized, WeightFormat::Exact, WeightFormat::Float32}) {
     if (name == weight_format_name(f)) return f;
   }
-  throw Error("weight format '" + std::string(name) + "' is not one of quantized, float32");
+  throw Error("weight format '" + std::string(name) + "' is not one of quantized, exact, float32");
 }
 
 struct Session::Impl {
@@ -244,7 +245,7 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
 
 Session::Session(const Model& model, SessionOptions options)
     : impl_(std::make_unique<Impl>(model.config(),
-                                   runtime::load_session_weights(model, options.weights == WeightFormat::Quantized),
+                                   runtime::load_session_weights(model, options.weights),
                                    options.kv_cache)) {}
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;

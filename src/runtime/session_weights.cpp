@@ -62,16 +62,19 @@ int64_t SessionWeights::copied_bytes() const {
   return total;
 }
 
-SessionWeights load_session_weights(const Model& model, bool keep_blocks) {
+SessionWeights load_session_weights(const Model& model, WeightFormat format) {
   const ModelConfig& c = model.config();
-  const auto matrix = [&](WeightKind kind, int64_t layer) { return WeightMatrix(model.weight(kind, layer), keep_blocks); };
+  const bool keep_blocks = format != WeightFormat::Float32, float_activations = format == WeightFormat::Exact;
+  const auto matrix = [&](WeightKind kind, int64_t layer) {
+    return WeightMatrix(model.weight(kind, layer), keep_blocks, float_activations);
+  };
   SessionWeights w;
   w.model = model;
-  w.token_embedding = WeightMatrix(model.weight(WeightKind::TokenEmbedding), keep_blocks);
+  w.token_embedding = WeightMatrix(model.weight(WeightKind::TokenEmbedding), keep_blocks, float_activations);
   const float offset = c.norm_weight_offset;
   const auto norm = [&](WeightKind kind, int64_t layer) { return norm_weight(model.find_weight(kind, layer), offset); };
   w.output_norm = norm(WeightKind::OutputNorm, -1);
-  if (const TensorView* output = model.find_weight(WeightKind::Output)) w.output = WeightMatrix(*output, keep_blocks);
+  if (const TensorView* output = model.find_weight(WeightKind::Output)) w.output = WeightMatrix(*output, keep_blocks, float_activations);
   w.rope_freqs = dense_if_present(model.find_weight(WeightKind::RopeFreqs));
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t i = 0; i < c.n_layers; ++i) {
@@ -112,9 +115,10 @@ std::vector<WeightKernelUse> plan_weight_kernels(const Model& model, WeightForma
   std::vector<WeightKernelUse> uses;
   for (const TensorView* t : tensors) {
     const runtime::WeightChoice choice =
-        runtime::WeightMatrix::choose(*t, format == WeightFormat::Quantized);
+        runtime::WeightMatrix::choose(*t, format != WeightFormat::Float32, format == WeightFormat::Exact);
     const std::string kernel = choice.kernel == runtime::WeightKernel::KQuant   ? "kquant"
                                : choice.kernel == runtime::WeightKernel::Blocks ? "blocks"
+                               : choice.kernel == runtime::WeightKernel::Tiles  ? "tiles"
                                                                                 : "float32";
     const std::string type(dtype_name(t->type));
     auto it = std::find_if(uses.begin(), uses.end(), [&](const WeightKernelUse& u) {

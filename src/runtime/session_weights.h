@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "neuronlens/model.h"
+#include "neuronlens/runtime.h"
 #include "runtime/weight_matrix.h"
 
 namespace neuronlens::runtime {
@@ -46,8 +47,8 @@ struct SessionWeights {
   std::vector<const WeightMatrix*> matrices() const;
 };
 
-// The weights of `model`; `keep_blocks`: see WeightMatrix. Throws
-// Error (from dequantisation) on a bad tensor.
-SessionWeights load_session_weights(const Model& model, bool keep_blocks);
+// The weights of `model` held as `format` says (see WeightFormat and
+// WeightMatrix). Throws Error (from dequantisation) on a bad tensor.
+SessionWeights load_session_weights(const Model& model, WeightFormat format);
 
 }  // namespace neuronlens::runtime

@@ -23,7 +23,10 @@ TextModel TextModel::with_model(Model model, const std::string& path) {
 std::vector<int32_t> TextModel::prompt_tokens(const std::string& text, bool use_chat) const {
   std::vector<int32_t> ids;
   if (use_chat) {
-    if (!chat) throw Error("chat: this model has no chat template neuronlens knows (supported: ChatML, Llama 3)");
+    if (!chat) {
+      throw Error("chat: this model has no chat template neuronlens knows (supported: " +
+                  std::string(supported_chat_formats()) + ")");
+    }
     ids = tokenizer.encode(chat->render({{"user", text}}), true);
   } else {
     if (tokenizer.adds_bos() && tokenizer.bos_id()) ids.push_back(*tokenizer.bos_id());

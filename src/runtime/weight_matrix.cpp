@@ -68,20 +68,20 @@ PreparedInput prepare_input(const WeightMatrix& w, const float* x, int64_t n) {
 
 }  // namespace
 
-WeightChoice WeightMatrix::choose(const TensorView& tensor, bool keep_blocks) {
+WeightChoice WeightMatrix::choose(const TensorView& tensor, bool keep_blocks, bool float_activations) {
   const bool aligned = reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0;
   if (tensor.type == DType::F32) return {WeightKernel::Float32, aligned, ""};
   if (!keep_blocks) return {WeightKernel::Float32, false, ""};
-  if (cpu::kformat_of(tensor.type)) return {WeightKernel::KQuant, true, ""};
+  if (cpu::kformat_of(tensor.type)) return {float_activations ? WeightKernel::Tiles : WeightKernel::KQuant, true, ""};
   // F16 and BF16 rows go through the block kernels 32 values at a time.
   if (cpu::block_format_of(tensor.type) && tensor.row_length() % 32 == 0) return {WeightKernel::Blocks, true, ""};
   return {WeightKernel::Float32, false, std::string(dtype_name(tensor.type)) + " has no kernel here: dequantised to float32"};
 }
 
-WeightMatrix::WeightMatrix(const TensorView& tensor, bool keep_blocks)
+WeightMatrix::WeightMatrix(const TensorView& tensor, bool keep_blocks, bool float_activations)
     : type_(tensor.type), rows_(tensor.rows()), cols_(tensor.row_length()),
       row_bytes_(tensor.row_bytes()), data_(tensor.data) {
-  WeightChoice choice = choose(tensor, keep_blocks);
+  WeightChoice choice = choose(tensor, keep_blocks, float_activations);
   kernel_ = choice.kernel;
   fallback_reason_ = std::move(choice.fallback_reason);
   if (choice.in_place) return;
@@ -102,6 +102,7 @@ void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
     case WeightKernel::Blocks:
       if (n < kTileFromRows) return multiply_together({{this, x, y}}, n);
       return multiply_blocks_by_tiles(x, n, y);
+    case WeightKernel::Tiles: return multiply_blocks_by_tiles(x, n, y);
     case WeightKernel::Float32:
       if (n == 1) {
         // BLAS's GEMM would first copy all of W into its packed layout, which
@@ -168,7 +169,11 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < tiles; ++i) {
       const int64_t first = i * tile_rows, count = std::min(tile_rows, rows_ - first);
-      cpu::block_dequantize(*cpu::block_format_of(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
+      if (kernel_ == WeightKernel::Tiles) {
+        dequantize(type_, data_ + first * row_bytes_, count * cols_, floats);
+      } else {
+        cpu::block_dequantize(*cpu::block_format_of(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
+      }
       cpu::gemm_abt(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
     }
   }

@@ -5,8 +5,10 @@
 //   - Q4_0, Q4_1, Q8_0 (and the other types block_matvec.h lists): block
 //     kernels with float32 activations;
 //   - F32: BLAS on the mapped floats.
-// Anything else, or everything with keep_blocks = false, is dequantised once
-// into a float32 copy the matrix owns; fallback_reason() says why.
+// With float_activations, K-quants are instead dequantised a tile of rows at
+// a time and multiplied in float32 (Tiles). Anything else, or everything
+// with keep_blocks = false, is dequantised once into a float32 copy the
+// matrix owns; fallback_reason() says why.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,7 @@ enum class WeightKernel {
   Float32,  // BLAS over float32 (mapped in place, or an owned copy)
   Blocks,   // block_matvec.h: the file's blocks, float32 activations
   KQuant,   // kquant.h: the file's K-quant blocks, 8-bit activations
+  Tiles,    // the file's blocks dequantised a tile of rows at a time, float32 activations
 };
 
 // What a WeightMatrix of a tensor will be, decided before anything is read.
@@ -50,7 +53,7 @@ struct WeightChoice {
 
 class WeightMatrix {
  public:
-  static WeightChoice choose(const TensorView& tensor, bool keep_blocks);
+  static WeightChoice choose(const TensorView& tensor, bool keep_blocks, bool float_activations = false);
 
   WeightMatrix() = default;
   // A view of `tensor` (a 2-D matrix, or a vector as [1, n]), whose data must
@@ -58,7 +61,7 @@ class WeightMatrix {
   // `keep_blocks`, a type with a kernel here is read in place; otherwise the
   // matrix dequantises it into a float32 copy. Throws Error (from
   // dequantisation) on a bad tensor.
-  WeightMatrix(const TensorView& tensor, bool keep_blocks);
+  WeightMatrix(const TensorView& tensor, bool keep_blocks, bool float_activations = false);
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }

@@ -167,7 +167,8 @@ constexpr size_t kGreedySteps = 4;
 constexpr size_t kGreedySteps = 32;
 #endif
 
-void expect_matches_llamacpp(const std::string& model_path, const std::string& reference) {
+void expect_matches_llamacpp(const std::string& model_path, const std::string& reference,
+                             double tolerance = kProbabilityTolerance) {
   const Model model = Model::load(model_path);
   const int64_t v = model.config().vocab_size;
   const nlohmann::json ref = read_json(committed_fixture("forward/" + reference));
@@ -185,7 +186,7 @@ void expect_matches_llamacpp(const std::string& model_path, const std::string& r
       for (size_t k = 0; k < top_ids[t].size(); ++k) {
         const double diff = std::fabs(p[sz(top_ids[t][k])] - top_probs[t][k]);
         worst = std::max(worst, diff);
-        EXPECT_LE(diff, kProbabilityTolerance) << prompt.at("text") << " position " << t << " token " << top_ids[t][k];
+        EXPECT_LE(diff, tolerance) << prompt.at("text") << " position " << t << " token " << top_ids[t][k];
       }
       if (top_probs[t][0] - top_probs[t][1] >= 0.01) {
         EXPECT_EQ(std::max_element(p.begin(), p.end()) - p.begin(), top_ids[t][0])
@@ -202,9 +203,9 @@ void expect_matches_llamacpp(const std::string& model_path, const std::string& r
       if (next != greedy[step]) {
         const double margin = greedy_top2[step][0] - greedy_top2[step][1];
         const std::vector<double> p = probabilities(last.data(), v);
-        EXPECT_LE(std::fabs(p[sz(greedy[step])] - greedy_top2[step][0]), kProbabilityTolerance)
+        EXPECT_LE(std::fabs(p[sz(greedy[step])] - greedy_top2[step][0]), tolerance)
             << prompt.at("text") << " greedy step " << step;
-        EXPECT_LT(margin, 2 * kProbabilityTolerance)
+        EXPECT_LT(margin, 2 * tolerance)
             << prompt.at("text") << " greedy step " << step << ": " << next << " instead of " << greedy[step];
         std::printf("  %s: greedy parts from llama.cpp's at step %zu, a near tie there (top two %.3f, %.3f)\n",
                     prompt.at("text").get<std::string>().substr(0, 24).c_str(), step, greedy_top2[step][0],
@@ -232,7 +233,12 @@ TEST(RuntimeVsLlamaCpp, QwenCoderQ4KM) {
 // against llama.cpp's gemma3 graph.
 TEST(RuntimeVsLlamaCpp, Gemma3_270M) {
   NEURONLENS_REQUIRE_GEMMA3_MODEL(path);
-  expect_matches_llamacpp(path, "gemma3_270m_q4_k_m.llamacpp.json");
+  // llama.cpp's own top-5 probabilities move by up to 0.08 on these prompts
+  // when only its KV cache goes from F32 to F16 (make_llamacpp_reference.py
+  // --check), and it rounds the Q5_0/Q8_0 matrices' activations to 8 bits
+  // where we do not; against the exact reference (test_gemma3_real.cpp) our
+  // --weights exact is within 0.03 and the default within 0.1.
+  expect_matches_llamacpp(path, "gemma3_270m_q4_k_m.llamacpp.json", 0.08);
 }
 
 TEST(RuntimeVsLlamaCpp, DefaultModelQ4_1) {

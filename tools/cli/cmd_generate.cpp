@@ -24,6 +24,7 @@ struct GenerateCommandOptions {
   int64_t top_k = 0;
   double top_p = 1.0;
   std::string kv_cache = "f32";
+  std::string weights = "quantized";
 };
 
 int run_generate(const GenerateCommandOptions& opt) {
@@ -42,7 +43,7 @@ int run_generate(const GenerateCommandOptions& opt) {
   Sampler sampler(sampling);
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
 
-  Session session(tm.model, SessionOptions{WeightFormat::Quantized, parse_kv_cache_type(opt.kv_cache)});
+  Session session(tm.model, SessionOptions{parse_weight_format(opt.weights), parse_kv_cache_type(opt.kv_cache)});
   apply_interventions(session, interventions);
   const GenerationResult result =
       generate_text(session, tm, prompt, opt.max_tokens, sampler, [](int32_t, std::string_view text) {
@@ -68,6 +69,11 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--ablate", opt->ablations, "Zero neuron activation: LAYER:NEURON (repeatable)");
   cmd->add_option("-n,--tokens", opt->max_tokens, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--kv", opt->kv_cache, "KV cache precision: f32, or f16 for half the memory")->capture_default_str();
+  cmd->add_option("--weights", opt->weights,
+                  "quantized (blocks in place; K-quants with 8-bit activations, as llama.cpp), exact (blocks in "
+                  "place, float32 activations throughout: float32's logits, slower per token) or float32 (a "
+                  "float32 copy of every matrix)")
+      ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Random seed for sampling")->capture_default_str();
   cmd->add_option("--temperature", opt->temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
   cmd->add_option("--top-k", opt->top_k, "Sample among the K likeliest tokens; 0 is no limit")->capture_default_str();
