@@ -25,6 +25,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
 #include "neuronlens/runtime.h"
+#include "neuronlens/tensor.h"
 
 namespace neuronlens {
 namespace {
@@ -135,6 +136,47 @@ TEST_P(FamilyFixture, NeuronDecodeFollowsTheFamilysOutputPath) {
       }
     }
   }
+}
+
+// --read-norm ffn decodes γ_ffn ⊙ w for up/gate rows (Gemma: (1 + γ) from
+// the Hugging Face weights): the same decode as the rows multiplied by the
+// pre-norm weight here, in float64, from the file's own tensors; and it is a
+// different decode from the plain rows wherever the family has a pre-norm.
+TEST_P(FamilyFixture, ReadNormFfnDecodesTheRowTimesThePreNormWeight) {
+  const Model model = Model::load(model_path(GetParam()));
+  const ModelConfig& c = model.config();
+  const int64_t layer = reference_.at("decode").at("layer").get<int64_t>(), d = c.d_model, f = c.d_ffn;
+  DecodeSettings plain_settings, read_settings;
+  read_settings.read_norm = ReadNorm::Ffn;
+  const LmHeadDecoder plain(model, plain_settings), read(model, read_settings);
+  std::vector<float> rows, read_rows;
+  load_neuron_vectors(model, VectorKind::Up, layer, rows, ReadNorm::None);
+  load_neuron_vectors(model, VectorKind::Up, layer, read_rows, ReadNorm::Ffn);
+  if (!c.pre_norms) {
+    EXPECT_EQ(read_rows, rows) << "no pre-norm (OLMo 2): rows stay raw";
+    return;
+  }
+  std::vector<float> gamma(sz(d));
+  dequantize_rows(model.weight(WeightKind::FfnNorm, layer), 0, 1, gamma.data());
+  std::vector<float> expected(rows.size());
+  for (int64_t i = 0; i < f; ++i) {
+    for (int64_t j = 0; j < d; ++j) {
+      expected[sz(i * d + j)] = static_cast<float>(double(rows[sz(i * d + j)]) * (double(gamma[sz(j)]) + c.norm_weight_offset));
+    }
+  }
+  for (size_t k = 0; k < expected.size(); ++k) ASSERT_NEAR(read_rows[k], expected[k], 1e-6 * std::fabs(expected[k]) + 1e-9);
+  plain.normalize(expected.data(), f);
+  read.normalize(read_rows.data(), f);
+  const auto want = plain.decode_normalized(expected.data(), f), got = read.decode_normalized(read_rows.data(), f);
+  int differs_from_plain = 0;
+  plain.normalize(rows.data(), f);
+  const auto raw = plain.decode_normalized(rows.data(), f);
+  for (int64_t i = 0; i < f; ++i) {
+    EXPECT_EQ(got[sz(i)].top_ids, want[sz(i)].top_ids) << "neuron " << i;
+    EXPECT_NEAR(got[sz(i)].logsumexp, want[sz(i)].logsumexp, 1e-4) << "neuron " << i;
+    differs_from_plain += got[sz(i)].top_ids != raw[sz(i)].top_ids;
+  }
+  EXPECT_GT(differs_from_plain, 0) << "the pre-norm weight should change some decodes";
 }
 
 // The CLI end to end on each family: `map` writes an atlas whose top tokens
