@@ -17,6 +17,7 @@
 #include "backends/cpu/packed_gemm.h"
 #include "backends/cpu/strassen.h"
 #include "decode/online_softmax.h"
+#include "model/norm_weight.h"
 #include "neuronlens/decode.h"
 #include "neuronlens/error.h"
 
@@ -290,10 +291,8 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
     const int64_t n = std::min(kRows, vocab_size_ - first);
     dequantize_rows(head, first, n, lm_head_.data() + first * d_model_);
   }
-  const TensorView& gamma = model.weight(WeightKind::OutputNorm);
-  norm_weight_.resize(static_cast<size_t>(d_model_));
-  dequantize_rows(gamma, 0, 1, norm_weight_.data());
-  for (float& g : norm_weight_) g += c.norm_weight_offset;
+  model.weight(WeightKind::OutputNorm);  // throws Error naming it when absent
+  norm_weight_ = applied_norm_weight(model, WeightKind::OutputNorm);
 }
 
 LogitProduct LmHeadDecoder::product_for(int64_t n) const {
@@ -481,16 +480,6 @@ std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int
 
 namespace {
 
-// A norm weight [d] as the model applies it (with Gemma's offset), or empty.
-std::vector<float> norm_weight(const Model& model, WeightKind kind, int64_t layer) {
-  const TensorView* t = model.find_weight(kind, layer);
-  if (t == nullptr) return {};
-  std::vector<float> w(static_cast<size_t>(t->elements()));
-  dequantize_rows(*t, 0, t->rows(), w.data());
-  for (float& x : w) x += model.config().norm_weight_offset;
-  return w;
-}
-
 // Rows [F, d] times gamma [d], element by element.
 void scale_rows(std::vector<float>& rows, const std::vector<float>& gamma) {
   const auto d = static_cast<int64_t>(gamma.size());
@@ -535,12 +524,12 @@ void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std
     }
     // The post-norm rescales the whole output by one positive factor and
     // then by γ_post per dimension: neuron i's direction is γ_post ⊙ column i.
-    if (c.post_norms) scale_rows(out, norm_weight(model, WeightKind::FfnPostNorm, layer));
+    if (c.post_norms) scale_rows(out, applied_norm_weight(model, WeightKind::FfnPostNorm, layer));
     return;
   }
   const TensorView& w = model.weight(kind == VectorKind::Up ? WeightKind::FfnUp : WeightKind::FfnGate, layer);
   dequantize_rows(w, 0, F, out.data());
-  if (read_norm == ReadNorm::Ffn && c.pre_norms) scale_rows(out, norm_weight(model, WeightKind::FfnNorm, layer));
+  if (read_norm == ReadNorm::Ffn && c.pre_norms) scale_rows(out, applied_norm_weight(model, WeightKind::FfnNorm, layer));
 }
 
 }  // namespace neuronlens

@@ -37,13 +37,10 @@ class ModelBuilder {
     const bool fused = architecture_traits(config.arch).fused_projections;
     if (fused) attach_fused_weights(model, where, find_tensor);
     for (const WeightSpec& spec : weight_specs()) {
-      if (fused && (spec.kind == WeightKind::FfnGate || spec.kind == WeightKind::FfnUp ||
-                    (model.layer_weights_[0][static_cast<size_t>(WeightKind::AttnQ)] != nullptr &&
-                     (spec.kind == WeightKind::AttnQ || spec.kind == WeightKind::AttnK || spec.kind == WeightKind::AttnV)))) {
-        continue;  // views of the fused tensors, attached above
-      }
       const int64_t layers = spec.per_layer ? config.n_layers : 1;
       for (int64_t layer = 0; layer < layers; ++layer) {
+        auto& slot = (spec.per_layer ? model.layer_weights_[layer] : model.global_weights_)[static_cast<size_t>(spec.kind)];
+        if (slot != nullptr) continue;  // a view of a fused tensor, attached above
         const std::string name = weight_name(spec.kind, model.format_, layer, config.arch);
         const TensorView* tensor = name.empty() ? nullptr : find_tensor(name);
         if (tensor == nullptr) {
@@ -55,7 +52,7 @@ class ModelBuilder {
           continue;
         }
         check_shape(*tensor, expected_shape(spec.kind, config), where);
-        (spec.per_layer ? model.layer_weights_[layer] : model.global_weights_)[static_cast<size_t>(spec.kind)] = tensor;
+        slot = tensor;
       }
     }
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/norm_weight.h"
 #include "neuronlens/runtime.h"
 #include "neuronlens/tensor.h"
 
@@ -15,14 +16,6 @@ std::vector<float> dense(const TensorView& tensor) {
 }
 
 std::vector<float> dense_if_present(const TensorView* tensor) { return tensor ? dense(*tensor) : std::vector<float>{}; }
-
-// A norm weight as the forward pass multiplies by it: offset + γ (Gemma's
-// Hugging Face (1 + γ)); empty when the model has no such norm.
-std::vector<float> norm_weight(const TensorView* tensor, float offset) {
-  std::vector<float> w = dense_if_present(tensor);
-  for (float& x : w) x += offset;
-  return w;
-}
 
 int64_t float_bytes(const std::vector<float>& v) { return static_cast<int64_t>(v.size() * sizeof(float)); }
 
@@ -71,8 +64,7 @@ SessionWeights load_session_weights(const Model& model, WeightFormat format) {
   SessionWeights w;
   w.model = model;
   w.token_embedding = WeightMatrix(model.weight(WeightKind::TokenEmbedding), keep_blocks, float_activations);
-  const float offset = c.norm_weight_offset;
-  const auto norm = [&](WeightKind kind, int64_t layer) { return norm_weight(model.find_weight(kind, layer), offset); };
+  const auto norm = [&](WeightKind kind, int64_t layer) { return applied_norm_weight(model, kind, layer); };
   w.output_norm = norm(WeightKind::OutputNorm, -1);
   if (const TensorView* output = model.find_weight(WeightKind::Output)) w.output = WeightMatrix(*output, keep_blocks, float_activations);
   w.rope_freqs = dense_if_present(model.find_weight(WeightKind::RopeFreqs));
