@@ -12,6 +12,7 @@
 #include "atlas/neuron_rows.h"
 #include "atlas/sqlite_statement.h"
 #include "neuronlens/error.h"
+#include "neuronlens/version.h"
 
 namespace neuronlens {
 namespace {
@@ -165,7 +166,7 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
     };
     set("format", kFormat);
     set("schema_version", std::to_string(kSchemaVersion));
-    set("neuronlens_version", "0.1.0");
+    set("neuronlens_version", std::string(kVersion));
     set("created_at", now_utc());
     set("model_name", s.model_name);
     set("model_path", s.model_path);

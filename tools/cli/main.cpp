@@ -2,15 +2,17 @@
 // Exit codes: 0 success, 2 bad input (model file, argument), 1 internal error.
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "commands.h"
 #include "neuronlens/error.h"
+#include "neuronlens/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"neuronlens: read a language model's neurons straight from its weights"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "neuronlens 0.1.0");
+  app.set_version_flag("--version", "neuronlens " + std::string(neuronlens::kVersion));
   std::vector<std::pair<CLI::App*, neuronlens::cli::Runner>> commands;
   auto add = [&](neuronlens::cli::Runner (*add_command)(CLI::App&)) {
     const size_t before = app.get_subcommands({}).size();
