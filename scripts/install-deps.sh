@@ -9,7 +9,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
-  python3-venv
+  python3-venv python3-dev
   chromium chromium-driver
 )
 missing=()

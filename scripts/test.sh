@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: a Release build, then the same suite
-# under AddressSanitizer + UBSan. Usage: scripts/test.sh [--no-sanitize]
+# Sets up, builds and runs every test: a Release build, the Python package's
+# tests, then the C++ suite again under AddressSanitizer + UBSan. Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ JOBS=${JOBS:-$(nproc)}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"
 (cd build && ctest --output-on-failure -j"$JOBS")
+scripts/test-python.sh  # pip install . into a fresh venv, pytest against the CLI just built
 
 if [ "${1:-}" != "--no-sanitize" ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNEURONLENS_SANITIZE=address,undefined \

@@ -1,0 +1,12 @@
+// The parts of the extension module, one per concept, called by module.cpp.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+namespace neuronlens::python {
+
+void bind_model(nanobind::module_& m);    // Model, Decoding
+void bind_session(nanobind::module_& m);  // Session: forward, cache, hooks, generate
+void bind_atlas(nanobind::module_& m);    // the atlas, map, find, compare
+
+}  // namespace neuronlens::python

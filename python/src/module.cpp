@@ -1,0 +1,17 @@
+// neuronlens._neuronlens: the extension module behind `import neuronlens`.
+// Errors the library raises (neuronlens::Error) arrive in Python as
+// neuronlens.Error, a ValueError, with the library's message.
+#include <nanobind/nanobind.h>
+
+#include "bindings.h"
+#include "neuronlens/error.h"
+
+NB_MODULE(_neuronlens, m) {
+  namespace nb = nanobind;
+  m.doc() = "neuronlens' C++ library; use the package neuronlens, which wraps this module.";
+  m.attr("__version__") = NEURONLENS_PYTHON_VERSION;
+  nb::exception<neuronlens::Error>(m, "Error", PyExc_ValueError);
+  neuronlens::python::bind_model(m);
+  neuronlens::python::bind_session(m);
+  neuronlens::python::bind_atlas(m);
+}

@@ -1,0 +1,101 @@
+"""Model: sizes, the tokenizer, neuron vectors and their decode, against the
+CLI and against gguf-py with a float64 NumPy decode."""
+
+import numpy as np
+import pytest
+
+import neuronlens as nl
+from conftest import LAYER
+from reference import GgufReference
+
+
+@pytest.fixture(scope="module")
+def gguf_ref(model_path):
+    return GgufReference(model_path)
+
+
+def test_sizes_are_those_info_reports(model, model_path, run_cli):
+    info = run_cli("info", model_path, "--json")
+    assert model.architecture == info["architecture"]
+    assert (model.n_layers, model.d_model, model.d_ffn) == (info["layers"], info["hidden_size"], info["ffn_size"])
+    assert (model.n_heads, model.n_kv_heads, model.head_dim) == (info["heads"], info["kv_heads"], info["head_dim"])
+    assert model.vocab_size == info["vocab_size"]
+    assert model.context_length == info["context_length"]
+
+
+def test_tokenize_gives_the_tokens_the_cli_runs(model, model_path, run_cli):
+    prompt = "The dog chased the ball across the garden."
+    lens = run_cli("lens", model_path, "-p", prompt, "--top", 1, "--json")
+    ids = model.tokenize(prompt)
+    assert [model.token_text(i) for i in ids] == [p["token"] for p in lens["positions"]]
+    assert model.detokenize(ids) == prompt
+    chat = model.tokenize(prompt, chat=True)
+    assert len(chat) > len(ids) and model.detokenize(chat).count(prompt) == 1
+
+
+@pytest.mark.parametrize("kind", ["up", "gate", "down"])
+def test_vectors_equal_gguf_py_dequantisation(model, gguf_ref, kind):
+    vectors = model.vectors(kind, LAYER)
+    assert vectors.shape == (model.d_ffn, model.d_model) and vectors.dtype == np.float32
+    np.testing.assert_array_equal(vectors, gguf_ref.neuron_vectors(kind, LAYER))
+
+
+@pytest.mark.parametrize("kind", ["up", "down"])
+def test_decode_equals_a_float64_numpy_decode(model, gguf_ref, kind):
+    neurons = [0, 5, 777, model.d_ffn - 1]
+    d = model.decode(kind, LAYER, neurons=neurons, top_k=10)
+    ids, probs, lse = gguf_ref.decode(gguf_ref.neuron_vectors(kind, LAYER)[neurons], 10)
+    assert d.token_ids.shape == (4, 10) and d.token_ids.dtype == np.int32
+    np.testing.assert_array_equal(d.token_ids, ids)
+    np.testing.assert_allclose(d.probs, probs, atol=1e-6)
+    np.testing.assert_allclose(d.logsumexp, lse, atol=1e-5)
+    np.testing.assert_array_equal(d.neurons, neurons)
+    np.testing.assert_allclose(np.exp(d.logits - d.logsumexp[:, None]), d.probs, rtol=1e-12)
+    assert d.token_texts[0][0] == model.token_text(int(ids[0, 0]))
+
+
+def test_decode_equals_show(model, cli_atlas, run_cli):
+    shown = run_cli("show", cli_atlas, f"{LAYER}:gate:808", f"{LAYER}:gate:9", "--json")
+    d = model.decode("gate", LAYER, neurons=[808, 9], top_k=20)
+    for row, neuron in enumerate(shown):
+        assert [t["id"] for t in neuron["top_tokens"]] == d.token_ids[row].tolist()
+        np.testing.assert_allclose([t["prob"] for t in neuron["top_tokens"]], d.probs[row], atol=1e-6)
+        assert neuron["entropy"] == pytest.approx(d.entropy[row], abs=1e-5)
+
+
+def test_decode_of_the_whole_layer(model):
+    d = model.decode("up", LAYER, top_k=3)
+    assert len(d) == model.d_ffn and d.token_ids.shape == (model.d_ffn, 3)
+    assert np.all(np.diff(d.probs, axis=1) <= 0)
+
+
+def test_arrays_are_views_of_the_decoding(model):
+    d = model.decode("up", LAYER, neurons=[1], top_k=4)
+    probs = d.probs
+    del d  # the array keeps its owner alive
+    assert probs.shape == (1, 4) and not probs.flags.owndata and np.isfinite(probs).all()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.decode("sideways", 1), "unknown neuron kind 'sideways'"),
+    (lambda m: m.decode("up", 30), "layer 30 is out of range (the model has layers 0 to 29)"),
+    (lambda m: m.decode("up", 1, neurons=[1536]), "neuron 1536 is out of range"),
+    (lambda m: m.decode("up", 1, top_k=0), "top_k must be 1 to 1000"),
+    (lambda m: m.decode("up", 1, norm="l2"), "l2"),
+    (lambda m: m.vectors("up", -1), "layer -1 is out of range"),
+    (lambda m: m.token_text(10**7), "10000000"),
+])
+def test_bad_arguments_raise_the_library_error(model, call, message):
+    with pytest.raises(nl.Error, match=None) as caught:
+        call(model)
+    assert message in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_bad_file_raises_error(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 12)
+    with pytest.raises(nl.Error, match="bad.gguf"):
+        nl.load(bad)
+    with pytest.raises(nl.Error, match="no such file"):
+        nl.load(tmp_path / "missing.gguf")
