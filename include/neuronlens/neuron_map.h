@@ -19,14 +19,21 @@ struct MapOptions {
   DecodeSettings settings;
 };
 
+// The argument parsers below throw Error with messages that name the text
+// and what is wrong with it but no option or request field ("layer 'x' is
+// not a number"): each front end puts its own name in front ("--layers: ",
+// "layers: ").
+
 // Parses all of `text` as a non-negative integer; throws Error naming `what`
-// ("--layers: 'x' is not a number") otherwise.
+// otherwise: ("layer", "x") gives "layer 'x' is not a number".
 int64_t parse_nonnegative_integer(const std::string& text, const std::string& what);
 
 // Parses "3-10", "0,5,7-9" or "all" into layer numbers, checked against the
-// model's layer count. Throws Error.
+// model's layer count. Throws Error ("layer 30 is out of range (the model has
+// layers 0 to 29)", "range '5-3' runs backwards").
 std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers);
-// Parses "up,gate,down" (or "all"). Throws Error.
+// Parses "up,gate,down" (or "all"). Throws Error ("unknown neuron kind ...",
+// "no kind given ...").
 std::vector<VectorKind> parse_kind_list(const std::string& text);
 
 // The settings an atlas of this model records (hashes the model file(s)).

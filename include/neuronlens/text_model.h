@@ -1,6 +1,7 @@
 // Running a model on text, as the CLI's generate/probe/lens and the server
 // do it: the model with its tokenizer and chat template, a prompt turned into
-// token ids, neuron interventions, and the generation loop.
+// token ids, neuron interventions (neuronlens/interventions.h), and the
+// generation loop.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "neuronlens/chat_template.h"
+#include "neuronlens/interventions.h"
 #include "neuronlens/model.h"
 #include "neuronlens/runtime.h"
 #include "neuronlens/sampling.h"
@@ -39,17 +41,6 @@ struct TextModel {
   // EOS alone.
   std::vector<int32_t> stop_tokens() const;
 };
-
-// Clamp (fix the MLP post-activation act(gate)*up) or ablate (set it to 0)
-// one neuron.
-struct NeuronIntervention {
-  int64_t layer = 0;
-  int64_t neuron = 0;
-  std::optional<float> clamp_value;  // nullopt: ablate
-};
-
-// Adds the interventions to the session as hooks on the MLP post-activation.
-std::vector<HookId> apply_interventions(Session& session, const std::vector<NeuronIntervention>& interventions);
 
 // How many leading bytes of `text` can be shown without splitting a UTF-8
 // sequence that later bytes will complete: all but an unfinished one at the end.

@@ -34,9 +34,9 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers)
     return layers;
   }
   auto parse_number = [&](const std::string& s) -> int64_t {
-    const int64_t v = parse_nonnegative_integer(s, "--layers: layer");
+    const int64_t v = parse_nonnegative_integer(s, "layer");
     if (v >= n_layers) {
-      throw Error("--layers: layer " + s + " is out of range (the model has layers 0 to " +
+      throw Error("layer " + s + " is out of range (the model has layers 0 to " +
                   std::to_string(n_layers - 1) + ")");
     }
     return v;
@@ -51,7 +51,7 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers)
       continue;
     }
     const int64_t lo = parse_number(part.substr(0, dash)), hi = parse_number(part.substr(dash + 1));
-    if (lo > hi) throw Error("--layers: range '" + part + "' runs backwards");
+    if (lo > hi) throw Error("range '" + part + "' runs backwards");
     for (int64_t l = lo; l <= hi; ++l) chosen.insert(l);
   }
   return {chosen.begin(), chosen.end()};
@@ -66,7 +66,7 @@ std::vector<VectorKind> parse_kind_list(const std::string& text) {
     const VectorKind k = vector_kind_from_name(part);
     if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
   }
-  if (kinds.empty()) throw Error("--kinds: no kind given (expected up, gate and/or down)");
+  if (kinds.empty()) throw Error("no kind given (expected up, gate and/or down)");
   return kinds;
 }
 

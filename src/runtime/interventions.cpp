@@ -1,6 +1,9 @@
 // Interventions on a Session, each one hook: clamp / ablate / scale FFN
 // neurons at the post-activation, add a steering vector to the residual
-// stream, record activations.
+// stream, record activations; and apply_interventions
+// (neuronlens/interventions.h), a list of clamps and ablations as such hooks.
+#include "neuronlens/interventions.h"
+
 #include <cmath>
 #include <string>
 #include <utility>
@@ -97,6 +100,21 @@ std::shared_ptr<ActivationRecord> Session::record(HookPoint point, int64_t layer
       });
   if (id != nullptr) *id = hook_id;
   return rec;
+}
+
+std::vector<HookId> apply_interventions(Session& session, const std::vector<NeuronIntervention>& interventions) {
+  std::vector<HookId> ids;
+  try {
+    for (const auto& iv : interventions) {
+      ids.push_back(iv.clamp_value ? session.clamp_neurons(iv.layer, {iv.neuron}, *iv.clamp_value)
+                                   : session.ablate_neurons(iv.layer, {iv.neuron}));
+    }
+  } catch (...) {
+    // All or none: a bad entry must not leave the ones before it in force.
+    for (HookId id : ids) session.remove_hook(id);
+    throw;
+  }
+  return ids;
 }
 
 }  // namespace neuronlens

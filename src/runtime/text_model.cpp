@@ -1,4 +1,4 @@
-// The model on text: prompts, interventions and the generation loop
+// The model on text: prompts and the generation loop
 // (include/neuronlens/text_model.h).
 #include "neuronlens/text_model.h"
 
@@ -46,15 +46,6 @@ std::vector<int32_t> TextModel::stop_tokens() const {
   if (chat) return chat->stop_tokens();
   if (tokenizer.eos_id()) return {*tokenizer.eos_id()};
   return {};
-}
-
-std::vector<HookId> apply_interventions(Session& session, const std::vector<NeuronIntervention>& interventions) {
-  std::vector<HookId> ids;
-  for (const auto& iv : interventions) {
-    ids.push_back(iv.clamp_value ? session.clamp_neurons(iv.layer, {iv.neuron}, *iv.clamp_value)
-                                 : session.ablate_neurons(iv.layer, {iv.neuron}));
-  }
-  return ids;
 }
 
 size_t complete_utf8_prefix(std::string_view text) {

@@ -185,20 +185,24 @@ TEST(GenerateCli, BadInputExitsTwoWithAMessage) {
   const std::string neurons = std::to_string(config.d_ffn);
   for (const std::string command : {"generate", "probe"}) {
     const std::string base = command + " " + model + " -p 'the dog'" + (command == "probe" ? " --tokens ' dog'" : "");
-    expect_error(base + " --clamp " + layers + ":0=1", "layer " + layers + " is out of range");
-    expect_error(base + " --clamp 0:" + neurons + "=1", "neuron " + neurons + " is out of range");
-    expect_error(base + " --ablate 0:" + neurons, "neuron " + neurons + " is out of range");
-    expect_error(base + " --clamp 0:1", "is not LAYER:NEURON=VALUE");
-    expect_error(base + " --clamp 0:1=x", "value 'x' is not a finite number");
-    expect_error(base + " --clamp x:1=2", "'x' is not a number");
-    expect_error(base + " --ablate 0:1=2", "is not LAYER:NEURON");
+    // The core's message (neuronlens/interventions.h) behind the option's name.
+    expect_error(base + " --clamp " + layers + ":0=1",
+                 "--clamp: '" + layers + ":0=1': layer " + layers + " is out of range");
+    expect_error(base + " --clamp 0:" + neurons + "=1", "--clamp: '0:" + neurons + "=1': neuron " + neurons +
+                                                             " is out of range");
+    expect_error(base + " --ablate 0:" + neurons, "--ablate: '0:" + neurons + "': neuron " + neurons +
+                                                      " is out of range");
+    expect_error(base + " --clamp 0:1", "--clamp: '0:1' is not LAYER:NEURON=VALUE");
+    expect_error(base + " --clamp 0:1=x", "--clamp: '0:1=x': value 'x' is not a finite number");
+    expect_error(base + " --clamp x:1=2", "--clamp: 'x:1=2': layer 'x' is not a number");
+    expect_error(base + " --ablate 0:1=2", "--ablate: '0:1=2' is not LAYER:NEURON");
   }
   expect_error("generate " + model + " -p hi -n 0", "-n: must be 1 to 256");
   expect_error("generate " + model + " -p hi -n 1000000", "-n: must be 1 to 256");
   std::string long_prompt;
   for (int i = 0; i < 300; ++i) long_prompt += "the dog ";
   expect_error("generate " + model + " -p '" + long_prompt + "'", "the model's context is 256 tokens");
-  expect_error("probe " + model + " -p hi --tokens ' the dog'", "' the dog' is");
+  expect_error("probe " + model + " -p hi --tokens ' the dog'", "--tokens: ' the dog' is 2 tokens, not one");
   expect_error("generate " + model + " -p hi --temperature 1 --top-p 0", "top-p must be in (0, 1]");
 
   const std::string no_chat = model_without_chat_template();

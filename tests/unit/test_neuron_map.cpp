@@ -938,6 +938,16 @@ TEST(NeuronMapCli, MapShowFindCompare) {
   out.clear();
   EXPECT_EQ(run_command(cli + " show " + quoted(atlas) + " 1:sideways:5", out), 2) << out;
 
+  // The core's list parsers name no option; the CLI puts its own in front.
+  out.clear();
+  EXPECT_EQ(run_command(cli + " map " + quoted(model_path) + " -o " + quoted(dir.file("bad.db")) + " --layers x", out),
+            2)
+      << out;
+  EXPECT_NE(out.find("--layers: layer 'x' is not a number"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run_command(cli + " find " + quoted(atlas) + " dog --kinds sideways", out), 2) << out;
+  EXPECT_NE(out.find("--kinds: unknown neuron kind 'sideways'"), std::string::npos) << out;
+
   // find: the exact ranking (the atlas records the model's path).
   out.clear();
   ASSERT_EQ(run_command(cli + " find " + quoted(atlas) + " dog --json", out, false), 0) << out;

@@ -13,6 +13,7 @@
 #include "neuronlens/compare.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
+#include "option_error.h"
 #include "progress_bar.h"
 
 namespace neuronlens::cli {
@@ -34,7 +35,7 @@ Atlas atlas_for(const std::string& path, const CompareOptions& opt) {
   if (is_sqlite_file(path)) return Atlas::open(path);
   const Model model = Model::load(path);
   MapOptions map;
-  map.kinds = parse_kind_list(opt.kinds);
+  map.kinds = for_option("--kinds", [&] { return parse_kind_list(opt.kinds); });
   map.settings.top_k = opt.top_k;
   map.settings.norm = norm_mode_from_name(opt.norm);
   return map_into_memory(model, map, "mapping " + model.config().name);

@@ -12,6 +12,7 @@
 #include "neuronlens/concept_search.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
+#include "option_error.h"
 #include "progress_bar.h"
 
 namespace neuronlens::cli {
@@ -34,7 +35,7 @@ struct FindCommandOptions {
 
 int run_find(const FindCommandOptions& opt) {
   FindOptions find;
-  find.kinds = parse_kind_list(opt.kinds);
+  find.kinds = for_option("--kinds", [&] { return parse_kind_list(opt.kinds); });
   find.rank_by = rank_by_from_name(opt.by);
   if (opt.limit < 1 || opt.limit > 10000) throw Error("--limit must be 1 to 10000");
   if (opt.show_top < 0 || opt.show_top > 100) throw Error("--show-top must be 0 to 100");
@@ -60,7 +61,7 @@ int run_find(const FindCommandOptions& opt) {
     model.emplace(Model::load(opt.source));
   }
   const int64_t n_layers = model ? model->config().n_layers : atlas->settings().n_layers;
-  find.layers = parse_layer_list(opt.layers, n_layers);
+  find.layers = for_option("--layers", [&] { return parse_layer_list(opt.layers, n_layers); });
   if (!atlas) {
     // A model alone: map the chosen kinds and layers once, into memory, so
     // every concept reuses the same logsumexp values.

@@ -2,7 +2,7 @@
 // leaving every layer, at every prompt position, is put through the model's
 // final norm and LM head, and its top tokens are shown: what the model would
 // predict next if it stopped at that layer. The last layer's row is the
-// model's real prediction.
+// model's real prediction. The lens itself is neuronlens/lens.h; this prints it.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -12,8 +12,9 @@
 
 #include "commands.h"
 #include "format.h"
-#include "neuronlens/decode.h"
-#include "text_model.h"
+#include "neuronlens/error.h"
+#include "neuronlens/lens.h"
+#include "neuronlens/text_model.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -32,25 +33,7 @@ int run_lens(const LensCommandOptions& opt) {
   const ModelConfig& config = tm.model.config();
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
   const auto n_positions = static_cast<int64_t>(prompt.size());
-
-  Session session(tm.model);
-  std::vector<std::shared_ptr<ActivationRecord>> residuals;  // per layer: [positions, d]
-  for (int64_t layer = 0; layer < config.n_layers; ++layer) {
-    residuals.push_back(session.record(HookPoint::ResidualOut, layer));
-  }
-  session.forward(prompt, LogitsFor::LastToken);
-
-  DecodeSettings settings;
-  settings.norm = NormMode::Final;
-  settings.top_k = opt.top;
-  const LmHeadDecoder decoder(tm.model, settings);
-  // decoded[layer][position]
-  std::vector<std::vector<NeuronDecoding>> decoded;
-  for (auto& record : residuals) {
-    std::vector<float> rows = record->values;  // [positions, d]
-    decoder.normalize(rows.data(), n_positions);
-    decoded.push_back(decoder.decode_normalized(rows.data(), n_positions));
-  }
+  const LensResult lens = logit_lens(tm.model, prompt, opt.top);
 
   const Vocabulary& vocab = tm.tokenizer.vocabulary();
   auto text_of = [&](int32_t id) { return vocab.token(id).display; };
@@ -63,7 +46,7 @@ int run_lens(const LensCommandOptions& opt) {
       p["token"] = text_of(prompt[static_cast<size_t>(pos)]);
       p["layers"] = nlohmann::json::array();
       for (int64_t layer = 0; layer < config.n_layers; ++layer) {
-        const NeuronDecoding& d = decoded[static_cast<size_t>(layer)][static_cast<size_t>(pos)];
+        const NeuronDecoding& d = lens.at(layer, pos);
         nlohmann::json top = nlohmann::json::array();
         for (size_t k = 0; k < d.top_ids.size(); ++k) {
           top.push_back({{"id", d.top_ids[k]}, {"text", text_of(d.top_ids[k])},
@@ -82,7 +65,7 @@ int run_lens(const LensCommandOptions& opt) {
     std::printf("position %lld %s\n", static_cast<long long>(pos),
                 quote_token(text_of(prompt[static_cast<size_t>(pos)])).c_str());
     for (int64_t layer = 0; layer < config.n_layers; ++layer) {
-      const NeuronDecoding& d = decoded[static_cast<size_t>(layer)][static_cast<size_t>(pos)];
+      const NeuronDecoding& d = lens.at(layer, pos);
       std::printf("  layer %3lld ", static_cast<long long>(layer));
       for (size_t k = 0; k < d.top_ids.size(); ++k) {
         std::printf(" %s %.3f", quote_token(text_of(d.top_ids[k])).c_str(), std::exp(d.top_logits[k] - d.logsumexp));

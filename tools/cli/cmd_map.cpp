@@ -11,6 +11,7 @@
 #include "neuronlens/concept_search.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
+#include "option_error.h"
 #include "progress_bar.h"
 
 namespace neuronlens::cli {
@@ -80,8 +81,9 @@ int run_map(const MapCommandOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
   const Model model = Model::load(opt.model);
   MapOptions map_options;
-  map_options.kinds = parse_kind_list(opt.kinds);
-  map_options.layers = parse_layer_list(opt.layers, model.config().n_layers);
+  map_options.kinds = for_option("--kinds", [&] { return parse_kind_list(opt.kinds); });
+  map_options.layers =
+      for_option("--layers", [&] { return parse_layer_list(opt.layers, model.config().n_layers); });
   map_options.settings.top_k = opt.top_k;
   map_options.settings.norm = norm_mode_from_name(opt.norm);
   map_options.settings.read_norm = read_norm_from_name(opt.read_norm);

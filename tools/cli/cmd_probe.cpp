@@ -14,7 +14,9 @@
 
 #include "commands.h"
 #include "format.h"
+#include "neuronlens/probe.h"
 #include "neuronlens/sampling.h"
+#include "option_error.h"
 #include "text_model.h"
 
 namespace neuronlens::cli {
@@ -39,53 +41,28 @@ int run_probe(const ProbeCommandOptions& opt) {
   const Vocabulary& vocab = tm.tokenizer.vocabulary();
   std::vector<int32_t> probe_ids;
   for (const std::string& text : opt.tokens) {
-    const auto ids = tm.tokenizer.encode(text, false);
-    if (ids.size() != 1) {
-      throw Error("--tokens: '" + text + "' is " + std::to_string(ids.size()) +
-                  " tokens, not one (probe a single token, e.g. its first piece)");
-    }
-    probe_ids.push_back(ids[0]);
+    probe_ids.push_back(for_option("--tokens", [&] { return single_token_id(tm.tokenizer, text); }));
   }
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
-
-  // --show-neuron: parsed like --ablate (range-checked), recorded at mlp_act
-  // during the plain pass.
-  std::vector<NeuronIntervention> shown;
+  // --show-neuron: range-checked like --ablate, recorded at mlp_act during
+  // the plain pass.
+  std::vector<FfnNeuron> shown;
   for (const auto& s : opt.show_neurons) {
-    try {
-      shown.push_back(parse_intervention(s, false, tm.model.config()));
-    } catch (const Error& e) {
-      std::string message = e.what();
-      const std::string from = "--ablate";
-      if (message.rfind(from, 0) == 0) message = "--show-neuron" + message.substr(from.size());
-      throw Error(message);
-    }
+    shown.push_back(for_option("--show-neuron", [&] { return parse_ffn_neuron(s, tm.model.config()); }));
   }
 
   Session session(tm.model);
-  std::vector<std::shared_ptr<ActivationRecord>> records;
-  std::vector<HookId> record_hooks;
-  for (const auto& n : shown) {
-    HookId id = 0;
-    records.push_back(session.record(HookPoint::MlpAct, n.layer, &id));
-    record_hooks.push_back(id);
-  }
-  const std::vector<double> before = softmax_probabilities(session.forward(prompt, LogitsFor::LastToken));
-  for (HookId id : record_hooks) session.remove_hook(id);
-  session.reset();
-  apply_interventions(session, interventions);
-  const std::vector<double> after = softmax_probabilities(session.forward(prompt, LogitsFor::LastToken));
+  const ProbeResult probe = probe_next_token(session, prompt, interventions, shown);
+  const std::vector<double>& before = probe.without;
+  const std::vector<double>& after = probe.with;
   const auto top_before = top_token_ids(before, kTop);
   const auto top_after = top_token_ids(after, kTop);
   auto text_of = [&](int32_t id) { return vocab.token(id).display; };
-  // Activation of shown neuron k at prompt token row r.
-  auto activation = [&](size_t k, int64_t r) {
-    const ActivationRecord& rec = *records[k];
-    return rec.values[static_cast<size_t>(r * rec.width + shown[k].neuron)];
-  };
+  // Activation of shown neuron k at prompt position p.
+  auto activation = [&](size_t k, size_t p) { return probe.activations[k][p]; };
   auto max_abs = [&](size_t k) {
     double m = 0;
-    for (int64_t r = 0; r < records[k]->rows(); ++r) m = std::max(m, std::fabs(double(activation(k, r))));
+    for (float a : probe.activations[k]) m = std::max(m, std::fabs(double(a)));
     return m;
   };
 
@@ -112,11 +89,10 @@ int run_probe(const ProbeCommandOptions& opt) {
       j["neurons"] = nlohmann::json::array();
       for (size_t k = 0; k < shown.size(); ++k) {
         nlohmann::json acts = nlohmann::json::array();
-        for (int64_t r = 0; r < records[k]->rows(); ++r) {
-          const int32_t tok = prompt[static_cast<size_t>(records[k]->positions[static_cast<size_t>(r)])];
-          acts.push_back({{"position", records[k]->positions[static_cast<size_t>(r)]},
-                          {"token", text_of(tok)},
-                          {"activation", activation(k, r)}});
+        for (size_t pos = 0; pos < prompt.size(); ++pos) {
+          acts.push_back({{"position", static_cast<int64_t>(pos)},
+                          {"token", text_of(prompt[pos])},
+                          {"activation", activation(k, pos)}});
         }
         j["neurons"].push_back(
             {{"layer", shown[k].layer}, {"neuron", shown[k].neuron}, {"max_abs", max_abs(k)}, {"activations", acts}});
@@ -143,10 +119,9 @@ int run_probe(const ProbeCommandOptions& opt) {
     std::printf("\nneuron %lld:%lld activation (mlp_act, plain model) per prompt token\n",
                 static_cast<long long>(shown[k].layer), static_cast<long long>(shown[k].neuron));
     std::printf("%-5s %-24s %12s\n", "pos", "token", "activation");
-    for (int64_t r = 0; r < records[k]->rows(); ++r) {
-      const int64_t pos = records[k]->positions[static_cast<size_t>(r)];
-      std::printf("%-5lld %-24s %12.6f\n", static_cast<long long>(pos),
-                  quote_token(text_of(prompt[static_cast<size_t>(pos)])).c_str(), activation(k, r));
+    for (size_t pos = 0; pos < prompt.size(); ++pos) {
+      std::printf("%-5lld %-24s %12.6f\n", static_cast<long long>(pos), quote_token(text_of(prompt[pos])).c_str(),
+                  activation(k, pos));
     }
     std::printf("max |activation|: %.6f\n", max_abs(k));
   }

@@ -12,6 +12,7 @@
 
 #include "json_reply.h"
 #include "json_views.h"
+#include "neuronlens/probe.h"
 #include "request_error.h"
 #include "request_params.h"
 #include "routes.h"
@@ -140,21 +141,19 @@ void probe(ServerContext& context, const httplib::Request& request, httplib::Res
     if (token.empty() || token.size() > kMaxQueryBytes) {
       bad_request(where + ": must be 1 to " + std::to_string(kMaxQueryBytes) + " bytes");
     }
-    const std::vector<int32_t> ids = tm.tokenizer.encode(token, false);
-    if (ids.size() != 1) {
-      bad_request(where + ": '" + token + "' is " + std::to_string(ids.size()) +
-                  " tokens, not one (probe a single token, e.g. its first piece)");
+    try {
+      probed.emplace_back(token, single_token_id(tm.tokenizer, token));
+    } catch (const Error& e) {
+      bad_request(where + ": " + e.what());
     }
-    probed.emplace_back(token, ids[0]);
   }
   const std::vector<int32_t> prompt = tm.prompt_tokens(text, chat);
 
   const std::unique_lock<std::mutex> lock = lock_model_or_refuse(context);
   CleanSession session(context.session_locked());
-  const std::vector<double> before = softmax_probabilities(session->forward(prompt, LogitsFor::LastToken));
-  session->reset();
-  apply_interventions(*session, interventions);
-  const std::vector<double> after = softmax_probabilities(session->forward(prompt, LogitsFor::LastToken));
+  const ProbeResult result = probe_next_token(*session, prompt, interventions);
+  const std::vector<double>& before = result.without;
+  const std::vector<double>& after = result.with;
 
   nlohmann::json tokens = nlohmann::json::array();
   for (const auto& [token, id] : probed) {

@@ -20,15 +20,14 @@ constexpr size_t kMaxListBytes = 1000;  // kinds= and layers= texts
 // one search come from the cache.
 constexpr int64_t kDepthStep = 100;
 
-// The core's list parsers name the CLI's options ("--layers: ..."); the
-// API's parameters have no dashes.
+// The core's list parsers name no option or parameter; the reply names the
+// query parameter ("layers: range '5-2' runs backwards").
 template <typename Parse>
 auto parse_list_parameter(const std::string& name, Parse parse) {
   try {
     return parse();
   } catch (const Error& e) {
-    const std::string message = e.what();
-    bad_request(message.rfind("--", 0) == 0 ? message.substr(2) : name + ": " + message);
+    bad_request(name + ": " + e.what());
   }
 }
 
