@@ -63,6 +63,8 @@
 
 namespace neuronlens {
 
+class GgufFile;
+
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"
   std::string content;
@@ -113,5 +115,7 @@ class ChatTemplate {
 // tokenizer.chat_template, or "chat_template" of tokenizer_config.json in a
 // Hugging Face folder; "" when there is none. Throws Error on an unreadable file.
 std::string read_chat_template_source(const std::string& model_path);
+// The same from a GGUF file already parsed: its tokenizer.chat_template, or "".
+std::string read_chat_template_source(const GgufFile& file);
 
 }  // namespace neuronlens

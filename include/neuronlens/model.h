@@ -30,6 +30,8 @@
 
 namespace neuronlens {
 
+class GgufFile;
+
 enum class Architecture { Llama, Qwen2, Mistral, Qwen3, Gemma2, Gemma3, Olmo2, Phi3 };
 std::string_view architecture_name(Architecture arch);
 // "llama, qwen2, mistral, ...": for error messages.
@@ -149,6 +151,13 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const Vocabulary& vocab() const { return *vocab_; }
+  // The same vocabulary, for a tokenizer that shares it rather than building
+  // its own (Tokenizer::from_gguf / from_tokenizer_json with a vocabulary).
+  const std::shared_ptr<const Vocabulary>& shared_vocab() const { return vocab_; }
+  // The GGUF file the model was read from, parsed once by load() (metadata,
+  // tensors, the mapping), alive as long as the model; nullptr for a Hugging
+  // Face folder.
+  const GgufFile* gguf() const;
   ModelFormat format() const { return format_; }
   const std::string& path() const { return path_; }
 

@@ -26,9 +26,16 @@ struct TextModel {
   std::optional<ChatTemplate> chat;  // nullopt: no template neuronlens knows
 
   // Loads the weights, tokenizer and chat template at `path` (GGUF file or
-  // Hugging Face folder). Throws Error.
+  // Hugging Face folder). The file is parsed once: the tokenizer and the chat
+  // template read the metadata the Model parsed, and the tokenizer shares the
+  // Model's vocabulary (tokenizer.vocabulary() is model.vocab()). Throws Error.
   static TextModel load(const std::string& path);
-  // The same around weights already loaded from `path`.
+  // The same around weights already loaded, reusing what `model` parsed (its
+  // GGUF metadata, or its folder's tokenizer.json vocabulary).
+  static TextModel with_model(Model model);
+  // The same around weights already loaded from `path`: what `model` parsed
+  // where `path` is model.path(), else the tokenizer and chat template are
+  // read from `path` anew.
   static TextModel with_model(Model model, const std::string& path);
 
   // The prompt's token ids: the chat rendering of one user message with

@@ -45,8 +45,16 @@ class Tokenizer {
  public:
   // From GGUF metadata (tokenizer.ggml.*). Throws Error naming the file and key.
   static Tokenizer from_gguf(const GgufFile& file);
+  // The same around `vocab`, the vocabulary already built from `file`
+  // (Model::shared_vocab()): the tokenizer reads only its own keys (merges,
+  // pre-tokenizer, scores, flags) and shares the vocabulary instead of
+  // building another. `vocab` must not be null.
+  static Tokenizer from_gguf(const GgufFile& file, std::shared_ptr<const Vocabulary> vocab);
   // From a Hugging Face tokenizer.json. Throws Error naming the file.
   static Tokenizer from_tokenizer_json(const std::string& path);
+  // The same around `vocab`, the vocabulary already built from the file at
+  // `path`: only the merges, pre-tokenizer and flags are read from it.
+  static Tokenizer from_tokenizer_json(const std::string& path, std::shared_ptr<const Vocabulary> vocab);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -62,6 +70,8 @@ class Tokenizer {
   // Throws Error on an id outside the vocabulary.
   std::string decode(const std::vector<int32_t>& ids) const;
 
+  // The vocabulary; the same object as the Model's where the tokenizer was
+  // built around Model::shared_vocab().
   const Vocabulary& vocabulary() const;
   // Whether the model expects its BOS token in front of a prompt
   // (tokenizer.ggml.add_bos_token; absent: true for SentencePiece only).

@@ -525,6 +525,10 @@ const TensorView& Model::weight(WeightKind kind, int64_t layer) const {
   return *t;
 }
 
+const GgufFile* Model::gguf() const {
+  return storage_ ? std::get_if<GgufFile>(&storage_->files) : nullptr;
+}
+
 const TensorView& Model::lm_head() const {
   return config_.tied_embeddings ? weight(WeightKind::TokenEmbedding) : weight(WeightKind::Output);
 }

@@ -4,15 +4,34 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 
 namespace neuronlens {
 
-TextModel TextModel::load(const std::string& path) { return with_model(Model::load(path), path); }
+TextModel TextModel::load(const std::string& path) { return with_model(Model::load(path)); }
+
+TextModel TextModel::with_model(Model model) {
+  std::optional<Tokenizer> tokenizer;
+  std::string chat_source;
+  if (const GgufFile* file = model.gguf()) {
+    tokenizer.emplace(Tokenizer::from_gguf(*file, model.shared_vocab()));
+    chat_source = read_chat_template_source(*file);
+  } else {
+    // A Hugging Face folder (model.path()): the loader built the vocabulary
+    // from its tokenizer.json; the chat template is in tokenizer_config.json.
+    const std::filesystem::path folder_tokenizer = std::filesystem::path(model.path()) / "tokenizer.json";
+    tokenizer.emplace(Tokenizer::from_tokenizer_json(folder_tokenizer.string(), model.shared_vocab()));
+    chat_source = read_chat_template_source(model.path());
+  }
+  auto chat = ChatTemplate::detect(chat_source, tokenizer->vocabulary());
+  return TextModel{std::move(model), std::move(*tokenizer), std::move(chat)};
+}
 
 TextModel TextModel::with_model(Model model, const std::string& path) {
+  if (path == model.path()) return with_model(std::move(model));
   const std::filesystem::path folder_tokenizer = std::filesystem::path(path) / "tokenizer.json";
   Tokenizer tokenizer = std::filesystem::is_directory(path) ? Tokenizer::from_tokenizer_json(folder_tokenizer.string())
                                                             : Tokenizer::from_gguf(GgufFile::open(path));

@@ -293,7 +293,10 @@ std::string read_chat_template_source(const std::string& model_path) {
     if (it == j.end() || !it->is_string()) return "";  // absent, or a list of named templates
     return it->get<std::string>();
   }
-  const GgufFile file = GgufFile::open(model_path);
+  return read_chat_template_source(GgufFile::open(model_path));
+}
+
+std::string read_chat_template_source(const GgufFile& file) {
   return file.get_string_or("tokenizer.chat_template", "");
 }
 

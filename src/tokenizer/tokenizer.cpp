@@ -65,12 +65,15 @@ struct Fragment {
 }  // namespace
 
 struct Tokenizer::State {
-  Vocabulary vocab;
+  // Never null; shared with the Model where the tokenizer was built around
+  // its vocabulary.
+  std::shared_ptr<const Vocabulary> vocab_ptr;
+  const Vocabulary& vocab() const { return *vocab_ptr; }
   // Merge order: byte-level files and tokenizer.json give ranks; SentencePiece
   // GGUF files give per-token scores.
   bool merge_by_score = false;
-  // Lowest id per raw string; the keys view vocab's strings (State is never
-  // copied or moved: Tokenizer holds it by pointer).
+  // Lowest id per raw string; the keys view the vocabulary's strings, which
+  // live as long as the State does (it holds the vocabulary).
   std::unordered_map<std::string_view, int32_t> id_of_raw;
   StringMap<int32_t> merge_rank;  // "left right" -> rank
   std::vector<float> scores;        // by token id
@@ -101,14 +104,14 @@ struct Tokenizer::State {
 };
 
 void Tokenizer::State::finish() {
-  const auto& tokens = vocab.tokens();
+  const auto& tokens = vocab().tokens();
   id_of_raw.reserve(tokens.size());
   byte_token.fill(-1);
   for (size_t id = 0; id < tokens.size(); ++id) {
     const Token& token = tokens[id];
     const auto token_id = static_cast<int32_t>(id);
     id_of_raw.emplace(std::string_view(token.raw), token_id);  // keeps the first (lowest) id
-    if (vocab.encoding() == VocabEncoding::SentencePiece && token.type == TokenType::Byte && token.bytes.size() == 1) {
+    if (vocab().encoding() == VocabEncoding::SentencePiece && token.type == TokenType::Byte && token.bytes.size() == 1) {
       int32_t& slot = byte_token[static_cast<unsigned char>(token.bytes[0])];
       if (slot < 0) slot = token_id;
     }
@@ -330,11 +333,16 @@ bool prepends_space(const json& root) {
 }  // namespace
 
 Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
+  return from_gguf(file, std::make_shared<const Vocabulary>(Vocabulary::from_gguf(file)));
+}
+
+Tokenizer Tokenizer::from_gguf(const GgufFile& file, std::shared_ptr<const Vocabulary> vocab) {
+  if (!vocab) throw Error(file.path() + ": the tokenizer was given no vocabulary");
   auto state = std::make_unique<State>();
-  state->vocab = Vocabulary::from_gguf(file);
+  state->vocab_ptr = std::move(vocab);
   const std::string& path = file.path();
-  const size_t n_tokens = static_cast<size_t>(state->vocab.size());
-  if (state->vocab.encoding() == VocabEncoding::ByteLevelBpe) {
+  const size_t n_tokens = static_cast<size_t>(state->vocab().size());
+  if (state->vocab().encoding() == VocabEncoding::ByteLevelBpe) {
     const std::vector<std::string> merges = file.get_string_array("tokenizer.ggml.merges");
     state->merge_rank.reserve(merges.size());
     for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -367,7 +375,7 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
     state->add_space_prefix = file.get_bool_or("tokenizer.ggml.add_space_prefix", true);
   }
   state->adds_bos =
-      file.get_bool_or("tokenizer.ggml.add_bos_token", state->vocab.encoding() == VocabEncoding::SentencePiece);
+      file.get_bool_or("tokenizer.ggml.add_bos_token", state->vocab().encoding() == VocabEncoding::SentencePiece);
   if (file.has("tokenizer.ggml.unknown_token_id")) {
     const uint64_t unk = file.get_uint("tokenizer.ggml.unknown_token_id");
     if (unk >= n_tokens) {
@@ -381,8 +389,14 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
 }
 
 Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
+  // Vocabulary::from_tokenizer_json validates the vocabulary and added tokens.
+  return from_tokenizer_json(path, std::make_shared<const Vocabulary>(Vocabulary::from_tokenizer_json(path)));
+}
+
+Tokenizer Tokenizer::from_tokenizer_json(const std::string& path, std::shared_ptr<const Vocabulary> vocab) {
+  if (!vocab) throw Error(path + ": the tokenizer was given no vocabulary");
   auto state = std::make_unique<State>();
-  state->vocab = Vocabulary::from_tokenizer_json(path);  // validates vocab and added tokens
+  state->vocab_ptr = std::move(vocab);
   json root;
   try {
     root = json::parse(read_text_file(path));
@@ -410,7 +424,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   }
   state->ignore_merges = bool_member(model, "ignore_merges", false);
   state->fuse_unk = bool_member(model, "fuse_unk", false);
-  if (state->vocab.encoding() == VocabEncoding::ByteLevelBpe) {
+  if (state->vocab().encoding() == VocabEncoding::ByteLevelBpe) {
     std::vector<std::string> patterns;
     if (root.contains("pre_tokenizer")) collect_patterns(root["pre_tokenizer"], path, patterns);
     if (root.contains("normalizer")) state->nfc = byte_level_normalizer_is_nfc(root["normalizer"], path);
@@ -423,18 +437,18 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
     state->add_space_prefix = prepends_space(root);
   }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
-    const auto& tokens = state->vocab.tokens();
+    const auto& tokens = state->vocab().tokens();
     const std::string& unk = model["unk_token"].get_ref<const std::string&>();
     for (size_t id = 0; id < tokens.size(); ++id) {
       if (tokens[id].raw == unk) {
         state->unk_id = static_cast<int32_t>(id);
-        if (state->vocab.encoding() == VocabEncoding::ByteLevelBpe) state->bpe_unk_id = state->unk_id;
+        if (state->vocab().encoding() == VocabEncoding::ByteLevelBpe) state->bpe_unk_id = state->unk_id;
         break;
       }
     }
   }
   state->finish();
-  if (!bool_member(model, "byte_fallback", state->vocab.encoding() == VocabEncoding::SentencePiece)) {
+  if (!bool_member(model, "byte_fallback", state->vocab().encoding() == VocabEncoding::SentencePiece)) {
     state->byte_token.fill(-1);
   }
   return Tokenizer(std::move(state));
@@ -445,14 +459,14 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-const Vocabulary& Tokenizer::vocabulary() const { return state_->vocab; }
+const Vocabulary& Tokenizer::vocabulary() const { return state_->vocab(); }
 bool Tokenizer::adds_bos() const { return state_->adds_bos; }
 std::optional<int32_t> Tokenizer::bos_id() const {
-  if (const auto id = state_->vocab.bos_id()) return static_cast<int32_t>(*id);
+  if (const auto id = state_->vocab().bos_id()) return static_cast<int32_t>(*id);
   return std::nullopt;
 }
 std::optional<int32_t> Tokenizer::eos_id() const {
-  if (const auto id = state_->vocab.eos_id()) return static_cast<int32_t>(*id);
+  if (const auto id = state_->vocab().eos_id()) return static_cast<int32_t>(*id);
   return std::nullopt;
 }
 const std::vector<std::string>& Tokenizer::pre_tokenizer_patterns() const {
@@ -472,7 +486,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
       after_special = true;
       continue;
     }
-    if (s.vocab.encoding() == VocabEncoding::ByteLevelBpe) {
+    if (s.vocab().encoding() == VocabEncoding::ByteLevelBpe) {
       // Hugging Face normalizes each piece between special tokens, not the
       // special tokens themselves.
       if (s.nfc) {
@@ -491,9 +505,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const State& s = *state_;
   std::string text;
-  for (const int32_t id : ids) text.append(s.vocab.token(id).bytes);
-  if (s.vocab.encoding() == VocabEncoding::SentencePiece && s.add_space_prefix && !ids.empty() &&
-      s.vocab.token(ids.front()).type != TokenType::Control && text.starts_with(' ')) {
+  for (const int32_t id : ids) text.append(s.vocab().token(id).bytes);
+  if (s.vocab().encoding() == VocabEncoding::SentencePiece && s.add_space_prefix && !ids.empty() &&
+      s.vocab().token(ids.front()).type != TokenType::Control && text.starts_with(' ')) {
     text.erase(0, 1);
   }
   return text;
