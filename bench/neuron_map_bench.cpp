@@ -19,6 +19,7 @@
 #include "neuronlens/decode.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
+#include "neuronlens/tensor.h"
 
 using namespace neuronlens;
 using clock_type = std::chrono::steady_clock;
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
     const LmHeadDecoder decoder(model, settings);
     decoder.prepare_for(c.d_ffn);  // the Strassen sums or packed head, made once per map
     const double setup_s = seconds_since(t0);
+    // (c)'s own copy of the head [V, d], dequantised as the decoder does (not timed).
+    const TensorView& head_view = model.lm_head();
+    std::vector<float> head(static_cast<size_t>(c.vocab_size * c.d_model));
+    dequantize_rows(head_view, 0, c.vocab_size, head.data());
 
     // (a) and (c) take turns on each layer and kind, in alternating order, so
     // a change in the machine's speed (other jobs, clocks) falls on both.
@@ -71,7 +76,7 @@ int main(int argc, char** argv) {
       const auto t = clock_type::now();
       for (int64_t first = 0; first < c.d_ffn; first += kChunk) {
         const int64_t n = std::min(kChunk, c.d_ffn - first);
-        cpu::gemm_abt(n, c.vocab_size, c.d_model, v.data() + first * c.d_model, c.d_model, decoder.lm_head(),
+        cpu::gemm_abt(n, c.vocab_size, c.d_model, v.data() + first * c.d_model, c.d_model, head.data(),
                       c.d_model, out.data(), c.vocab_size);
       }
       gemm_s += seconds_since(t);

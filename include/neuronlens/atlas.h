@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "neuronlens/decode.h"
 #include "neuronlens/model.h"
+#include "neuronlens/neuron.h"
 
 struct sqlite3;
 
@@ -114,8 +114,6 @@ class Atlas {
   std::vector<int32_t> layer_top1(VectorKind kind, int64_t layer) const;
   // top-k token ids of every neuron of (kind, layer), by index.
   std::vector<std::vector<int32_t>> layer_topk(VectorKind kind, int64_t layer) const;
-
-  sqlite3* handle() const { return db_; }
 
  private:
   Atlas() = default;

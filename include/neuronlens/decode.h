@@ -7,41 +7,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "neuronlens/model.h"
+#include "neuronlens/neuron.h"
 
 namespace neuronlens {
-
-// Which vector of neuron i is decoded.
-enum class VectorKind {
-  Up = 0,    // row i of up_proj [F, d]: what the neuron reads (the paper's choice)
-  Gate = 1,  // row i of gate_proj [F, d]
-  Down = 2,  // column i of down_proj [d, F]: what the neuron writes
-};
-constexpr int kVectorKindCount = 3;
-std::string_view vector_kind_name(VectorKind kind);    // "up", "gate", "down"
-VectorKind vector_kind_from_name(std::string_view name);  // throws Error
-
-// What is applied to a vector before the LM head.
-enum class NormMode {
-  Final,  // the model's final RMSNorm, with its weight: v / rms(v) * gamma
-  None,   // the raw vector
-};
-std::string_view norm_mode_name(NormMode mode);        // "final", "none"
-NormMode norm_mode_from_name(std::string_view name);   // throws Error
-
-// What the up and gate rows are decoded as. None: the raw row w (the
-// paper's definition). Ffn: γ_ffn ⊙ w, the direction the neuron reads from
-// the residual stream through its own pre-norm (w · (rmsnorm(x) ⊙ γ) =
-// (γ ⊙ w) · rmsnorm(x)); for OLMo 2, which has no pre-norm, the raw row.
-// Down columns are unaffected.
-enum class ReadNorm { None, Ffn };
-std::string_view read_norm_name(ReadNorm mode);        // "none", "ffn"
-ReadNorm read_norm_from_name(std::string_view name);   // throws Error
 
 // How each tile of logits, vectors [m, d] x LM head tile [n, d]^T, is
 // multiplied. All are float32 throughout, and the top candidates are
@@ -82,16 +55,6 @@ struct DecodeSettings {
   LogitProduct product = LogitProduct::Auto;
 };
 
-// The decoded distribution of one vector. Probabilities are
-// exp(logit - logsumexp).
-struct NeuronDecoding {
-  double logsumexp = 0;   // log sum_t exp(z_t) over the whole vocabulary
-  double entropy = 0;     // -sum_t p_t log p_t, in nats
-  double topk_mass = 0;   // sum of the top-k probabilities
-  std::vector<int32_t> top_ids;     // best first; ties broken by lower id
-  std::vector<double> top_logits;   // z_t of top_ids, re-scored in float64
-};
-
 // The decode a model's neurons get, in words, for the atlas's metadata: the
 // final norm (Gemma's (1 + γ)), the final soft-cap, what a down column is
 // decoded as and what an up/gate row is.
@@ -105,12 +68,6 @@ std::string decode_definition(const ModelConfig& config, const DecodeSettings& s
 void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std::vector<float>& out,
                          ReadNorm read_norm = ReadNorm::None);
 
-struct StrassenHead;  // lm_head_decoder.cpp
-namespace cpu {
-class RhsPanels;
-class PackedStrassenRhs;
-}
-
 // Holds the dequantised LM head and decodes blocks of vectors against it
 // without materialising the [n, V] logits: the vocabulary is walked in tiles,
 // each tile's logits come from one product (see LogitProduct) and are folded
@@ -120,11 +77,13 @@ class PackedStrassenRhs;
 class LmHeadDecoder {
  public:
   LmHeadDecoder(const Model& model, DecodeSettings settings);
+  LmHeadDecoder(LmHeadDecoder&&) noexcept;
+  LmHeadDecoder& operator=(LmHeadDecoder&&) noexcept;
+  ~LmHeadDecoder();
 
-  const DecodeSettings& settings() const { return settings_; }
-  int64_t vocab_size() const { return vocab_size_; }
-  int64_t d_model() const { return d_model_; }
-  const float* lm_head() const { return lm_head_.data(); }  // [V, d]
+  const DecodeSettings& settings() const;
+  int64_t vocab_size() const;
+  int64_t d_model() const;
 
   // Applies the chosen norm to n vectors [n, d] in place.
   void normalize(float* vectors, int64_t n) const;
@@ -151,29 +110,10 @@ class LmHeadDecoder {
   std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
 
  private:
-  void decode_block(LogitProduct product, const float* vectors, int64_t n, NeuronDecoding* results,
-                    std::vector<float>& logits) const;
-  const StrassenHead& strassen_sums() const;
-  const cpu::RhsPanels& packed_head() const;
-  const cpu::PackedStrassenRhs& packed_strassen_head() const;
-
-  DecodeSettings settings_;
-  int64_t vocab_size_ = 0;
-  int64_t d_model_ = 0;
-  double rms_eps_ = 1e-5;
-  double final_softcap_ = 0.0;     // 0: none
-  std::vector<float> lm_head_;     // [V, d]
-  std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm (with the family's offset: Gemma's 1 + γ)
-  // The Strassen path's B-side sums of each vocabulary tile (as many floats
-  // as the LM head again), made by the first decode that needs them.
-  mutable std::once_flag strassen_once_;
-  mutable std::shared_ptr<const StrassenHead> strassen_;
-  // The Packed path's copy of the LM head in the micro-kernel's panel order.
-  mutable std::once_flag packed_once_;
-  mutable std::shared_ptr<const cpu::RhsPanels> packed_;
-  // The PackedStrassen path's B-side operands.
-  mutable std::once_flag packed_strassen_once_;
-  mutable std::shared_ptr<const cpu::PackedStrassenRhs> packed_strassen_;
+  // The dequantised head [V, d], the final norm's weight and the forms of
+  // the head each product makes on first use (lm_head_decoder.cpp).
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace neuronlens

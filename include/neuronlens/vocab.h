@@ -71,10 +71,7 @@ class Vocabulary {
   void finish();  // fills bytes/display and the lookup index
 };
 
-// Helpers exposed for tests and the tokenizer.
-std::string byte_level_decode(std::string_view encoded);      // GPT-2 code points -> bytes
-std::string byte_level_encode(std::string_view bytes);        // bytes -> GPT-2 code points
-std::string sentencepiece_decode(std::string_view piece);     // '▁' -> ' ', "<0xNN>" -> byte
-std::string escape_invalid_utf8(std::string_view bytes);       // invalid bytes -> "\xNN"
+// A byte-level BPE token's raw (encoded) form of `bytes`: GPT-2 code points.
+std::string byte_level_encode(std::string_view bytes);
 
 }  // namespace neuronlens

@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <utility>
@@ -269,7 +272,45 @@ LogitProduct logit_product_from_name(std::string_view name) {
   return value_in<LogitProduct>(kProductNames, name, "product");
 }
 
-LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : settings_(settings) {
+// Everything the decoder holds: the dequantised head, the final norm's
+// weight and the head's form for each product, made on first use.
+struct LmHeadDecoder::Impl {
+  Impl(const Model& model, DecodeSettings settings);
+
+  LogitProduct product_for(int64_t n) const;
+  void prepare_for(int64_t n) const;
+  void normalize(float* vectors, int64_t n) const;
+  std::vector<NeuronDecoding> decode_normalized(const float* vectors, int64_t n,
+                                                const std::function<void(int64_t)>& on_progress) const;
+  void token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens, double* out) const;
+  std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
+
+  void decode_block(LogitProduct product, const float* vectors, int64_t n, NeuronDecoding* results,
+                    std::vector<float>& logits) const;
+  const StrassenHead& strassen_sums() const;
+  const cpu::RhsPanels& packed_head() const;
+  const cpu::PackedStrassenRhs& packed_strassen_head() const;
+
+  DecodeSettings settings_;
+  int64_t vocab_size_ = 0;
+  int64_t d_model_ = 0;
+  double rms_eps_ = 1e-5;
+  double final_softcap_ = 0.0;     // 0: none
+  std::vector<float> lm_head_;     // [V, d]
+  std::vector<float> norm_weight_; // [d], gamma of the final RMSNorm (with the family's offset: Gemma's 1 + γ)
+  // The Strassen path's B-side sums of each vocabulary tile (as many floats
+  // as the LM head again), made by the first decode that needs them.
+  mutable std::once_flag strassen_once_;
+  mutable std::shared_ptr<const StrassenHead> strassen_;
+  // The Packed path's copy of the LM head in the micro-kernel's panel order.
+  mutable std::once_flag packed_once_;
+  mutable std::shared_ptr<const cpu::RhsPanels> packed_;
+  // The PackedStrassen path's B-side operands.
+  mutable std::once_flag packed_strassen_once_;
+  mutable std::shared_ptr<const cpu::PackedStrassenRhs> packed_strassen_;
+};
+
+LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : settings_(settings) {
   const ModelConfig& c = model.config();
   if (settings.top_k < 1 || settings.top_k > 1000) {
     throw Error("top-k is " + std::to_string(settings.top_k) + ", expected 1 to 1000");
@@ -295,7 +336,7 @@ LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings) : sett
   norm_weight_ = applied_norm_weight(model, WeightKind::OutputNorm);
 }
 
-LogitProduct LmHeadDecoder::product_for(int64_t n) const {
+LogitProduct LmHeadDecoder::Impl::product_for(int64_t n) const {
   const bool strassen_fits = cpu::strassen_fits(2, d_model_);
   switch (settings_.product) {
     case LogitProduct::Gemm: return LogitProduct::Gemm;
@@ -312,7 +353,7 @@ LogitProduct LmHeadDecoder::product_for(int64_t n) const {
   return LogitProduct::Gemm;
 }
 
-void LmHeadDecoder::prepare_for(int64_t n) const {
+void LmHeadDecoder::Impl::prepare_for(int64_t n) const {
   const LogitProduct product = product_for(n);
   if (product == LogitProduct::Strassen) strassen_sums();
   if (product == LogitProduct::Packed) packed_head();
@@ -335,19 +376,19 @@ const T& made_once(std::once_flag& once, std::shared_ptr<const T>& slot, Fill fi
 
 }  // namespace
 
-const cpu::PackedStrassenRhs& LmHeadDecoder::packed_strassen_head() const {
+const cpu::PackedStrassenRhs& LmHeadDecoder::Impl::packed_strassen_head() const {
   return made_once(packed_strassen_once_, packed_strassen_, [this](cpu::PackedStrassenRhs& operands) {
     operands.prepare(lm_head_.data(), vocab_size_, d_model_, kPackedStrassenTile);
   });
 }
 
-const cpu::RhsPanels& LmHeadDecoder::packed_head() const {
+const cpu::RhsPanels& LmHeadDecoder::Impl::packed_head() const {
   return made_once(packed_once_, packed_, [this](cpu::RhsPanels& panels) {
     panels.pack(lm_head_.data(), vocab_size_, d_model_, d_model_);
   });
 }
 
-const StrassenHead& LmHeadDecoder::strassen_sums() const {
+const StrassenHead& LmHeadDecoder::Impl::strassen_sums() const {
   return made_once(strassen_once_, strassen_, [this](StrassenHead& sums) {
     sums.tiles.resize(static_cast<size_t>((vocab_size_ + kStrassenTile - 1) / kStrassenTile));
 #pragma omp parallel for schedule(dynamic)
@@ -361,7 +402,7 @@ const StrassenHead& LmHeadDecoder::strassen_sums() const {
   });
 }
 
-void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
+void LmHeadDecoder::Impl::normalize(float* vectors, int64_t n) const {
   if (settings_.norm == NormMode::None) return;
   const int64_t d = d_model_;
 #pragma omp parallel for schedule(static)
@@ -377,7 +418,7 @@ void LmHeadDecoder::normalize(float* vectors, int64_t n) const {
 }
 
 // Decodes vectors [n, d] (normalised) into results[0..n): one thread's share.
-void LmHeadDecoder::decode_block(LogitProduct product, const float* vectors, int64_t n,
+void LmHeadDecoder::Impl::decode_block(LogitProduct product, const float* vectors, int64_t n,
                                  NeuronDecoding* results, std::vector<float>& logits) const {
   const int64_t d = d_model_, V = vocab_size_;
   BlockFold fold(n, static_cast<int>(std::min<int64_t>(settings_.top_k + kExtraCandidates, V)), final_softcap_);
@@ -396,7 +437,7 @@ void LmHeadDecoder::decode_block(LogitProduct product, const float* vectors, int
   }
 }
 
-std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vectors, int64_t n,
+std::vector<NeuronDecoding> LmHeadDecoder::Impl::decode_normalized(const float* vectors, int64_t n,
                                                              const std::function<void(int64_t)>& on_progress) const {
   std::vector<NeuronDecoding> results(static_cast<size_t>(n));
   // Threads work on separate blocks of vectors, each with a single-threaded
@@ -432,7 +473,7 @@ std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vector
   return results;
 }
 
-void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens,
+void LmHeadDecoder::Impl::token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens,
                                  double* out) const {
   for (int32_t t : tokens) {
     if (t < 0 || t >= vocab_size_) {
@@ -450,7 +491,7 @@ void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vec
   }
 }
 
-std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int64_t n,
+std::vector<int64_t> LmHeadDecoder::Impl::count_logits_above(const float* vectors, int64_t n,
                                                        const double* thresholds) const {
   const int64_t d = d_model_, V = vocab_size_;
   const int64_t vt = std::min(kVocabTile, V);
@@ -476,6 +517,31 @@ std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int
     }
   }
   return counts;
+}
+
+LmHeadDecoder::LmHeadDecoder(const Model& model, DecodeSettings settings)
+    : impl_(std::make_unique<Impl>(model, settings)) {}
+LmHeadDecoder::LmHeadDecoder(LmHeadDecoder&&) noexcept = default;
+LmHeadDecoder& LmHeadDecoder::operator=(LmHeadDecoder&&) noexcept = default;
+LmHeadDecoder::~LmHeadDecoder() = default;
+
+const DecodeSettings& LmHeadDecoder::settings() const { return impl_->settings_; }
+int64_t LmHeadDecoder::vocab_size() const { return impl_->vocab_size_; }
+int64_t LmHeadDecoder::d_model() const { return impl_->d_model_; }
+void LmHeadDecoder::normalize(float* vectors, int64_t n) const { impl_->normalize(vectors, n); }
+std::vector<NeuronDecoding> LmHeadDecoder::decode_normalized(const float* vectors, int64_t n,
+                                                             const std::function<void(int64_t)>& on_progress) const {
+  return impl_->decode_normalized(vectors, n, on_progress);
+}
+LogitProduct LmHeadDecoder::product_for(int64_t n) const { return impl_->product_for(n); }
+void LmHeadDecoder::prepare_for(int64_t n) const { impl_->prepare_for(n); }
+void LmHeadDecoder::token_logits(const float* vectors, int64_t n, const std::vector<int32_t>& tokens,
+                                 double* out) const {
+  impl_->token_logits(vectors, n, tokens, out);
+}
+std::vector<int64_t> LmHeadDecoder::count_logits_above(const float* vectors, int64_t n,
+                                                       const double* thresholds) const {
+  return impl_->count_logits_above(vectors, n, thresholds);
 }
 
 namespace {

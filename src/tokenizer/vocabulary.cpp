@@ -38,6 +38,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "neuronlens/vocab.h"
+#include "tokenizer/token_text.h"
 #include "tokenizer/utf8.h"
 
 namespace neuronlens {

@@ -36,6 +36,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
 #include "neuronlens/neuron_map.h"
+#include "neuronlens/tensor.h"
 #include "scratch_dir.h"
 #include "test_paths.h"
 #include "test_process.h"
@@ -402,7 +403,10 @@ TEST(LmHeadDecode, DefaultModelTilesAgreeWithABruteForceDecode) {
     by_product.push_back(d_product.decode_normalized(vectors.data(), n));
     ASSERT_EQ(by_product.back().size(), static_cast<size_t>(n));
   }
-  const float* head = decoder.lm_head();
+  // W_U [V, d] from the model's own weight, not the decoder's copy.
+  std::vector<float> head_rows(static_cast<size_t>(V * d));
+  dequantize_rows(model.lm_head(), 0, V, head_rows.data());
+  const float* head = head_rows.data();
   int tie_cases = 0;
   for (int64_t i : {0, 1, 128, 255, 256, 257, 299}) {
     const float* v = vectors.data() + i * d;

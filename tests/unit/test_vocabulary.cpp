@@ -13,6 +13,7 @@
 #include "neuronlens/gguf.h"
 #include "neuronlens/vocab.h"
 #include "test_paths.h"
+#include "tokenizer/token_text.h"
 
 namespace neuronlens {
 namespace {
