@@ -5,11 +5,12 @@
 
 #include "bindings.h"
 #include "neuronlens/error.h"
+#include "neuronlens/version.h"
 
 NB_MODULE(_neuronlens, m) {
   namespace nb = nanobind;
   m.doc() = "neuronlens' C++ library; use the package neuronlens, which wraps this module.";
-  m.attr("__version__") = NEURONLENS_PYTHON_VERSION;
+  m.attr("__version__") = NEURONLENS_VERSION_STRING;  // CMake's project version, as the CLI's
   nb::exception<neuronlens::Error>(m, "Error", PyExc_ValueError);
   neuronlens::python::bind_model(m);
   neuronlens::python::bind_session(m);

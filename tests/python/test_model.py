@@ -1,6 +1,8 @@
 """Model: sizes, the tokenizer, neuron vectors and their decode, against the
 CLI and against gguf-py with a float64 NumPy decode."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,36 @@ def test_a_bad_file_raises_error(tmp_path):
         nl.load(bad)
     with pytest.raises(nl.Error, match="no such file"):
         nl.load(tmp_path / "missing.gguf")
+
+
+def test_version_is_the_cli_s_and_the_package_s(run_cli):
+    from importlib.metadata import version
+
+    assert run_cli("--version", as_json=False).split() == ["neuronlens", nl.__version__]
+    assert version("neuronlens") == nl.__version__
+
+
+def test_the_gil_is_released_during_a_forward_pass(model):
+    """A Python thread keeps running while another runs the model: with the
+    GIL held it would stall for the whole call."""
+    import threading
+
+    def count_for(seconds):
+        n, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            n += 1
+        return n
+
+    alone = count_for(0.2) / 0.2  # iterations per second with nothing else running
+    tokens = model.tokenize("The dog chased the ball across the garden. " * 12)
+    session = model.session()
+    worker = threading.Thread(target=lambda: [session.forward(tokens) for _ in range(3)])
+    start = time.perf_counter()
+    worker.start()
+    n = 0
+    while worker.is_alive():
+        n += 1
+    elapsed = time.perf_counter() - start
+    worker.join()
+    assert elapsed > 0.2, "the forward passes were too short to tell"
+    assert n / elapsed > 0.05 * alone
