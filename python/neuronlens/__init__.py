@@ -68,10 +68,12 @@ class Atlas:
     """
 
     def __init__(self, path: PathLike):
+        """Opens the atlas at `path`; raises neuronlens.Error if it is not one."""
         self._atlas = _core._Atlas(os.fspath(path))
 
     @property
     def path(self) -> str:
+        """The atlas file."""
         return self._atlas.path
 
     @property

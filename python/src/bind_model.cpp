@@ -130,8 +130,8 @@ void bind_model(nb::module_& m) {
   nb::class_<Decoding>(m, "Decoding",
                        "Neurons of one (kind, layer) decoded through the final norm and LM head: row i is "
                        "neurons[i], its top k tokens best first. The arrays are views of this object.")
-      .def_ro("kind", &Decoding::kind)
-      .def_ro("layer", &Decoding::layer)
+      .def_ro("kind", &Decoding::kind, "The vector kind decoded: up, gate or down.")
+      .def_ro("layer", &Decoding::layer, "The layer decoded.")
       .def_prop_ro("neurons", vector_property(&Decoding::neurons), "[n] int64: the neuron of each row")
       .def_prop_ro("token_ids", matrix_property(&Decoding::token_ids), "[n, k] int32: top token ids, best first")
       .def_prop_ro("logits", matrix_property(&Decoding::logits), "[n, k] float64: their logits")
@@ -141,7 +141,7 @@ void bind_model(nb::module_& m) {
       .def_prop_ro("entropy", vector_property(&Decoding::entropy), "[n] float64: entropy in nats")
       .def_prop_ro("topk_mass", vector_property(&Decoding::topk_mass), "[n] float64: sum of the top-k probabilities")
       .def_ro("token_texts", &Decoding::token_texts, "[n][k] the top tokens' display texts")
-      .def("__len__", &Decoding::n)
+      .def("__len__", &Decoding::n, "Neurons decoded (rows).")
       .def("__repr__", [](const Decoding& d) {
         return "<Decoding " + d.kind + " layer " + std::to_string(d.layer) + ": " + std::to_string(d.n()) +
                " neurons, top " + std::to_string(d.k) + ">";
@@ -152,18 +152,30 @@ void bind_model(nb::module_& m) {
                       "template. Made by neuronlens.load(path).")
       .def(nb::init<const std::string&>(), nb::arg("path"), nb::call_guard<nb::gil_scoped_release>(),
            "Loads a GGUF file or a Hugging Face folder; raises neuronlens.Error on a bad file.")
-      .def_prop_ro("path", [](const PyModel& p) { return p.model().path(); })
-      .def_prop_ro("architecture", [](const PyModel& p) { return std::string(architecture_name(p.config().arch)); })
-      .def_prop_ro("name", [](const PyModel& p) { return p.config().name; })
-      .def_prop_ro("n_layers", [](const PyModel& p) { return p.config().n_layers; })
-      .def_prop_ro("d_model", [](const PyModel& p) { return p.config().d_model; })
-      .def_prop_ro("d_ffn", [](const PyModel& p) { return p.config().d_ffn; })
-      .def_prop_ro("n_heads", [](const PyModel& p) { return p.config().n_heads; })
-      .def_prop_ro("n_kv_heads", [](const PyModel& p) { return p.config().n_kv_heads; })
-      .def_prop_ro("head_dim", [](const PyModel& p) { return p.config().head_dim; })
-      .def_prop_ro("vocab_size", [](const PyModel& p) { return p.config().vocab_size; })
-      .def_prop_ro("context_length", [](const PyModel& p) { return p.config().context_length; })
-      .def_prop_ro("has_chat_template", [](const PyModel& p) { return p.text().chat.has_value(); })
+      .def_prop_ro("path", [](const PyModel& p) { return p.model().path(); },
+                   "The file or folder the model was loaded from.")
+      .def_prop_ro("architecture", [](const PyModel& p) { return std::string(architecture_name(p.config().arch)); },
+                   "The family: llama, qwen2, mistral, qwen3, gemma2, gemma3, olmo2 or phi3.")
+      .def_prop_ro("name", [](const PyModel& p) { return p.config().name; },
+                   "The model's name, from its metadata.")
+      .def_prop_ro("n_layers", [](const PyModel& p) { return p.config().n_layers; },
+                   "Transformer blocks.")
+      .def_prop_ro("d_model", [](const PyModel& p) { return p.config().d_model; },
+                   "Width of the residual stream (d).")
+      .def_prop_ro("d_ffn", [](const PyModel& p) { return p.config().d_ffn; },
+                   "Neurons per MLP layer (F).")
+      .def_prop_ro("n_heads", [](const PyModel& p) { return p.config().n_heads; },
+                   "Query heads per layer.")
+      .def_prop_ro("n_kv_heads", [](const PyModel& p) { return p.config().n_kv_heads; },
+                   "Key/value heads per layer (grouped-query attention).")
+      .def_prop_ro("head_dim", [](const PyModel& p) { return p.config().head_dim; },
+                   "Width of one attention head.")
+      .def_prop_ro("vocab_size", [](const PyModel& p) { return p.config().vocab_size; },
+                   "Tokens in the vocabulary (V).")
+      .def_prop_ro("context_length", [](const PyModel& p) { return p.config().context_length; },
+                   "Most positions the model takes.")
+      .def_prop_ro("has_chat_template", [](const PyModel& p) { return p.text().chat.has_value(); },
+                   "Whether generate(chat=True) and tokenize(chat=True) can render a chat template.")
       .def("tokenize", &tokenize, nb::arg("text"), nb::kw_only(), nb::arg("chat") = false,
            nb::arg("special") = false,
            "Token ids of `text`, as generate and probe feed them: BOS in front where the model wants one. "

@@ -223,8 +223,9 @@ void bind_session(nb::module_& m) {
            nb::arg("weights") = "quantized", nb::arg("kv_cache") = "f32", nb::keep_alive<1, 2>(),
            nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("position", &PySession::position, "Tokens in the KV cache: the position the next token gets.")
-      .def_prop_ro("weight_bytes", &PySession::weight_bytes)
-      .def_prop_ro("cache_bytes", &PySession::cache_bytes)
+      .def_prop_ro("weight_bytes", &PySession::weight_bytes,
+                   "Bytes of the weights the forward pass reads, in the mapped file or in copies.")
+      .def_prop_ro("cache_bytes", &PySession::cache_bytes, "Bytes of the KV cache as allocated now.")
       .def("reset", &PySession::reset, "Forgets the cached tokens.")
       .def("forward", &PySession::forward, nb::arg("tokens"), nb::kw_only(), nb::arg("keep_cache") = false,
            nb::arg("last_only") = false,

@@ -134,3 +134,18 @@ def test_the_gil_is_released_during_a_forward_pass(model):
     worker.join()
     assert elapsed > 0.2, "the forward passes were too short to tell"
     assert n / elapsed > 0.05 * alone
+
+
+def test_every_public_name_has_a_docstring():
+    missing = []
+    for name in nl.__all__:
+        if name.startswith("__"):
+            continue
+        obj = getattr(nl, name)
+        if not (obj.__doc__ or "").strip():
+            missing.append(name)
+        if isinstance(obj, type):
+            for member, value in vars(obj).items():
+                if not member.startswith("_") and not (getattr(value, "__doc__", "") or "").strip():
+                    missing.append(f"{name}.{member}")
+    assert missing == []
