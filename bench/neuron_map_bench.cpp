@@ -2,11 +2,14 @@
 // for the same products (the limit for an exact float32 method), in one
 // process, and prints JSON for bench/run_map_bench.py.
 //
-// usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down] [--product auto|gemm|strassen|packed]
+// usage: neuron_map_bench MODEL [--layers 0-29] [--kinds up,gate,down] [--precision auto|exact|bf16]
+//                          [--backend NAME]
 //   (a) neuronlens: load + dequantise vectors, RMSNorm, fused GEMM with online
 //       softmax and top-k, float64 re-score (no atlas writes)
 //   (c) bare GEMM: [1024-neuron chunk, d] x [V, d]^T per chunk, nothing else,
 //       on the same normalised vectors, taking turns with (a) layer by layer
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -30,7 +33,8 @@ static double seconds_since(clock_type::time_point t) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL [--layers L] [--kinds K] [--product auto|gemm|strassen|packed]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL [--layers L] [--kinds K] [--precision auto|exact|bf16] [--backend NAME]\n",
+                 argv[0]);
     return 2;
   }
   try {
@@ -39,9 +43,8 @@ int main(int argc, char** argv) {
     for (int i = 2; i + 1 < argc; i += 2) {
       if (!std::strcmp(argv[i], "--layers")) layers_text = argv[i + 1];
       else if (!std::strcmp(argv[i], "--kinds")) kinds_text = argv[i + 1];
-      else if (!std::strcmp(argv[i], "--product")) {
-        settings.product = logit_product_from_name(argv[i + 1]);
-      }
+      else if (!std::strcmp(argv[i], "--precision")) settings.precision = precision_from_name(argv[i + 1]);
+      else if (!std::strcmp(argv[i], "--backend")) settings.backend = argv[i + 1];
       else throw Error(std::string("unknown option ") + argv[i]);
     }
     const Model model = Model::load(argv[1]);
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
 
     auto t0 = clock_type::now();
     const LmHeadDecoder decoder(model, settings);
-    decoder.prepare_for(c.d_ffn);  // the Strassen sums or packed head, made once per map
+    decoder.prepare_for(c.d_ffn);  // the backend's packed head, made once per map
     const double setup_s = seconds_since(t0);
     // (c)'s own copy of the head [V, d], dequantised as the decoder does (not timed).
     const TensorView& head_view = model.lm_head();
@@ -104,11 +107,15 @@ int main(int argc, char** argv) {
     j["layers"] = layers.size();
     j["kinds"] = kinds.size();
     j["flops"] = flops;
-    j["product"] = logit_product_name(decoder.product_for(c.d_ffn));
+    j["backend"] = decoder.backend_name();
+    j["precision"] = precision_name(decoder.precision());
     j["neuronlens"] = {{"setup_s", setup_s}, {"load_norm_s", load_s}, {"decode_s", decode_s},
                        {"total_s", setup_s + load_s + decode_s}};
     j["bare_gemm"] = {{"seconds", gemm_s}, {"gflops", flops / gemm_s / 1e9}};
     j["checksum"] = checksum;
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    j["peak_rss_bytes"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;
     std::cout << j.dump(2) << "\n";
     return 0;
   } catch (const Error& e) {

@@ -9,6 +9,7 @@ usage: torch_baseline.py MODEL.gguf --layers 0-29 --kinds up,gate,down --threads
 """
 import argparse
 import json
+import resource
 import time
 
 import numpy as np
@@ -72,8 +73,13 @@ def main():
                 checksum += int(top.indices[0, 0]) + int(entropy.numel() + lse.numel() * 0)
     seconds = time.perf_counter() - start
     vectors = sum(v.shape[0] for v in weights.values())
+    # Which BLAS the matmul takes on this CPU: the ratio means little without it.
+    config = torch.__config__.show()
+    blas = next((line.strip() for line in config.splitlines() if "BLAS_INFO" in line), "BLAS unknown")
+    isa = next((line.strip() for line in config.splitlines() if "CPU capability" in line), "")
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "vectors": vectors,
-                      "seconds": seconds, "checksum": checksum}))
+                      "seconds": seconds, "checksum": checksum, "blas": blas, "cpu_capability": isa,
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 // Random float32 matrices and float64 dot products: the inputs and the
-// reference of the product tests (Strassen, packed kernel).
+// reference of the product tests (the decode's micro-kernels).
 #pragma once
 
 #include <cmath>

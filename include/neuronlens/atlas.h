@@ -32,6 +32,15 @@ struct AtlasSettings {
   int top_k = 20;
   // The decode in words (decode_definition): the model's output path.
   std::string method;
+  // The bulk product's precision ("exact" or "bf16"; atlases made before it
+  // was recorded: empty, float32) and its error bound in words.
+  std::string precision;
+  std::string precision_bound;
+  // The largest bounds on logsumexp and entropy errors of any neuron
+  // written so far (NeuronDecoding::logsumexp_error, entropy_error); read
+  // back from the atlas, kept up to date by write_layer.
+  double max_logsumexp_error = 0;
+  double max_entropy_error = 0;
 };
 
 // One neuron's row with its top tokens (probabilities derived from logits).

@@ -16,44 +16,58 @@
 
 namespace neuronlens {
 
-// How each tile of logits, vectors [m, d] x LM head tile [n, d]^T, is
-// multiplied. All are float32 throughout, and the top candidates are
-// re-scored in float64 whichever is used; they differ in rounding and speed
-// only.
-enum class LogitProduct {
-  // Calls of under 1024 vectors (find, show) take Gemm: nothing to prepare.
-  // Maps take PackedStrassen where the CPU has AVX2 and FMA (Packed for an
-  // odd d); elsewhere Strassen for d >= 2048 and Gemm below.
-  // bench/neuron_map_bench, against the bare sgemm of the same products:
-  // PackedStrassen 1.16x faster on Llama-3.1-8B's shapes (BLAS Strassen
-  // 1.04x) and 1.07x on the default model's whole map (plain sgemm per tile
-  // 0.92x); README, "Speed".
+// How the bulk of the logits is computed. Whichever is used, every token
+// whose exact logit could be in the top k (given a bound on the bulk's
+// error, derived from the operands' norms: docs/precision.md) is re-scored
+// in float64, so the reported top-k ids and logits are those of the exact
+// computation; logsumexp and entropy take the exact values of those tokens
+// and the bulk values of the rest, within the bounds each decoding reports.
+enum class Precision {
+  // Bf16 where the CPU has bf16 dot-product units (AVX512_BF16), else Exact.
   Auto,
-  Gemm,  // plain BLAS sgemm per tile (the head re-packed by every call)
-  // One level of Strassen-Winograd: 7/8 of the multiplications, for one more
-  // LM head's worth of memory (each tile's B-side sums, made on the first
-  // call that uses them). Needs an even d (else Gemm).
-  Strassen,
-  // Our AVX2 micro-kernel over the LM head packed once in its order (one more
-  // LM head's worth of memory, made on the first call that uses it), with C
-  // made and folded in blocks that stay in L2 (backends/cpu/packed_gemm.h).
-  Packed,
-  // Strassen's seven products with the Packed kernel: the seven B-side
-  // operands of every 512-token tile packed once (7/4 of an LM head). Needs
-  // an even d (else Packed).
-  PackedStrassen,
+  // float32 products (error bound about d * 2^-24 |v| |w|).
+  Exact,
+  // The head stored in bf16, the vectors rounded to bf16, float32
+  // accumulation: twice the multiply-adds per instruction and half the
+  // head's memory, for a wider bound (about 2^-8 |v| |w|) and so more tokens
+  // re-scored. Needs AVX512_BF16; throws Error on a CPU without it.
+  Bf16,
 };
-
-// "auto", "gemm", "strassen", "packed", "packed-strassen"
-std::string_view logit_product_name(LogitProduct product);
-LogitProduct logit_product_from_name(std::string_view name);  // throws Error
+std::string_view precision_name(Precision precision);          // "auto", "exact", "bf16"
+Precision precision_from_name(std::string_view name);          // throws Error
 
 struct DecodeSettings {
   NormMode norm = NormMode::Final;
   ReadNorm read_norm = ReadNorm::None;
   int top_k = 20;
-  LogitProduct product = LogitProduct::Auto;
+  Precision precision = Precision::Auto;
+  // Empty: chosen by `precision`. Otherwise one backend by name, e.g.
+  // "cpu-avx2-fp32" or "cpu-avx2-bf16emu" (the bf16 method with its dot
+  // products emulated exactly in float32, for CPUs without bf16 units);
+  // decode_backend_names() lists them. For tests and benchmarks.
+  std::string backend;
 };
+
+// Every decode backend: its name, precision, whether this CPU runs it and
+// what it needs otherwise ("x86-64 AVX-512 ... AVX512_BF16").
+struct DecodeBackendInfo {
+  std::string name;
+  Precision precision;
+  bool runs_here;
+  std::string needs;
+};
+std::vector<DecodeBackendInfo> decode_backend_names();
+
+// The backend a decoder with `settings` uses, its precision (Exact or Bf16)
+// and how its error bound is derived, without loading a head. Throws Error
+// as the decoder would: an unknown backend, one this CPU cannot run, or
+// Precision::Bf16 on a CPU without bf16 units.
+struct DecodeBackendChoice {
+  std::string name;
+  Precision precision = Precision::Exact;
+  std::string bound_definition;
+};
+DecodeBackendChoice choose_decode_backend(const DecodeSettings& settings);
 
 // The decode a model's neurons get, in words, for the atlas's metadata: the
 // final norm (Gemma's (1 + γ)), the final soft-cap, what a down column is
@@ -70,8 +84,9 @@ void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std
 
 // Holds the dequantised LM head and decodes blocks of vectors against it
 // without materialising the [n, V] logits: the vocabulary is walked in tiles,
-// each tile's logits come from one product (see LogitProduct) and are folded
-// into a running (online) softmax and a per-vector top-k. Logits are the
+// each tile's logits come from the backend `settings` choose (see
+// Precision) and are folded into a running (online) softmax and the top-k
+// candidates, which are then re-scored in float64. Logits are the
 // model's own: soft-capped where the family caps them (Gemma 2), so every
 // logit it reports, counts or ranks is cap * tanh(z / cap).
 class LmHeadDecoder {
@@ -93,12 +108,14 @@ class LmHeadDecoder {
   std::vector<NeuronDecoding> decode_normalized(const float* vectors, int64_t n,
                                                 const std::function<void(int64_t)>& on_progress = {}) const;
 
-  // The product decode_normalized of n vectors uses: Gemm, Strassen, Packed
-  // or PackedStrassen, never Auto.
-  LogitProduct product_for(int64_t n) const;
-  // Makes now what decode_normalized of n vectors would make on its first
-  // call (the Strassen sums, the packed head or the packed Strassen operands:
-  // seconds for a 2 GiB head), so that it can be timed apart.
+  // The backend decode_normalized uses ("cpu-avx2-fp32", ...), its
+  // precision (Exact or Bf16, never Auto) and how its error bound is derived.
+  std::string_view backend_name() const;
+  Precision precision() const;
+  std::string bound_definition() const;
+  // Makes now what a decode of n vectors makes on its first call (the
+  // backend's packed head, for n of a map's size: seconds for a 2 GiB head),
+  // so that it can be timed apart.
   void prepare_for(int64_t n) const;
 
   // Logits of chosen tokens for n normalised vectors: out [n, tokens.size()],
@@ -110,8 +127,8 @@ class LmHeadDecoder {
   std::vector<int64_t> count_logits_above(const float* vectors, int64_t n, const double* thresholds) const;
 
  private:
-  // The dequantised head [V, d], the final norm's weight and the forms of
-  // the head each product makes on first use (lm_head_decoder.cpp).
+  // The dequantised head [V, d], the final norm's weight and the backend
+  // (lm_head_decoder.cpp).
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

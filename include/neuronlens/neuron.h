@@ -1,7 +1,7 @@
 // The neuron types shared by the decoder and the atlas: which vector of a
 // neuron is decoded (VectorKind), what is applied to it (NormMode, ReadNorm),
-// and the decoded distribution (NeuronDecoding). The name functions are
-// defined with the decoder (src/decode/lm_head_decoder.cpp).
+// and the decoded distribution (NeuronDecoding). The name functions are in
+// src/decode/option_names.cpp.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +45,11 @@ struct NeuronDecoding {
   double topk_mass = 0;   // sum of the top-k probabilities
   std::vector<int32_t> top_ids;     // best first; ties broken by lower id
   std::vector<double> top_logits;   // z_t of top_ids, re-scored in float64
+  // Bounds on the error of logsumexp and entropy against the exact
+  // computation (docs/precision.md): they take the float64 values of the
+  // re-scored tokens and the bulk product's for the rest.
+  double logsumexp_error = 0;
+  double entropy_error = 0;
 };
 
 }  // namespace neuronlens

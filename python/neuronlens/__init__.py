@@ -117,10 +117,17 @@ class Atlas:
 
 def map(model: Union[Model, PathLike], atlas: PathLike, kinds: Sequence[str] = KINDS,
         layers: Optional[Iterable[int]] = None, top_k: int = 20, norm: str = "final",
-        read_norm: str = "none", progress: Progress = True) -> dict:
+        read_norm: str = "none", progress: Progress = True, precision: str = "auto",
+        backend: str = "") -> dict:
     """Decodes every neuron of the chosen kinds and layers (default: all) into
     the atlas at ``atlas``, as ``neuronlens map`` does, skipping what the atlas
     already holds. Returns {vectors_done, vectors_total, layers_skipped}.
+
+    ``precision``: "exact" (float32 bulk products), "bf16" (needs AVX512_BF16)
+    or "auto" (bf16 where the CPU has it). Either way the top-k ids are those
+    of the exact computation; ``Atlas.settings`` records the precision and
+    the largest bounds on logsumexp and entropy (docs/precision.md).
+    ``backend`` forces one decode backend by name (e.g. "cpu-avx2-bf16emu").
 
     ``progress``: True shows a bar on a terminal (nothing when stderr is not
     one), False nothing, or a function ``fn(done, total)``. Ctrl-C stops the
@@ -129,7 +136,7 @@ def map(model: Union[Model, PathLike], atlas: PathLike, kinds: Sequence[str] = K
     """
     m = model if isinstance(model, Model) else load(model)
     return _core._map(m, os.fspath(atlas), list(kinds), _layer_list(layers), top_k, norm, read_norm,
-                      _progress_callback(progress, "mapping", "vectors"))
+                      precision, backend, _progress_callback(progress, "mapping", "vectors"))
 
 
 def find(source: Union[Model, Atlas, PathLike], concept: str, top: int = 10, by: str = "prob",

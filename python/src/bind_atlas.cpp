@@ -76,6 +76,10 @@ nb::dict settings_dict(const AtlasSettings& s) {
   d["read_norm"] = std::string(read_norm_name(s.read_norm));
   d["top_k"] = s.top_k;
   d["method"] = s.method;
+  d["precision"] = s.precision.empty() ? std::string("exact") : s.precision;
+  d["precision_bound"] = s.precision_bound;
+  d["max_logsumexp_error"] = s.max_logsumexp_error;
+  d["max_entropy_error"] = s.max_entropy_error;
   return d;
 }
 
@@ -156,7 +160,8 @@ nb::dict top_token_table(const Atlas& atlas, int64_t layer, const std::string& k
 
 nb::dict map_model(const PyModel& model, const std::string& atlas_path, const std::vector<std::string>& kinds,
                    const std::optional<std::vector<int64_t>>& layers, int top_k, const std::string& norm,
-                   const std::string& read_norm, std::optional<nb::callable> on_progress) {
+                   const std::string& read_norm, const std::string& precision, const std::string& backend,
+                   std::optional<nb::callable> on_progress) {
   MapOptions options;
   options.kinds = kinds_from_names(kinds);
   options.layers = checked_layers(layers, model.config().n_layers);
@@ -164,6 +169,8 @@ nb::dict map_model(const PyModel& model, const std::string& atlas_path, const st
   options.settings.read_norm = read_norm_from_name(read_norm);
   if (top_k < 1 || top_k > 1000) throw Error("top_k must be 1 to 1000, got " + std::to_string(top_k));
   options.settings.top_k = top_k;
+  options.settings.precision = precision_from_name(precision);
+  options.settings.backend = backend;
   const auto progress = map_progress_callback(std::move(on_progress));
   nb::gil_scoped_release release;
   Atlas atlas = Atlas::create_or_resume(atlas_path, atlas_settings_for(model.model(), options.settings),
@@ -368,7 +375,8 @@ void bind_atlas(nb::module_& m) {
       .def("top_token_table", &top_token_table, nb::arg("layer"), nb::arg("kind"), nb::arg("neuron"));
 
   m.def("_map", &map_model, nb::arg("model"), nb::arg("atlas_path"), nb::arg("kinds"), nb::arg("layers"),
-        nb::arg("top_k"), nb::arg("norm"), nb::arg("read_norm"), nb::arg("on_progress") = nb::none());
+        nb::arg("top_k"), nb::arg("norm"), nb::arg("read_norm"), nb::arg("precision") = "auto",
+        nb::arg("backend") = "", nb::arg("on_progress") = nb::none());
   m.def("_find_in_atlas", &find_in_atlas, nb::arg("atlas"), nb::arg("concept"), nb::arg("kinds"), nb::arg("layers"),
         nb::arg("by"), nb::arg("limit"), nb::arg("show_top"), nb::arg("exact"), nb::arg("model_path"));
   m.def("_find_in_model", &find_in_model, nb::arg("model"), nb::arg("concept"), nb::arg("kinds"), nb::arg("layers"),

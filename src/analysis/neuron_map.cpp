@@ -103,6 +103,9 @@ AtlasSettings atlas_settings_for(const Model& model, const DecodeSettings& setti
   s.read_norm = settings.read_norm;
   s.top_k = settings.top_k;
   s.method = decode_definition(c, settings);
+  const DecodeBackendChoice backend = choose_decode_backend(settings);
+  s.precision = std::string(precision_name(backend.precision));
+  s.precision_bound = backend.bound_definition;
   return s;
 }
 

@@ -3,9 +3,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 
@@ -117,6 +120,14 @@ void Atlas::load_settings() {
   const std::string read_norm = meta("read_norm");
   settings_.read_norm = read_norm.empty() ? ReadNorm::None : read_norm_from_name(read_norm);
   settings_.method = meta("method");
+  settings_.precision = meta("precision");
+  settings_.precision_bound = meta("precision_bound");
+  auto real = [&](const char* key) {
+    const std::string v = meta(key);
+    return v.empty() ? 0.0 : std::strtod(v.c_str(), nullptr);
+  };
+  settings_.max_logsumexp_error = real("max_logsumexp_error");
+  settings_.max_entropy_error = real("max_entropy_error");
 }
 
 Atlas Atlas::open(const std::string& path) {
@@ -154,6 +165,14 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
       mismatch("--read-norm", std::string(read_norm_name(have.read_norm)), std::string(read_norm_name(s.read_norm)));
     }
     if (have.top_k != s.top_k) mismatch("--top-k", std::to_string(have.top_k), std::to_string(s.top_k));
+    // Atlases from before the precision was recorded were float32 maps.
+    const std::string have_precision = have.precision.empty() ? "exact" : have.precision;
+    if (!s.precision.empty() && have_precision != s.precision) {
+      mismatch("--precision", have_precision,
+               s.precision + (have_precision == "bf16" ? " (on a CPU without bf16 units, --backend "
+                                                          "cpu-avx2-bf16emu continues it with the same results)"
+                                                        : ""));
+    }
     return atlas;
   }
   sql::exec(atlas.db_, "BEGIN");
@@ -180,6 +199,10 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
     set("top_k", std::to_string(s.top_k));
     set("read_norm", std::string(read_norm_name(s.read_norm)));
     set("method", s.method.empty() ? "p = softmax(W_U . norm(v)) for each FFN vector v (arXiv 2501.02688)" : s.method);
+    set("precision", s.precision);
+    set("precision_bound", s.precision_bound);
+    set("max_logsumexp_error", "0");
+    set("max_entropy_error", "0");
 
     sql::Statement add(atlas.db_, "INSERT INTO vocab (id, text, type) VALUES (?, ?, ?)");
     for (int64_t id = 0; id < s.vocab_size; ++id) {
@@ -242,6 +265,18 @@ void Atlas::write_layer(VectorKind kind, int64_t layer, const std::vector<Neuron
     sql::Statement done(db_, "INSERT OR REPLACE INTO layers_done VALUES (?, ?, ?)");
     done.bind(1, k).bind(2, layer).bind(3, now_utc());
     done.run();
+    for (const NeuronDecoding& r : decodings) {
+      settings_.max_logsumexp_error = std::max(settings_.max_logsumexp_error, r.logsumexp_error);
+      settings_.max_entropy_error = std::max(settings_.max_entropy_error, r.entropy_error);
+    }
+    sql::Statement put(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", settings_.max_logsumexp_error);
+    put.bind(1, std::string("max_logsumexp_error")).bind(2, std::string(text));
+    put.run();
+    std::snprintf(text, sizeof text, "%.17g", settings_.max_entropy_error);
+    put.bind(1, std::string("max_entropy_error")).bind(2, std::string(text));
+    put.run();
     sql::exec(db_, "COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -29,6 +29,31 @@ def test_map_writes_the_atlas_the_cli_writes(py_atlas, cli_atlas, model):
     np.testing.assert_allclose(a["logsumexp"], b["logsumexp"], rtol=1e-12)
 
 
+def test_a_bf16_map_keeps_the_exact_top_k_within_its_recorded_bound(model, tmp_path):
+    # The bf16 method, emulated here so that it runs on any CPU (the same
+    # sums as vdpbf16ps): same top-k ids and logits as the float32 atlas, and
+    # every neuron's logsumexp within the two atlases' recorded bounds.
+    path = tmp_path / "bf16.db"
+    nl.map(model, path, kinds=["up"], layers=[LAYER], progress=False, backend="cpu-portable8-bf16emu")
+    nl.map(model, tmp_path / "exact.db", kinds=["up"], layers=[LAYER], progress=False, precision="exact")
+    bf16, exact = nl.Atlas(path), nl.Atlas(tmp_path / "exact.db")
+    assert bf16.settings["precision"] == "bf16" and "bf16 operands" in bf16.settings["precision_bound"]
+    assert exact.settings["precision"] == "exact"
+    assert 0 < exact.settings["max_logsumexp_error"] < bf16.settings["max_logsumexp_error"]
+    a, b = bf16.neurons(kind="up"), exact.neurons(kind="up")
+    assert a["top1_token"].tolist() == b["top1_token"].tolist()
+    gap = np.abs(a["logsumexp"].to_numpy() - b["logsumexp"].to_numpy())
+    assert gap.max() <= bf16.settings["max_logsumexp_error"] + exact.settings["max_logsumexp_error"]
+    for neuron in (0, 7, 500):
+        ta, tb = bf16.top_tokens(LAYER, "up", neuron), exact.top_tokens(LAYER, "up", neuron)
+        assert ta["token"].tolist() == tb["token"].tolist()
+        np.testing.assert_array_equal(ta["logit"], tb["logit"])
+    with pytest.raises(nl.Error, match="unknown decode backend"):
+        nl.map(model, tmp_path / "x.db", layers=[LAYER], progress=False, backend="cpu-blas")
+    with pytest.raises(nl.Error, match="unknown precision"):
+        nl.map(model, tmp_path / "y.db", layers=[LAYER], progress=False, precision="fp8")
+
+
 def test_a_second_map_resumes_and_does_nothing(model, py_atlas):
     done = nl.map(model, py_atlas, layers=[LAYER], progress=False)
     assert done == {"vectors_done": 0, "vectors_total": 0, "layers_skipped": 3}

@@ -28,7 +28,7 @@
 #include <tuple>
 #include <vector>
 
-#include "backends/cpu/packed_gemm.h"
+#include "backends/cpu/logit_kernels.h"
 #include "neuronlens/atlas.h"
 #include "neuronlens/compare.h"
 #include "neuronlens/concept_search.h"
@@ -196,6 +196,40 @@ bool within(double got, double want, double tolerance) {
   return ::testing::AssertionSuccess();
 }
 
+// For any backend, bf16 included: ids and float64 logits as
+// matches_reference checks them (probabilities from the exact logsumexp, so
+// that they test the logits), and logsumexp and entropy within the bounds
+// the decoding reports.
+::testing::AssertionResult matches_reference_within_bounds(const NeuronDecoding& g, const json& ref, int& tie_cases) {
+  Decoded exact = decoded_of(g);
+  exact.logsumexp = ref["logsumexp"].get<double>();
+  exact.entropy = ref["entropy"].get<double>();
+  exact.topk_mass = ref["topk_mass"].get<double>();
+  exact.probs.clear();
+  for (double z : exact.logits) exact.probs.push_back(std::exp(z - exact.logsumexp));
+  ::testing::AssertionResult ids = matches_reference(exact, ref, tie_cases);
+  if (!ids) return ids;
+  if (!(std::abs(g.logsumexp - exact.logsumexp) <= g.logsumexp_error)) {
+    return ::testing::AssertionFailure() << "logsumexp " << g.logsumexp << ", expected " << exact.logsumexp
+                                         << " within its reported bound " << g.logsumexp_error;
+  }
+  if (!(std::abs(g.entropy - exact.entropy) <= g.entropy_error)) {
+    return ::testing::AssertionFailure() << "entropy " << g.entropy << ", expected " << exact.entropy
+                                         << " within its reported bound " << g.entropy_error;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Every decode backend this CPU runs; the others are named by
+// LmHeadDecode.BackendsThisCpuLacksAreSkipped.
+std::vector<DecodeBackendInfo> runnable_backends() {
+  std::vector<DecodeBackendInfo> out;
+  for (const DecodeBackendInfo& b : decode_backend_names()) {
+    if (b.runs_here) out.push_back(b);
+  }
+  return out;
+}
+
 // Decodes every neuron of (kind, layer), as run_neuron_map does.
 std::vector<NeuronDecoding> decode_layer(const Model& model, const LmHeadDecoder& decoder, VectorKind kind,
                                          int64_t layer) {
@@ -205,17 +239,13 @@ std::vector<NeuronDecoding> decode_layer(const Model& model, const LmHeadDecoder
   return decoder.decode_normalized(vectors.data(), model.config().d_ffn);
 }
 
-DecodeSettings settings_with(NormMode norm, int top_k = 20, LogitProduct product = LogitProduct::Gemm) {
+DecodeSettings settings_with(NormMode norm, int top_k = 20, const std::string& backend = "") {
   DecodeSettings s;
   s.norm = norm;
   s.top_k = top_k;
-  s.product = product;
+  s.backend = backend;
   return s;
 }
-
-constexpr LogitProduct kProducts[] = {LogitProduct::Gemm, LogitProduct::Strassen, LogitProduct::Packed,
-                                      LogitProduct::PackedStrassen};
-std::string product_name(LogitProduct p) { return std::string(logit_product_name(p)); }
 
 MapProgress map_into(const Model& model, const std::string& path, DecodeSettings settings,
                      std::vector<int64_t> layers = {}, std::vector<MapProgress>* reports = nullptr) {
@@ -261,23 +291,32 @@ TEST(LmHeadDecode, GgufModelsMatchTheFloat64Reference) {
     ASSERT_EQ(model.config().n_layers, 2);
     ASSERT_EQ(model.config().d_ffn, 96);
     for (NormMode norm : kNorms) {
-      for (LogitProduct product : kProducts) {
-        const LmHeadDecoder decoder(model, settings_with(norm, 20, product));
+      for (const DecodeBackendInfo& backend : runnable_backends()) {
+        const std::string product = backend.name;
+        const LmHeadDecoder decoder(model, settings_with(norm, 20, backend.name));
         int tie_cases = 0;
         for (VectorKind kind : kKinds) {
           for (int64_t layer = 0; layer < model.config().n_layers; ++layer) {
             const std::vector<NeuronDecoding> got = decode_layer(model, decoder, kind, layer);
             ASSERT_EQ(got.size(), 96u);
             for (int64_t i = 0; i < 96; ++i) {
-              EXPECT_TRUE(matches_reference(decoded_of(got[static_cast<size_t>(i)]),
-                                            reference_neuron(name, norm, kind, layer, i), tie_cases))
-                  << name << " norm " << norm_mode_name(norm) << " " << product_name(product) << " " << layer << ":"
+              const NeuronDecoding& g = got[static_cast<size_t>(i)];
+              const json& ref = reference_neuron(name, norm, kind, layer, i);
+              // float32 bulk logits: within the fixed tolerances too.
+              int ignored = 0;
+              if (backend.precision == Precision::Exact) {
+                EXPECT_TRUE(matches_reference(decoded_of(g), ref, ignored))
+                    << name << " norm " << norm_mode_name(norm) << " " << product << " " << layer << ":"
+                    << vector_kind_name(kind) << ":" << i;
+              }
+              EXPECT_TRUE(matches_reference_within_bounds(g, ref, tie_cases))
+                  << name << " norm " << norm_mode_name(norm) << " " << product << " " << layer << ":"
                   << vector_kind_name(kind) << ":" << i;
             }
           }
         }
         // Random weights make exact ties rare: a handful at most of 576.
-        EXPECT_LE(tie_cases, 5) << name << " norm " << norm_mode_name(norm) << " " << product_name(product);
+        EXPECT_LE(tie_cases, 5) << name << " norm " << norm_mode_name(norm) << " " << product;
       }
     }
   }
@@ -322,32 +361,55 @@ TEST(LmHeadDecode, HuggingFaceFolderDecodesLikeGguf) {
   }
 }
 
-TEST(LmHeadDecode, ProductChoice) {
+TEST(LmHeadDecode, BackendChoice) {
   const Model model = load_gguf(kModelNames[0]);
-  const int64_t d = model.config().d_model;
-  ASSERT_EQ(d % 2, 0);
-  ASSERT_LT(d, 2048);
-  auto product_for = [&](LogitProduct asked, int64_t n) {
-    return LmHeadDecoder(model, settings_with(NormMode::Final, 20, asked)).product_for(n);
-  };
-  for (LogitProduct p : {LogitProduct::Gemm, LogitProduct::Strassen, LogitProduct::Packed,
-                         LogitProduct::PackedStrassen}) {
-    EXPECT_EQ(product_for(p, 3), p) << product_name(p);
-    EXPECT_EQ(product_for(p, 5000), p) << product_name(p);
+  const bool bf16_units = cpu::can_run(cpu::LogitKernelSet::Avx512Bf16);
+  const std::string fastest = "cpu-" + std::string(cpu::logit_kernel_set_name(cpu::fastest_f32_kernel_set()));
+  // Auto: bf16 where the CPU has bf16 units, else exact on the widest SIMD.
+  EXPECT_EQ(DecodeSettings{}.precision, Precision::Auto);
+  const LmHeadDecoder automatic(model, settings_with(NormMode::Final));
+  EXPECT_EQ(automatic.backend_name(), bf16_units ? "cpu-avx512bf16-bf16" : fastest + "-fp32");
+  EXPECT_EQ(automatic.precision(), bf16_units ? Precision::Bf16 : Precision::Exact);
+  DecodeSettings exact = settings_with(NormMode::Final);
+  exact.precision = Precision::Exact;
+  EXPECT_EQ(choose_decode_backend(exact).name, fastest + "-fp32");
+  EXPECT_NE(choose_decode_backend(exact).bound_definition.find("gamma(2d)"), std::string::npos);
+  // Every runnable name gives that backend.
+  for (const DecodeBackendInfo& b : runnable_backends()) {
+    const LmHeadDecoder named(model, settings_with(NormMode::Final, 20, b.name));
+    EXPECT_EQ(named.backend_name(), b.name);
+    EXPECT_EQ(named.precision(), b.precision);
   }
-  // Auto: small calls take the plain sgemm (nothing to prepare); a map takes
-  // the packed Strassen path where the CPU has AVX2 (d = 576 here, so not
-  // BLAS Strassen without it).
-  EXPECT_EQ(product_for(LogitProduct::Auto, 3), LogitProduct::Gemm);
-  EXPECT_EQ(product_for(LogitProduct::Auto, 5000),
-            cpu::packed_gemm_is_fast() ? LogitProduct::PackedStrassen : LogitProduct::Gemm);
-  EXPECT_EQ(DecodeSettings{}.product, LogitProduct::Auto);
-  for (LogitProduct p : {LogitProduct::Auto, LogitProduct::Gemm, LogitProduct::Strassen, LogitProduct::Packed,
-                         LogitProduct::PackedStrassen}) {
-    EXPECT_EQ(logit_product_from_name(logit_product_name(p)), p);
+  for (Precision p : {Precision::Auto, Precision::Exact, Precision::Bf16}) {
+    EXPECT_EQ(precision_from_name(precision_name(p)), p);
   }
-  EXPECT_TRUE(throws_error_containing([] { logit_product_from_name("blas"); },
-                                      "expected auto, gemm, strassen, packed or packed-strassen"));
+  EXPECT_TRUE(throws_error_containing([] { precision_from_name("fp16"); }, "expected auto, exact or bf16"));
+  EXPECT_TRUE(throws_error_containing([&] { LmHeadDecoder(model, settings_with(NormMode::Final, 20, "cpu-blas")); },
+                                      "unknown decode backend 'cpu-blas', expected one of cpu-portable8-fp32"));
+  DecodeSettings mismatch = settings_with(NormMode::Final, 20, fastest + "-fp32");
+  mismatch.precision = Precision::Bf16;
+  EXPECT_TRUE(throws_error_containing([&] { choose_decode_backend(mismatch); }, "computes in exact precision, not bf16"));
+  DecodeSettings bf16 = settings_with(NormMode::Final);
+  bf16.precision = Precision::Bf16;
+  if (bf16_units) {
+    EXPECT_EQ(choose_decode_backend(bf16).name, "cpu-avx512bf16-bf16");
+  } else {
+    EXPECT_TRUE(throws_error_containing([&] { choose_decode_backend(bf16); },
+                                        "precision bf16 needs a CPU with bf16 dot-product units"));
+  }
+}
+
+// A backend this CPU lacks is refused with the feature it needs, and its
+// place in the tests above is taken by a skip that names it.
+TEST(LmHeadDecode, BackendsThisCpuLacksAreSkipped) {
+  std::string missing;
+  for (const DecodeBackendInfo& b : decode_backend_names()) {
+    if (b.runs_here) continue;
+    EXPECT_TRUE(throws_error_containing([&] { choose_decode_backend(settings_with(NormMode::Final, 20, b.name)); },
+                                        "needs " + b.needs + ", which this CPU lacks"));
+    missing += "\n  " + b.name + " (needs " + b.needs + ")";
+  }
+  if (!missing.empty()) GTEST_SKIP() << "decode backends this CPU cannot run, so not tested here:" << missing;
 }
 
 TEST(LmHeadDecode, ProgressAndSettingsChecks) {
@@ -397,9 +459,9 @@ TEST(LmHeadDecode, DefaultModelTilesAgreeWithABruteForceDecode) {
   constexpr int64_t n = 300;
   decoder.normalize(vectors.data(), n);
   std::vector<std::vector<NeuronDecoding>> by_product;
-  for (LogitProduct product : kProducts) {
-    const LmHeadDecoder d_product(model, settings_with(NormMode::Final, 20, product));
-    ASSERT_EQ(d_product.product_for(n), product);
+  const std::vector<DecodeBackendInfo> backends = runnable_backends();
+  for (const DecodeBackendInfo& backend : backends) {
+    const LmHeadDecoder d_product(model, settings_with(NormMode::Final, 20, backend.name));
     by_product.push_back(d_product.decode_normalized(vectors.data(), n));
     ASSERT_EQ(by_product.back().size(), static_cast<size_t>(n));
   }
@@ -454,24 +516,76 @@ TEST(LmHeadDecode, DefaultModelTilesAgreeWithABruteForceDecode) {
     // the logit error; the exponential folding adds ~1e-7.
     const double tolerance = 4 * std::abs(zmax) * std::sqrt(static_cast<double>(d)) * FLT_EPSILON + 1e-6;
     for (size_t p = 0; p < by_product.size(); ++p) {
-      const std::string product = product_name(kProducts[p]);
+      const std::string product = backends[p].name;
       const NeuronDecoding& g = by_product[p][static_cast<size_t>(i)];
-      EXPECT_NEAR(g.logsumexp, lse, tolerance) << "vector " << i << " " << product;
-      EXPECT_NEAR(g.entropy, entropy, tolerance * std::max(weight, 1.0)) << "vector " << i << " " << product;
-      // The top-k mass, sum_r exp(z_r - logsumexp), inherits logsumexp's error.
-      EXPECT_NEAR(g.topk_mass, mass, mass * tolerance + kProbTolerance) << "vector " << i << " " << product;
-      // Ids and float64 logits exactly as usual; probabilities from the exact
-      // logsumexp, so that they test the logits and not logsumexp again.
-      Decoded exact = decoded_of(g);
-      exact.logsumexp = lse;
-      exact.entropy = entropy;
-      exact.topk_mass = mass;
-      exact.probs.clear();
-      for (double zt : exact.logits) exact.probs.push_back(std::exp(zt - lse));
-      EXPECT_TRUE(matches_reference(exact, ref, tie_cases)) << "vector " << i << " " << product;
+      if (backends[p].precision == Precision::Exact) {
+        EXPECT_NEAR(g.logsumexp, lse, tolerance) << "vector " << i << " " << product;
+        EXPECT_NEAR(g.entropy, entropy, tolerance * std::max(weight, 1.0)) << "vector " << i << " " << product;
+        // The top-k mass, sum_r exp(z_r - logsumexp), inherits logsumexp's error.
+        EXPECT_NEAR(g.topk_mass, mass, mass * tolerance + kProbTolerance) << "vector " << i << " " << product;
+      }
+      // Every backend: ids and float64 logits exactly as usual, probabilities
+      // from the exact logsumexp (so that they test the logits and not
+      // logsumexp again), logsumexp and entropy within their reported bounds.
+      EXPECT_TRUE(matches_reference_within_bounds(g, ref, tie_cases)) << "vector " << i << " " << product;
+      // The reported bounds are worst cases (Cauchy-Schwarz over d = 576
+      // terms), but not vacuous: here under 0.02 nats for float32 products
+      // and under 2 for bf16 ones.
+      EXPECT_LT(g.logsumexp_error, backends[p].precision == Precision::Exact ? 0.02 : 2.0) << product;
     }
   }
-  EXPECT_LE(tie_cases, 4);
+  EXPECT_LE(tie_cases, 4 * static_cast<int>(backends.size()));
+}
+
+// Every neuron of the default model (3 kinds x 30 layers x 1536): the bf16
+// method gives the same top-k ids and float64 logits as the exact one, and
+// its logsumexp and entropy (so every probability's log) differ by no more
+// than the two decodings' bounds together. On a CPU without bf16 units the
+// bf16 products are emulated (the same sums, logit_kernels.h).
+TEST(LmHeadDecode, DefaultModelBf16KeepsEveryExactTopK) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "two whole default-model decodes are too slow under AddressSanitizer; the Release run checks this";
+#endif
+  NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
+  const Model model = Model::load(path);
+  const ModelConfig& c = model.config();
+  DecodeSettings exact_settings = settings_with(NormMode::Final), bf16_settings = settings_with(NormMode::Final);
+  exact_settings.precision = Precision::Exact;
+  bf16_settings.backend = cpu::can_run(cpu::LogitKernelSet::Avx512Bf16)
+                              ? "cpu-avx512bf16-bf16"
+                              : "cpu-" + std::string(cpu::logit_kernel_set_name(cpu::fastest_f32_kernel_set())) +
+                                    "-bf16emu";
+  const LmHeadDecoder exact(model, exact_settings), bf16(model, bf16_settings);
+  ASSERT_EQ(bf16.precision(), Precision::Bf16);
+  std::vector<float> vectors;
+  int64_t neurons = 0, differing_ids = 0;
+  double max_lse_gap = 0, max_lse_bound = 0, max_entropy_bound = 0;
+  for (VectorKind kind : kKinds) {
+    for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+      load_neuron_vectors(model, kind, layer, vectors);
+      exact.normalize(vectors.data(), c.d_ffn);
+      const auto e = exact.decode_normalized(vectors.data(), c.d_ffn);
+      const auto b = bf16.decode_normalized(vectors.data(), c.d_ffn);
+      for (size_t i = 0; i < e.size(); ++i, ++neurons) {
+        if (b[i].top_ids != e[i].top_ids || b[i].top_logits != e[i].top_logits) {
+          if (++differing_ids <= 5) {
+            ADD_FAILURE() << vector_kind_name(kind) << " layer " << layer << " neuron " << i << ": top-k differs";
+          }
+        }
+        const double lse_gap = std::abs(b[i].logsumexp - e[i].logsumexp);
+        EXPECT_LE(lse_gap, b[i].logsumexp_error + e[i].logsumexp_error) << layer << ":" << i;
+        EXPECT_LE(std::abs(b[i].entropy - e[i].entropy), b[i].entropy_error + e[i].entropy_error) << layer << ":" << i;
+        max_lse_gap = std::max(max_lse_gap, lse_gap);
+        max_lse_bound = std::max(max_lse_bound, b[i].logsumexp_error);
+        max_entropy_bound = std::max(max_entropy_bound, b[i].entropy_error);
+      }
+    }
+  }
+  EXPECT_EQ(neurons, 3 * c.n_layers * c.d_ffn);
+  EXPECT_EQ(differing_ids, 0);
+  std::printf("[ bf16    ] %s: %lld neurons, same top-k; largest |logsumexp gap| %.3g, largest bf16 bounds: "
+              "logsumexp %.3g, entropy %.3g\n",
+              bf16.backend_name().data(), static_cast<long long>(neurons), max_lse_gap, max_lse_bound, max_entropy_bound);
 }
 
 // ---------------------------------------------------------------------------
@@ -523,6 +637,34 @@ TEST(NeuronMapAtlas, MapsEveryKindAndLayerAsTheReference) {
   EXPECT_LE(tie_cases, 5);
   EXPECT_FALSE(atlas.neuron(VectorKind::Up, 0, 96).has_value());
   EXPECT_FALSE(atlas.neuron(VectorKind::Up, 2, 0).has_value());
+}
+
+// The atlas records the precision, its bound in words, and the largest
+// logsumexp and entropy bounds of the neurons written, for every backend.
+TEST(NeuronMapAtlas, RecordsThePrecisionAndItsBounds) {
+  const Model model = load_gguf("untied");
+  for (const std::string backend : {"cpu-portable8-fp32", "cpu-portable16-bf16emu"}) {
+    testing::ScratchDir dir;
+    const std::string path = dir.file("precision.db");
+    map_into(model, path, settings_with(NormMode::Final, 20, backend), {1});
+    const Atlas atlas = Atlas::open(path);
+    const AtlasSettings& s = atlas.settings();
+    const bool bf16 = backend.ends_with("bf16emu");
+    EXPECT_EQ(s.precision, bf16 ? "bf16" : "exact") << backend;
+    EXPECT_NE(s.precision_bound.find(bf16 ? "bf16 operands" : "float32 products"), std::string::npos) << backend;
+    // The largest bound over the neurons, as decode_layer gives them.
+    const LmHeadDecoder decoder(model, settings_with(NormMode::Final, 20, backend));
+    double lse = 0, entropy = 0;
+    for (VectorKind kind : kKinds) {
+      for (const NeuronDecoding& d : decode_layer(model, decoder, kind, 1)) {
+        lse = std::max(lse, d.logsumexp_error);
+        entropy = std::max(entropy, d.entropy_error);
+      }
+    }
+    EXPECT_GT(lse, 0) << backend;
+    EXPECT_DOUBLE_EQ(s.max_logsumexp_error, lse) << backend;
+    EXPECT_DOUBLE_EQ(s.max_entropy_error, entropy) << backend;
+  }
 }
 
 TEST(NeuronMapAtlas, ResumesByKindAndLayer) {
@@ -587,6 +729,13 @@ TEST(NeuronMapAtlas, RefusesOtherSettingsOrModel) {
       [&] { Atlas::create_or_resume(path, atlas_settings_for(tied, settings_with(NormMode::Final)), tied.vocab()); },
       "model"));
   EXPECT_TRUE(throws_error_containing([&] { map_into(tied, path, settings_with(NormMode::Final)); }, "model"));
+  // Layers of another precision would mix two bounds in one atlas.
+  const std::string other_precision =
+      choose_decode_backend(settings_with(NormMode::Final)).precision == Precision::Exact
+          ? "cpu-portable8-bf16emu"
+          : "cpu-portable8-fp32";
+  EXPECT_TRUE(throws_error_containing([&] { map_into(model, path, settings_with(NormMode::Final, 20, other_precision)); },
+                                      "--precision"));
   // The refusals left the atlas as it was.
   EXPECT_EQ(Atlas::open(path).layers_done().size(), 3u);
 }

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "format.h"
+#include "neuronlens/decode.h"
 #include "neuronlens/map_estimate.h"
 #include "neuronlens/model.h"
 #include "neuronlens/runtime.h"
@@ -80,6 +81,13 @@ int run_info(const InfoOptions& opt) {
       j["neuron_map"]["gemm_gflops"] = estimate.gemm_gflops;
       j["neuron_map"]["seconds"] = estimate.seconds;
     }
+    const DecodeBackendChoice chosen = choose_decode_backend(DecodeSettings{});
+    j["neuron_map"]["backend"] = chosen.name;
+    j["neuron_map"]["backends"] = nlohmann::json::array();
+    for (const DecodeBackendInfo& b : decode_backend_names()) {
+      j["neuron_map"]["backends"].push_back(
+          {{"name", b.name}, {"precision", precision_name(b.precision)}, {"runs_here", b.runs_here}, {"needs", b.needs}});
+    }
     nlohmann::json& rt = j["runtime_weights"];
     rt["copied_bytes"] = copied_bytes;
     rt["matrices"] = nlohmann::json::array();
@@ -120,6 +128,14 @@ int run_info(const InfoOptions& opt) {
                 human_seconds(estimate.seconds).c_str(), estimate.gemm_gflops);
   }
   std::printf("\n");
+  // The decode backends (`map --backend`), the default's marked.
+  const DecodeBackendChoice chosen = choose_decode_backend(DecodeSettings{});
+  std::printf("map backends   (* the default here; --backend NAME forces one)\n");
+  for (const DecodeBackendInfo& b : decode_backend_names()) {
+    std::printf("  %c %-22s %-5s %s\n", b.name == chosen.name ? '*' : ' ', b.name.c_str(),
+                std::string(precision_name(b.precision)).c_str(),
+                b.runs_here ? "runs here" : ("needs " + b.needs).c_str());
+  }
   // What `generate` and the other runtime commands will hold.
   std::printf("runtime        matrices read in place from the file; %s copied\n",
               human_bytes(static_cast<double>(copied_bytes)).c_str());

@@ -25,7 +25,8 @@ struct MapCommandOptions {
   int top_k = 20;
   std::string norm = "final";
   std::string read_norm = "none";
-  std::string product = "auto";
+  std::string precision = "auto";
+  std::string backend;
   std::string examples = "dog,California";
   double specialised = 0.5;
   int threads = 0;
@@ -87,7 +88,13 @@ int run_map(const MapCommandOptions& opt) {
   map_options.settings.top_k = opt.top_k;
   map_options.settings.norm = norm_mode_from_name(opt.norm);
   map_options.settings.read_norm = read_norm_from_name(opt.read_norm);
-  map_options.settings.product = logit_product_from_name(opt.product);
+  map_options.settings.precision = for_option("--precision", [&] { return precision_from_name(opt.precision); });
+  map_options.settings.backend = opt.backend;
+  const DecodeBackendChoice backend = for_option(opt.backend.empty() ? "--precision" : "--backend", [&] {
+    return choose_decode_backend(map_options.settings);
+  });
+  std::fprintf(stderr, "decode backend %s (%s precision)\n", backend.name.c_str(),
+               std::string(precision_name(backend.precision)).c_str());
   if (!(opt.specialised > 0 && opt.specialised < 1)) throw Error("--specialised must be between 0 and 1");
 
   std::fprintf(stderr, "hashing %s ...\n", model.path().c_str());
@@ -127,12 +134,14 @@ Runner add_map_command(CLI::App& app) {
                   "Up/gate rows as read: none (the raw row, the paper's) or ffn (times the MLP's pre-norm weight: "
                   "the direction the neuron reads through its own norm)")
       ->capture_default_str();
-  cmd->add_option("--product", opt->product,
-                  "How logit tiles are multiplied: auto (packed-strassen with AVX2, else strassen for "
-                  "d >= 2048, else gemm), gemm (BLAS sgemm), strassen (one level of Strassen-Winograd on BLAS: 1/8 fewer "
-                  "multiplications, one more LM head of memory), packed (our AVX2 kernel on a head packed once, "
-                  "one more LM head) or packed-strassen (both: 7/4 more LM heads; the fastest). gemm needs the least memory")
+  cmd->add_option("--precision", opt->precision,
+                  "Bulk logit product: exact (float32), bf16 (bf16 operands, float32 sums; needs AVX512_BF16) or "
+                  "auto (bf16 where the CPU has it). Either way every token that could be in the top k is "
+                  "re-scored in float64, so the top-k ids are exact (docs/precision.md)")
       ->capture_default_str();
+  cmd->add_option("--backend", opt->backend,
+                  "Force one decode backend by name, e.g. cpu-avx2-fp32, cpu-portable16-fp32 or cpu-avx2-bf16emu "
+                  "(bf16 emulated, for CPUs without bf16 units); `neuronlens info MODEL` lists them");
   cmd->add_option("--examples", opt->examples, "Concepts to look up in the summary (comma separated)")
       ->capture_default_str();
   cmd->add_option("--specialised", opt->specialised, "Top-1 probability above which a neuron counts as specialised")

@@ -55,21 +55,23 @@ float max_of(const float* z, int64_t n) {
 
 namespace {
 
-float exp_sums_portable(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
-  constexpr int64_t kRun = 512;  // float partial sums over short runs, then double
+float exp_sums_portable(const float* z, int64_t n, float m, ExpSums& sums) {
+  constexpr int64_t kRun = kExpSumRun;  // float partial sums over short runs, then double
   float top = -INFINITY;
   for (int64_t start = 0; start < n; start += kRun) {
     const int64_t end = std::min(n, start + kRun);
-    float s = 0, u = 0;
+    float s = 0, u = 0, w = 0;
     for (int64_t i = start; i < end; ++i) {
       const float shifted = z[i] - m;
       const float e = exp_nonpositive(shifted);
       s += e;
       u += e * shifted;
+      w += e * shifted * shifted;
       top = std::max(top, z[i]);
     }
-    sum_exp += s;
-    sum_shift += u;
+    sums.exp += s;
+    sums.shift += u;
+    sums.shift2 += w;
   }
   return top;
 }
@@ -88,21 +90,20 @@ double dot_f64_portable(const float* a, const float* b, int64_t n) {
 
 #if defined(__x86_64__)
 // The same polynomial as exp_nonpositive, eight lanes at a time.
-__attribute__((target("avx2,fma"))) float exp_sums_avx2(const float* z, int64_t n, float m, double& sum_exp,
-                                                        double& sum_shift) {
+__attribute__((target("avx2,fma"))) float exp_sums_avx2(const float* z, int64_t n, float m, ExpSums& sums) {
   const __m256 vm = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f), log2e = _mm256_set1_ps(1.44269504088896341f);
   const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
   const __m256 c0 = _mm256_set1_ps(1.9875691500e-4f), c1 = _mm256_set1_ps(1.3981999507e-3f),
                c2 = _mm256_set1_ps(8.3334519073e-3f), c3 = _mm256_set1_ps(4.1665795894e-2f),
                c4 = _mm256_set1_ps(1.6666665459e-1f), c5 = _mm256_set1_ps(5.0000001201e-1f),
                one = _mm256_set1_ps(1.0f);
-  constexpr int64_t kRun = 512;
+  constexpr int64_t kRun = kExpSumRun;
   __m256 top = _mm256_set1_ps(-INFINITY);
   int64_t start = 0;
   // Runs of up to kRun logits, whole 8-lane steps only; the last few go to
   // the portable loop.
   for (int64_t run; (run = std::min(kRun, (n - start) / 8 * 8)) > 0; start += run) {
-    __m256 s = _mm256_setzero_ps(), u = _mm256_setzero_ps();
+    __m256 s = _mm256_setzero_ps(), u = _mm256_setzero_ps(), w = _mm256_setzero_ps();
     for (int64_t i = start; i < start + run; i += 8) {
       const __m256 zi = _mm256_loadu_ps(z + i);
       top = _mm256_max_ps(top, zi);
@@ -120,19 +121,23 @@ __attribute__((target("avx2,fma"))) float exp_sums_avx2(const float* z, int64_t 
       const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
       const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
       s = _mm256_add_ps(s, e);
-      u = _mm256_fmadd_ps(e, shifted, u);
+      const __m256 es = _mm256_mul_ps(e, shifted);
+      u = _mm256_add_ps(u, es);
+      w = _mm256_fmadd_ps(es, shifted, w);
     }
-    alignas(32) float sv[8], uv[8];
+    alignas(32) float sv[8], uv[8], wv[8];
     _mm256_store_ps(sv, s);
     _mm256_store_ps(uv, u);
+    _mm256_store_ps(wv, w);
     for (int j = 0; j < 8; ++j) {
-      sum_exp += sv[j];
-      sum_shift += uv[j];
+      sums.exp += sv[j];
+      sums.shift += uv[j];
+      sums.shift2 += wv[j];
     }
   }
   alignas(32) float tv[8];
   _mm256_store_ps(tv, top);
-  const float rest = exp_sums_portable(z + start, n - start, m, sum_exp, sum_shift);
+  const float rest = exp_sums_portable(z + start, n - start, m, sums);
   return std::max(rest, *std::max_element(tv, tv + 8));
 }
 
@@ -156,11 +161,11 @@ const bool kHaveAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_suppor
 
 }  // namespace
 
-float exp_sums(const float* z, int64_t n, float m, double& sum_exp, double& sum_shift) {
+float exp_sums(const float* z, int64_t n, float m, ExpSums& sums) {
 #if defined(__x86_64__)
-  if (kHaveAvx2Fma) return exp_sums_avx2(z, n, m, sum_exp, sum_shift);
+  if (kHaveAvx2Fma) return exp_sums_avx2(z, n, m, sums);
 #endif
-  return exp_sums_portable(z, n, m, sum_exp, sum_shift);
+  return exp_sums_portable(z, n, m, sums);
 }
 
 double dot_f64(const float* a, const float* b, int64_t n) {

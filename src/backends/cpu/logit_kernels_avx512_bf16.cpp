@@ -1,0 +1,55 @@
+// The avx512bf16 kernel set: the avx512 set's 12 x 32 tiles with bf16 pairs
+// on vdpbf16ps (AVX512_BF16: Cooper Lake, Sapphire Rapids and later, Zen 4
+// and later), 32 multiply-adds per instruction instead of 16. Its own file
+// because the template must be compiled for the bf16 target to inline the
+// instruction. The emulated pairs of the other sets give the same sums
+// (logit_kernels.h), and the portable16 set runs this geometry everywhere.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include "backends/cpu/logit_kernels.h"
+
+#pragma GCC push_options
+// GCC 12's AVX-512 shift and zero intrinsics start from an "undefined"
+// register that -Wmaybe-uninitialized flags inside these headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
+#include "backends/cpu/logit_kernels_impl.h"
+
+namespace neuronlens::cpu {
+namespace {
+
+struct Avx512Bf16Ops {
+  static constexpr int W = 16;
+  using V = __m512;
+  using P = __m512i;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_load_ps(p); }
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
+  static P load_pairs(const unsigned* p) { return _mm512_load_si512(p); }
+  static P bcast_pair(const unsigned* p) { return _mm512_set1_epi32(static_cast<int>(*p)); }
+  static V dot2(V acc, P a, P b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+};
+using Tiles = kernels::LogitTiles<Avx512Bf16Ops, 12>;
+
+}  // namespace
+
+// The table itself is made by code for any CPU: it is read before the CPU
+// is checked.
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+
+const LogitKernels& avx512_bf16_logit_kernels() {
+  static const LogitKernels k{LogitKernelSet::Avx512Bf16, "avx512bf16", 12, Tiles::NR, true, Tiles::product_f32,
+                              Tiles::product_bf16};
+  return k;
+}
+
+}  // namespace neuronlens::cpu
+#endif
