@@ -61,7 +61,7 @@ def main():
     print(f"model {first['model']}: {first['vectors']} vectors x V={first['vocab_size']} x d={first['d_model']} "
           f"= {tflop:.2f} TFLOP, {args.threads} threads")
     if torch_result:
-        print(f"PyTorch {torch_result['torch']}: {torch_result['blas']}; {torch_result['cpu_capability']}")
+        print(f"PyTorch {torch_result['torch']}: {torch_result['blas']}; CPU capability {torch_result['cpu_capability']}")
     t = torch_result["seconds"] if torch_result else None
     print(f"{'':44} {'seconds':>9} {'GFLOP/s':>8} {'vs PyTorch':>11} {'peak RSS':>9}")
     rows = [(f"(a) neuronlens {r['backend']} ({label})", r["neuronlens"]["total_s"], r["peak_rss_bytes"])

@@ -9,6 +9,8 @@ usage: torch_baseline.py MODEL.gguf --layers 0-29 --kinds up,gate,down --threads
 """
 import argparse
 import json
+import os
+import re
 import resource
 import time
 
@@ -74,11 +76,16 @@ def main():
     seconds = time.perf_counter() - start
     vectors = sum(v.shape[0] for v in weights.values())
     # Which BLAS the matmul takes on this CPU: the ratio means little without it.
+    # BLAS_INFO=generic means the system's libblas.so.3, whichever library
+    # that resolves to: the one mapped into this process says.
     config = torch.__config__.show()
-    blas = next((line.strip() for line in config.splitlines() if "BLAS_INFO" in line), "BLAS unknown")
-    isa = next((line.strip() for line in config.splitlines() if "CPU capability" in line), "")
+    info = re.search(r"BLAS_INFO=(\w+)", config)
+    isa = re.search(r"CPU capability usage: (\w+)", config)
+    with open("/proc/self/maps") as maps:
+        libs = sorted({os.path.realpath(line.split()[-1]) for line in maps if "blas" in line.split()[-1].lower()})
+    blas = f"BLAS_INFO={info.group(1) if info else '?'} ({', '.join(libs) or 'no BLAS library mapped'})"
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "vectors": vectors,
-                      "seconds": seconds, "checksum": checksum, "blas": blas, "cpu_capability": isa,
+                      "seconds": seconds, "checksum": checksum, "blas": blas, "cpu_capability": isa.group(1) if isa else "?",
                       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 

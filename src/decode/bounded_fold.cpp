@@ -81,6 +81,10 @@ void BoundedFold::finish(int64_t i, const float* vector, const LmHead& head, Neu
   r.logsumexp_error = lse_error;
   r.entropy_error = e * std::exp(e + lse_error) * std::sqrt(rest) * (std::sqrt(sm.variance()) + e) +
                     kSumRelativeError * (1 + 2 * std::abs(mean_shift));
+  // The exact entropy lies in [0, log V] whatever the logits: never claim a
+  // wider interval than that.
+  const double log_v = std::log(static_cast<double>(head.vocab));
+  r.entropy_error = std::min(r.entropy_error, std::max(r.entropy, log_v - r.entropy));
   scored.resize(std::min(scored.size(), static_cast<size_t>(top_k_)));
   r.top_ids.clear();
   r.top_logits.clear();

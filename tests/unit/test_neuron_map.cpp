@@ -1091,6 +1091,25 @@ TEST(NeuronMapCli, MapShowFindCompare) {
   out.clear();
   EXPECT_EQ(run_command(cli + " show " + quoted(atlas) + " 1:sideways:5", out), 2) << out;
 
+  // --precision bf16 without bf16 units, an unknown precision or backend:
+  // exit 2 with the option named, nothing written.
+  const std::string fresh = dir.file("fresh.db");
+  if (!cpu::can_run(cpu::LogitKernelSet::Avx512Bf16)) {
+    out.clear();
+    EXPECT_EQ(run_command(cli + " map " + quoted(model_path) + " -o " + quoted(fresh) + " --precision bf16", out), 2)
+        << out;
+    EXPECT_NE(out.find("--precision: precision bf16 needs a CPU with bf16 dot-product units"), std::string::npos)
+        << out;
+  }
+  out.clear();
+  EXPECT_EQ(run_command(cli + " map " + quoted(model_path) + " -o " + quoted(fresh) + " --precision fp8", out), 2) << out;
+  EXPECT_NE(out.find("--precision: unknown precision 'fp8'"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run_command(cli + " map " + quoted(model_path) + " -o " + quoted(fresh) + " --backend cpu-blas", out), 2)
+      << out;
+  EXPECT_NE(out.find("--backend: unknown decode backend 'cpu-blas'"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(fresh));
+
   // The core's list parsers name no option; the CLI puts its own in front.
   out.clear();
   EXPECT_EQ(run_command(cli + " map " + quoted(model_path) + " -o " + quoted(dir.file("bad.db")) + " --layers x", out),

@@ -15,25 +15,13 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
+#include "backends/cpu/logit_kernels_avx512_ops.h"
 #include "backends/cpu/logit_kernels_impl.h"
 
 namespace neuronlens::cpu {
 namespace {
 
-struct Avx512Bf16Ops {
-  static constexpr int W = 16;
-  using V = __m512;
-  using P = __m512i;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V load(const float* p) { return _mm512_load_ps(p); }
-  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
-  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
-  static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
-  static P load_pairs(const unsigned* p) { return _mm512_load_si512(p); }
-  static P bcast_pair(const unsigned* p) { return _mm512_set1_epi32(static_cast<int>(*p)); }
+struct Avx512Bf16Ops : Avx512Ops {
   static V dot2(V acc, P a, P b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
 };
 using Tiles = kernels::LogitTiles<Avx512Bf16Ops, 12>;

@@ -35,11 +35,13 @@ struct LogitTiles {
     Ops::storeu(row + W, hi);
   }
 
-  // One MR x NR tile over kc steps of k: a [kc][MR], b [kc][NR]. The first
-  // prefetch_steps steps of `prefetch` (the next B panel) are pulled into L2
-  // meanwhile.
-  static void tile_f32(const float* a, const float* b, long kc, float* c, long ldc, bool accumulate,
-                       const float* prefetch, long prefetch_steps) {
+  // One MR x NR tile over kc steps of k: a [kc][MR], b [kc][NR] words
+  // (floats, or unsigned bf16 pairs). The first prefetch_steps steps of
+  // `prefetch` (the next B panel) are pulled into L2 meanwhile.
+  template <typename Word>
+  static void tile(const Word* a, const Word* b, long kc, float* c, long ldc, bool accumulate, const Word* prefetch,
+                   long prefetch_steps) {
+    constexpr bool kFloat = __is_same(Word, float);  // else unsigned bf16 pairs
     V acc[MR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Ops::zero();
@@ -48,35 +50,22 @@ struct LogitTiles {
       if (k < prefetch_steps) {
         for (long l = 0; l < kLinesPerStep; ++l) Ops::prefetch(prefetch + k * NR + l * 16);
       }
-      const V b0 = Ops::load(b + k * NR), b1 = Ops::load(b + k * NR + W);
+      if constexpr (kFloat) {
+        const V b0 = Ops::load(b + k * NR), b1 = Ops::load(b + k * NR + W);
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const V x = Ops::bcast(a + k * MR + r);
-        acc[r][0] = Ops::fma(x, b0, acc[r][0]);
-        acc[r][1] = Ops::fma(x, b1, acc[r][1]);
-      }
-    }
+        for (int r = 0; r < MR; ++r) {
+          const V x = Ops::bcast(a + k * MR + r);
+          acc[r][0] = Ops::fma(x, b0, acc[r][0]);
+          acc[r][1] = Ops::fma(x, b1, acc[r][1]);
+        }
+      } else {
+        const P b0 = Ops::load_pairs(b + k * NR), b1 = Ops::load_pairs(b + k * NR + W);
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) store_row(c + r * ldc, acc[r][0], acc[r][1], accumulate);
-  }
-
-  // The same over bf16 pairs: a [kc][MR], b [kc][NR] 32-bit words.
-  static void tile_bf16(const unsigned* a, const unsigned* b, long kc, float* c, long ldc, bool accumulate,
-                        const unsigned* prefetch, long prefetch_steps) {
-    V acc[MR][2];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Ops::zero();
-#pragma GCC unroll 4
-    for (long k = 0; k < kc; ++k) {
-      if (k < prefetch_steps) {
-        for (long l = 0; l < kLinesPerStep; ++l) Ops::prefetch(prefetch + k * NR + l * 16);
-      }
-      const P b0 = Ops::load_pairs(b + k * NR), b1 = Ops::load_pairs(b + k * NR + W);
-#pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const P x = Ops::bcast_pair(a + k * MR + r);
-        acc[r][0] = Ops::dot2(acc[r][0], x, b0);
-        acc[r][1] = Ops::dot2(acc[r][1], x, b1);
+        for (int r = 0; r < MR; ++r) {
+          const P x = Ops::bcast_pair(a + k * MR + r);
+          acc[r][0] = Ops::dot2(acc[r][0], x, b0);
+          acc[r][1] = Ops::dot2(acc[r][1], x, b1);
+        }
       }
     }
 #pragma GCC unroll 16
@@ -85,9 +74,8 @@ struct LogitTiles {
 
   // C = A · B^T over whole panels, k in equal chunks of at most kChunkDepth
   // (later chunks add into C). Word is float or unsigned (bf16 pairs).
-  template <typename Word, typename Tile>
-  static void product(const Word* a, long a_panels, const Word* b, long b_panels, long k, float* c, long ldc,
-                      Tile tile) {
+  template <typename Word>
+  static void product(const Word* a, long a_panels, const Word* b, long b_panels, long k, float* c, long ldc) {
     const long chunks = (k + kChunkDepth - 1) / kChunkDepth;
     const long chunk = chunks > 0 ? (k + chunks - 1) / chunks : 0;
     for (long k0 = 0; k0 < k; k0 += chunk) {
@@ -101,7 +89,7 @@ struct LogitTiles {
         for (long ip = 0; ip < a_panels; ++ip) {
           const long from = ip * share < kc ? ip * share : kc;
           const long steps = kc - from < share ? kc - from : share;
-          tile(a + (ip * k + k0) * MR, bp, kc, c + ip * MR * ldc + jp * NR, ldc, k0 > 0,
+          tile<Word>(a + (ip * k + k0) * MR, bp, kc, c + ip * MR * ldc + jp * NR, ldc, k0 > 0,
                next ? next + from * NR : nullptr, next ? steps : 0);
         }
       }
@@ -110,11 +98,11 @@ struct LogitTiles {
 
   static void product_f32(const float* a, long a_panels, const float* b, long b_panels, long k, float* c,
                           long ldc) {
-    product(a, a_panels, b, b_panels, k, c, ldc, tile_f32);
+    product(a, a_panels, b, b_panels, k, c, ldc);
   }
   static void product_bf16(const unsigned* a, long a_panels, const unsigned* b, long b_panels, long k2, float* c,
                            long ldc) {
-    product(a, a_panels, b, b_panels, k2, c, ldc, tile_bf16);
+    product(a, a_panels, b, b_panels, k2, c, ldc);
   }
 };
 
