@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: a Release build, the Python package's
-# tests, then the C++ suite again under AddressSanitizer + UBSan. Usage: scripts/test.sh [--no-sanitize]
+# tests, then the C++ suite again under AddressSanitizer + UBSan, then every
+# fuzz target for NEURONLENS_FUZZ_SECONDS (default 30) each.
+# Usage: scripts/test.sh [--no-sanitize]   (skips the last two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +24,5 @@ if [ "${1:-}" != "--no-sanitize" ]; then
     -DNEURONLENS_BUILD_BENCH=OFF >/dev/null
   cmake --build build-asan -j"$JOBS"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS")
+  scripts/fuzz.sh "${NEURONLENS_FUZZ_SECONDS:-30}"
 fi

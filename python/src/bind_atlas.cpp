@@ -33,7 +33,7 @@ std::vector<VectorKind> kinds_from_names(const std::vector<std::string>& names) 
     const VectorKind kind = vector_kind_from_name(name);
     if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
   }
-  if (kinds.empty()) throw Error("no neuron kinds given (expected some of up, gate, down)");
+  if (kinds.empty()) throw bad_input("no neuron kinds given (expected some of up, gate, down)");
   return kinds;
 }
 
@@ -135,8 +135,8 @@ nb::dict top_token_table(const Atlas& atlas, int64_t layer, const std::string& k
   check_neuron(neuron, s.d_ffn);
   const std::optional<AtlasNeuron> n = atlas.neuron(kind, layer, neuron);
   if (!n) {
-    throw Error(atlas.path() + ": layer " + std::to_string(layer) + " of kind " + kind_name +
-                " is not mapped in this atlas");
+    throw bad_input(atlas.path() + ": layer " + std::to_string(layer) + " of kind " + kind_name +
+                    " is not mapped in this atlas");
   }
   std::vector<int64_t> rank;
   std::vector<int32_t> token;
@@ -167,7 +167,7 @@ nb::dict map_model(const PyModel& model, const std::string& atlas_path, const st
   options.layers = checked_layers(layers, model.config().n_layers);
   options.settings.norm = norm_mode_from_name(norm);
   options.settings.read_norm = read_norm_from_name(read_norm);
-  if (top_k < 1 || top_k > 1000) throw Error("top_k must be 1 to 1000, got " + std::to_string(top_k));
+  if (top_k < 1 || top_k > 1000) throw bad_input("top_k must be 1 to 1000, got " + std::to_string(top_k));
   options.settings.top_k = top_k;
   options.settings.precision = precision_from_name(precision);
   options.settings.backend = backend;
@@ -186,8 +186,8 @@ FindOptions find_options(const std::vector<std::string>& kinds, const std::optio
   options.kinds = kinds_from_names(kinds);
   options.layers = checked_layers(layers, n_layers);
   options.rank_by = rank_by_from_name(by);
-  if (limit < 1 || limit > 10000) throw Error("top must be 1 to 10000, got " + std::to_string(limit));
-  if (show_top < 0 || show_top > 100) throw Error("show_top must be 0 to 100, got " + std::to_string(show_top));
+  if (limit < 1 || limit > 10000) throw bad_input("top must be 1 to 10000, got " + std::to_string(limit));
+  if (show_top < 0 || show_top > 100) throw bad_input("show_top must be 0 to 100, got " + std::to_string(show_top));
   options.limit = limit;
   options.show_top = show_top;
   return options;
@@ -289,7 +289,7 @@ nb::dict find_in_model(const PyModel& model, const std::string& concept_text, co
 
 nb::dict compare(const Atlas& a, const Atlas& b, int most_changed) {
   if (most_changed < 0 || most_changed > 100000) {
-    throw Error("most_changed must be 0 to 100000, got " + std::to_string(most_changed));
+    throw bad_input("most_changed must be 0 to 100000, got " + std::to_string(most_changed));
   }
   Comparison c;
   {

@@ -64,7 +64,7 @@ Decoding decode(const PyModel& m, const std::string& kind, int64_t layer, std::o
   DecodeSettings settings;
   settings.norm = norm_mode_from_name(norm);
   settings.read_norm = read_norm_from_name(read_norm);
-  if (top_k < 1 || top_k > 1000) throw Error("top_k must be 1 to 1000, got " + std::to_string(top_k));
+  if (top_k < 1 || top_k > 1000) throw bad_input("top_k must be 1 to 1000, got " + std::to_string(top_k));
   settings.top_k = top_k;
   Decoding d;
   d.kind = std::string(vector_kind_name(vector_kind_from_name(kind)));

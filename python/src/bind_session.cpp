@@ -48,16 +48,16 @@ PointAt point_at(nb::handle spec, int64_t n_layers) {
     const int64_t layer = nb::cast<int64_t>(spec[1]);
     if (point == HookPoint::FinalNorm) {
       if (layer != n_layers) {
-        throw Error("final_norm comes after the last layer: its layer is " + std::to_string(n_layers) + ", not " +
-                    std::to_string(layer));
+        throw bad_input("final_norm comes after the last layer: its layer is " + std::to_string(n_layers) + ", not " +
+                        std::to_string(layer));
       }
     } else {
       check_layer(layer, n_layers);
     }
     return {point, name, layer};
   }
-  throw Error("a hook point is a name ('mlp_act') or a (name, layer) pair, got " +
-              nb::cast<std::string>(nb::repr(spec)));
+  throw bad_input("a hook point is a name ('mlp_act') or a (name, layer) pair, got " +
+                  nb::cast<std::string>(nb::repr(spec)));
 }
 
 // Removes hooks when it goes out of scope, with the GIL held (a Python hook's
@@ -96,14 +96,14 @@ Hook python_hook(nb::callable fn, std::string point_name) {
     nb::ndarray<float, nb::ndim<2>, nb::c_contig, nb::device::cpu> replacement;
     const std::string where = "hook at " + point_name + " layer " + std::to_string(layer);
     if (!nb::try_cast(result, replacement, true)) {
-      throw Error(where + " returned " + nb::cast<std::string>(nb::repr(result.type())) +
-                  "; expected None or a float array of shape (" + std::to_string(rows) + ", " +
-                  std::to_string(cols) + ")");
+      throw bad_input(where + " returned " + nb::cast<std::string>(nb::repr(result.type())) +
+                      "; expected None or a float array of shape (" + std::to_string(rows) + ", " +
+                      std::to_string(cols) + ")");
     }
     if (replacement.shape(0) != rows || replacement.shape(1) != cols) {
-      throw Error(where + " returned an array of shape (" + std::to_string(replacement.shape(0)) + ", " +
-                  std::to_string(replacement.shape(1)) + "); expected (" + std::to_string(rows) + ", " +
-                  std::to_string(cols) + ")");
+      throw bad_input(where + " returned an array of shape (" + std::to_string(replacement.shape(0)) + ", " +
+                      std::to_string(replacement.shape(1)) + "); expected (" + std::to_string(rows) + ", " +
+                      std::to_string(cols) + ")");
     }
     std::memmove(data, replacement.data(), rows * cols * sizeof(float));
   };
@@ -162,7 +162,7 @@ NumpyArray<float> PySession::run_with_hooks(const std::vector<int32_t>& tokens, 
   HookScope scope(session_);
   for (auto [spec, fn] : hooks) {
     if (!PyCallable_Check(fn.ptr())) {
-      throw Error("the hook for " + nb::cast<std::string>(nb::repr(spec)) + " is not callable");
+      throw bad_input("the hook for " + nb::cast<std::string>(nb::repr(spec)) + " is not callable");
     }
     const PointAt at = point_at(spec, n_layers());
     scope.add(session_.add_hook(at.point, at.layer, python_hook(nb::borrow<nb::callable>(fn), at.name)));
@@ -176,8 +176,8 @@ std::string PySession::generate(const std::string& prompt, int64_t max_tokens, b
                      std::optional<nb::callable> on_token) {
   const ModelConfig& c = text_->model.config();
   if (max_tokens < 1 || max_tokens > c.context_length) {
-    throw Error("max_tokens must be 1 to " + std::to_string(c.context_length) + " (the model's context), got " +
-                std::to_string(max_tokens));
+    throw bad_input("max_tokens must be 1 to " + std::to_string(c.context_length) + " (the model's context), got " +
+                    std::to_string(max_tokens));
   }
   std::vector<NeuronIntervention> interventions;
   for (const auto& [at, value] : clamp) interventions.push_back({at.first, at.second, value});

@@ -20,22 +20,22 @@ inline HookPoint hook_point_from_name(std::string_view name) {
     if (hook_point_name(point) == name) return point;
     valid += (i ? ", " : "") + std::string(hook_point_name(point));
   }
-  throw Error("unknown hook point '" + std::string(name) + "' (expected one of " + valid + ")");
+  throw bad_input("unknown hook point '" + std::string(name) + "' (expected one of " + valid + ")");
 }
 
 // Throws Error unless 0 <= layer < n_layers.
 inline void check_layer(int64_t layer, int64_t n_layers) {
   if (layer < 0 || layer >= n_layers) {
-    throw Error("layer " + std::to_string(layer) + " is out of range (the model has layers 0 to " +
-                std::to_string(n_layers - 1) + ")");
+    throw bad_input("layer " + std::to_string(layer) + " is out of range (the model has layers 0 to " +
+                    std::to_string(n_layers - 1) + ")");
   }
 }
 
 // Throws Error unless 0 <= neuron < d_ffn.
 inline void check_neuron(int64_t neuron, int64_t d_ffn) {
   if (neuron < 0 || neuron >= d_ffn) {
-    throw Error("neuron " + std::to_string(neuron) + " is out of range (layers have neurons 0 to " +
-                std::to_string(d_ffn - 1) + ")");
+    throw bad_input("neuron " + std::to_string(neuron) + " is out of range (layers have neurons 0 to " +
+                    std::to_string(d_ffn - 1) + ")");
   }
 }
 

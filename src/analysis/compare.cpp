@@ -15,8 +15,8 @@ Comparison compare_atlases(const Atlas& a, const Atlas& b, int most_changed_limi
   const AtlasSettings &sa = a.settings(), &sb = b.settings();
   auto differ = [&](const std::string& what, int64_t x, int64_t y) {
     if (x != y) {
-      throw Error("cannot compare " + a.path() + " and " + b.path() + ": " + what + " differs (" + std::to_string(x) +
-                  " vs " + std::to_string(y) + ")");
+      throw bad_input("cannot compare " + a.path() + " and " + b.path() + ": " + what + " differs (" +
+                      std::to_string(x) + " vs " + std::to_string(y) + ")");
     }
   };
   differ("layer count", sa.n_layers, sb.n_layers);
@@ -66,7 +66,7 @@ Comparison compare_atlases(const Atlas& a, const Atlas& b, int most_changed_limi
     changed.resize(keep);
   }
   if (out.layers.empty()) {
-    throw Error("cannot compare " + a.path() + " and " + b.path() + ": they share no mapped (kind, layer)");
+    throw bad_input("cannot compare " + a.path() + " and " + b.path() + ": they share no mapped (kind, layer)");
   }
   for (const auto& [kind, t] : totals) {
     const double n = static_cast<double>(std::max<int64_t>(t.first, 1));

@@ -30,7 +30,7 @@ std::optional<int32_t> find_token_by_text(const Vocabulary& vocab, const std::st
 }
 
 ConceptTokens expand_concept(const Vocabulary& vocab, const std::string& concept_text, bool exact) {
-  if (concept_text.empty()) throw Error("empty concept");
+  if (concept_text.empty()) throw bad_input("empty concept");
   ConceptTokens out;
   out.concept_text = concept_text;
   std::vector<std::string> variants{concept_text};
@@ -67,9 +67,9 @@ ConceptTokens expand_concept(const Vocabulary& vocab, const std::string& concept
     }
   }
   if (out.ids.empty()) {
-    throw Error("concept '" + concept_text + "' is not a single token in this vocabulary" +
-                (exact ? std::string() : " in any of its variants (leading space, capitalised, plural)") +
-                "; try a shorter word or one of its pieces");
+    throw bad_input("concept '" + concept_text + "' is not a single token in this vocabulary" +
+                    (exact ? std::string() : " in any of its variants (leading space, capitalised, plural)") +
+                    "; try a shorter word or one of its pieces");
   }
   return out;
 }
@@ -78,7 +78,7 @@ RankBy rank_by_from_name(const std::string& name) {
   if (name == "prob") return RankBy::Probability;
   if (name == "logit") return RankBy::Logit;
   if (name == "rank") return RankBy::Rank;
-  throw Error("--by: '" + name + "' is not a ranking (expected prob, logit or rank)");
+  throw bad_input("--by: '" + name + "' is not a ranking (expected prob, logit or rank)");
 }
 
 namespace {
@@ -121,15 +121,16 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
     // and model shape; mixing them gives silently wrong probabilities.
     const AtlasSettings& s = atlas->settings();
     if (s.norm != decoder.settings().norm) {
-      throw Error(atlas->path() + ": the atlas was made with --norm " + std::string(norm_mode_name(s.norm)) +
-                  ", not " + std::string(norm_mode_name(decoder.settings().norm)));
+      throw bad_input(atlas->path() + ": the atlas was made with --norm " + std::string(norm_mode_name(s.norm)) +
+                      ", not " + std::string(norm_mode_name(decoder.settings().norm)));
     }
     if (s.read_norm != decoder.settings().read_norm) {
-      throw Error(atlas->path() + ": the atlas was made with --read-norm " + std::string(read_norm_name(s.read_norm)) +
-                  ", not " + std::string(read_norm_name(decoder.settings().read_norm)));
+      throw bad_input(atlas->path() + ": the atlas was made with --read-norm " +
+                      std::string(read_norm_name(s.read_norm)) + ", not " +
+                      std::string(read_norm_name(decoder.settings().read_norm)));
     }
     if (s.n_layers != c.n_layers || s.d_ffn != c.d_ffn || s.vocab_size != c.vocab_size) {
-      throw Error(atlas->path() + ": the atlas's shape (layers, FFN width, vocabulary) is not this model's");
+      throw bad_input(atlas->path() + ": the atlas's shape (layers, FFN width, vocabulary) is not this model's");
     }
   }
   const int64_t F = c.d_ffn, d = c.d_model;

@@ -23,7 +23,7 @@ int64_t parse_nonnegative_integer(const std::string& text, const std::string& wh
   }
   // Digits only: stoll alone would accept leading blanks and signs.
   const bool digits_first = !text.empty() && text[0] >= '0' && text[0] <= '9';
-  if (!digits_first || used != text.size() || v < 0) throw Error(what + " '" + text + "' is not a number");
+  if (!digits_first || used != text.size() || v < 0) throw bad_input(what + " '" + text + "' is not a number");
   return static_cast<int64_t>(v);
 }
 
@@ -36,8 +36,8 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers)
   auto parse_number = [&](const std::string& s) -> int64_t {
     const int64_t v = parse_nonnegative_integer(s, "layer");
     if (v >= n_layers) {
-      throw Error("layer " + s + " is out of range (the model has layers 0 to " +
-                  std::to_string(n_layers - 1) + ")");
+      throw bad_input("layer " + s + " is out of range (the model has layers 0 to " + std::to_string(n_layers - 1) +
+                      ")");
     }
     return v;
   };
@@ -51,7 +51,7 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers)
       continue;
     }
     const int64_t lo = parse_number(part.substr(0, dash)), hi = parse_number(part.substr(dash + 1));
-    if (lo > hi) throw Error("range '" + part + "' runs backwards");
+    if (lo > hi) throw bad_input("range '" + part + "' runs backwards");
     for (int64_t l = lo; l <= hi; ++l) chosen.insert(l);
   }
   return {chosen.begin(), chosen.end()};
@@ -66,7 +66,7 @@ std::vector<VectorKind> parse_kind_list(const std::string& text) {
     const VectorKind k = vector_kind_from_name(part);
     if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
   }
-  if (kinds.empty()) throw Error("no kind given (expected up, gate and/or down)");
+  if (kinds.empty()) throw bad_input("no kind given (expected up, gate and/or down)");
   return kinds;
 }
 
@@ -116,8 +116,8 @@ MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas&
   if (layers.empty()) layers = parse_layer_list("all", c.n_layers);
   for (int64_t l : layers) {
     if (l < 0 || l >= c.n_layers) {
-      throw Error("layer " + std::to_string(l) + " is out of range (the model has layers 0 to " +
-                  std::to_string(c.n_layers - 1) + ")");
+      throw bad_input("layer " + std::to_string(l) + " is out of range (the model has layers 0 to " +
+                      std::to_string(c.n_layers - 1) + ")");
     }
   }
   std::vector<std::pair<VectorKind, int64_t>> todo;

@@ -55,7 +55,7 @@ sqlite3* open_db(const std::string& path, int flags) {
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
-    throw Error(path + ": cannot open atlas: " + m);
+    throw bad_file(path + ": cannot open atlas: " + m);
   }
   sqlite3_busy_timeout(db, 5000);
   return db;
@@ -91,20 +91,20 @@ void Atlas::load_settings() {
     sql::Statement q(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
     has_meta = q.step() && q.int64(0) == 1;
   } catch (const Error&) {
-    throw Error(path_ + ": not a neuronlens atlas (not an SQLite database, or a corrupt one)");
+    throw bad_file(path_ + ": not a neuronlens atlas (not an SQLite database, or a corrupt one)");
   }
-  if (!has_meta || meta("format") != kFormat) throw Error(path_ + ": not a neuronlens atlas (no atlas metadata)");
+  if (!has_meta || meta("format") != kFormat) throw bad_file(path_ + ": not a neuronlens atlas (no atlas metadata)");
   const std::string version = meta("schema_version");
   if (version != std::to_string(kSchemaVersion)) {
-    throw Error(path_ + ": atlas schema version " + version + " is not supported (expected " +
-                std::to_string(kSchemaVersion) + ")");
+    throw bad_file(path_ + ": atlas schema version " + version + " is not supported (expected " +
+                   std::to_string(kSchemaVersion) + ")");
   }
   auto integer = [&](const char* key) {
     const std::string v = meta(key);
     try {
       return static_cast<int64_t>(std::stoll(v));
     } catch (const std::exception&) {
-      throw Error(path_ + ": corrupt atlas: metadata '" + key + "' is '" + v + "', expected an integer");
+      throw bad_file(path_ + ": corrupt atlas: metadata '" + key + "' is '" + v + "', expected an integer");
     }
   };
   settings_.model_name = meta("model_name");
@@ -131,7 +131,7 @@ void Atlas::load_settings() {
 }
 
 Atlas Atlas::open(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error(path + ": no such atlas file");
+  if (!std::filesystem::exists(path)) throw bad_file(path + ": no such atlas file");
   Atlas atlas;
   atlas.path_ = path;
   atlas.db_ = open_db(path, SQLITE_OPEN_READONLY);
@@ -151,8 +151,8 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
     atlas.load_settings();
     const AtlasSettings& have = atlas.settings_;
     auto mismatch = [&](const std::string& what, const std::string& found, const std::string& wanted) {
-      throw Error(path + ": this atlas was made with " + what + " " + found + ", not " + wanted +
-                  "; write to a new atlas file or delete this one");
+      throw bad_input(path + ": this atlas was made with " + what + " " + found + ", not " + wanted +
+                      "; write to a new atlas file or delete this one");
     };
     if (have.model_sha256 != s.model_sha256) {
       mismatch("model", have.model_name + " (sha256 " + have.model_sha256.substr(0, 12) + ")",
@@ -314,7 +314,8 @@ Vocabulary Atlas::vocabulary() const {
   std::vector<TokenType> types;
   sql::Statement q(db_, "SELECT id, text, type FROM vocab ORDER BY id");
   while (q.step()) {
-    if (q.int64(0) != static_cast<int64_t>(raw.size())) throw Error(path_ + ": corrupt atlas: vocabulary ids have gaps");
+    if (q.int64(0) != static_cast<int64_t>(raw.size()))
+      throw bad_file(path_ + ": corrupt atlas: vocabulary ids have gaps");
     raw.push_back(byte_level_encode(q.text(1)));
     const int64_t type = q.int64(2);
     types.push_back(type >= 0 && type <= 6 ? static_cast<TokenType>(type) : TokenType::Undefined);
@@ -327,7 +328,8 @@ std::vector<double> Atlas::layer_logsumexp(VectorKind kind, int64_t layer) const
   sql::Statement q(db_, "SELECT neuron, logsumexp FROM neurons WHERE kind = ? AND layer = ? ORDER BY neuron");
   q.bind(1, static_cast<int64_t>(kind)).bind(2, layer);
   while (q.step()) {
-    if (q.int64(0) != static_cast<int64_t>(out.size())) throw Error(path_ + ": corrupt atlas: neuron rows have gaps");
+    if (q.int64(0) != static_cast<int64_t>(out.size()))
+      throw bad_file(path_ + ": corrupt atlas: neuron rows have gaps");
     out.push_back(q.real(1));
   }
   return out;

@@ -13,7 +13,7 @@ namespace neuronlens::sql {
 
 [[noreturn]] inline void fail(sqlite3* db, const std::string& what) {
   const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
-  throw Error(std::string(file && *file ? file : "atlas") + ": " + what + ": " + (db ? sqlite3_errmsg(db) : "?"));
+  throw bad_file(std::string(file && *file ? file : "atlas") + ": " + what + ": " + (db ? sqlite3_errmsg(db) : "?"));
 }
 
 inline void exec(sqlite3* db, const std::string& sql) {
@@ -22,7 +22,7 @@ inline void exec(sqlite3* db, const std::string& sql) {
     std::string m = message ? message : "?";
     sqlite3_free(message);
     const char* file = sqlite3_db_filename(db, "main");
-    throw Error(std::string(file && *file ? file : "atlas") + ": " + m);
+    throw bad_file(std::string(file && *file ? file : "atlas") + ": " + m);
   }
 }
 

@@ -16,8 +16,10 @@
 #include <utility>
 
 #include "backends/cpu/logit_fold.h"
+#include "backends/cpu/omp_exceptions.h"
 #include "decode/bounded_fold.h"
 #include "decode/logit_backend.h"
+#include "model/finite_weights.h"
 #include "model/norm_weight.h"
 #include "neuronlens/decode.h"
 #include "neuronlens/error.h"
@@ -98,11 +100,11 @@ struct LmHeadDecoder::Impl {
 LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : settings_(std::move(settings)) {
   const ModelConfig& c = model.config();
   if (settings_.top_k < 1 || settings_.top_k > 1000) {
-    throw Error("top-k is " + std::to_string(settings_.top_k) + ", expected 1 to 1000");
+    throw bad_input("top-k is " + std::to_string(settings_.top_k) + ", expected 1 to 1000");
   }
   if (settings_.top_k > c.vocab_size) {
-    throw Error("top-k " + std::to_string(settings_.top_k) + " is larger than the vocabulary (" +
-                std::to_string(c.vocab_size) + ")");
+    throw bad_input("top-k " + std::to_string(settings_.top_k) + " is larger than the vocabulary (" +
+                    std::to_string(c.vocab_size) + ")");
   }
   vocab_size_ = c.vocab_size;
   d_model_ = c.d_model;
@@ -113,11 +115,19 @@ LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : setting
   lm_head_.resize(static_cast<size_t>(vocab_size_ * d_model_));
   // Dequantise in row blocks, in parallel: this is the one big copy a map makes.
   constexpr int64_t kRows = 1024;
+  cpu::FirstException failure;
 #pragma omp parallel for schedule(dynamic)
   for (int64_t first = 0; first < vocab_size_; first += kRows) {
-    const int64_t n = std::min(kRows, vocab_size_ - first);
-    dequantize_rows(head, first, n, lm_head_.data() + first * d_model_);
+    failure.run([&] {
+      const int64_t n = std::min(kRows, vocab_size_ - first);
+      float* rows = lm_head_.data() + first * d_model_;
+      dequantize_rows(head, first, n, rows);
+      require_finite(rows, n * d_model_, [&](int64_t at) {
+        return "the LM head's row for token " + std::to_string(first + at / d_model_);
+      });
+    });
   }
+  failure.rethrow();
   model.weight(WeightKind::OutputNorm);  // throws Error naming it when absent
   norm_weight_ = applied_norm_weight(model, WeightKind::OutputNorm);
   backend_ = decode_detail::make_logit_backend(this->head(), settings_);
@@ -150,11 +160,15 @@ void LmHeadDecoder::Impl::for_blocks(int64_t n, const std::function<void(int64_t
   for (int64_t first = 0; first < n; first += round) {
     const int64_t in_round = std::min(round, n - first);
     const int64_t blocks = (in_round + block - 1) / block;
+    cpu::FirstException failure;
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
     for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t start = first + b * block;
-      work(start, std::min(block, first + in_round - start));
+      failure.run([&] {
+        const int64_t start = first + b * block;
+        work(start, std::min(block, first + in_round - start));
+      });
     }
+    failure.rethrow();
     if (on_progress) on_progress(first + in_round);
   }
 }
@@ -166,6 +180,10 @@ std::vector<NeuronDecoding> LmHeadDecoder::Impl::decode_normalized(
   const int top_k = settings_.top_k;
   for_blocks(n, on_progress, [&](int64_t start, int64_t count) {
     const float* block = vectors + start * d_model_;
+    // NaN logits would fold into a meaningless top-k.
+    require_finite(
+        block, count * d_model_, [&](int64_t at) { return "vector " + std::to_string(start + at / d_model_); },
+        ErrorKind::BadInput, " (a vector to decode must be finite)");
     BoundedFold fold(count, top_k, final_softcap_);
     backend_->fold(block, count, fold);
     for (int64_t i = 0; i < count; ++i) fold.finish(i, block + i * d_model_, head(), results[static_cast<size_t>(start + i)]);
@@ -177,8 +195,8 @@ void LmHeadDecoder::Impl::token_logits(const float* vectors, int64_t n, const st
                                        double* out) const {
   for (int32_t t : tokens) {
     if (t < 0 || t >= vocab_size_) {
-      throw Error("token id " + std::to_string(t) + " is out of range (vocabulary size " + std::to_string(vocab_size_) +
-                  ")");
+      throw bad_input("token id " + std::to_string(t) + " is out of range (vocabulary size " +
+                      std::to_string(vocab_size_) + ")");
     }
   }
   const int64_t d = d_model_, m = static_cast<int64_t>(tokens.size());
@@ -279,11 +297,17 @@ void load_neuron_vectors(const Model& model, VectorKind kind, int64_t layer, std
     // The post-norm rescales the whole output by one positive factor and
     // then by γ_post per dimension: neuron i's direction is γ_post ⊙ column i.
     if (c.post_norms) scale_rows(out, applied_norm_weight(model, WeightKind::FfnPostNorm, layer));
-    return;
+  } else {
+    const TensorView& w = model.weight(kind == VectorKind::Up ? WeightKind::FfnUp : WeightKind::FfnGate, layer);
+    dequantize_rows(w, 0, F, out.data());
+    if (read_norm == ReadNorm::Ffn && c.pre_norms) {
+      scale_rows(out, applied_norm_weight(model, WeightKind::FfnNorm, layer));
+    }
   }
-  const TensorView& w = model.weight(kind == VectorKind::Up ? WeightKind::FfnUp : WeightKind::FfnGate, layer);
-  dequantize_rows(w, 0, F, out.data());
-  if (read_norm == ReadNorm::Ffn && c.pre_norms) scale_rows(out, applied_norm_weight(model, WeightKind::FfnNorm, layer));
+  require_finite(out.data(), F * d, [&](int64_t at) {
+    return "layer " + std::to_string(layer) + " " + std::string(vector_kind_name(kind)) + " vector of neuron " +
+           std::to_string(at / d);
+  });
 }
 
 }  // namespace neuronlens

@@ -39,7 +39,7 @@ E value_in(NameTable<E> table, std::string_view name, std::string_view what) {
     expected += (i == 0 ? "" : i + 1 == table.size() ? " or " : ", ") + std::string(n);
     ++i;
   }
-  throw Error("unknown " + std::string(what) + " '" + std::string(name) + "' (expected " + expected + ")");
+  throw bad_input("unknown " + std::string(what) + " '" + std::string(name) + "' (expected " + expected + ")");
 }
 
 }  // namespace

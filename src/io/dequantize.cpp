@@ -302,8 +302,8 @@ void dequantize_q6_k(const uint8_t* block, int64_t n_blocks, float* out) {
 void dequantize(DType type, const uint8_t* src, int64_t n, float* out) {
   const DTypeTraits& traits = dtype_traits(type);
   if (n < 0 || n % traits.block_elements != 0) {
-    throw Error("dequantize: " + std::to_string(n) + " values is not a whole number of " +
-                std::string(traits.name) + " blocks of " + std::to_string(traits.block_elements));
+    throw bad_file("dequantize: " + std::to_string(n) + " values is not a whole number of " + std::string(traits.name) +
+                   " blocks of " + std::to_string(traits.block_elements));
   }
   const int64_t n_blocks = n / traits.block_elements;
   switch (type) {
@@ -326,25 +326,23 @@ void dequantize(DType type, const uint8_t* src, int64_t n, float* out) {
 void dequantize_rows(const TensorView& tensor, int64_t first_row, int64_t n_rows, float* out) {
   const int64_t total_rows = tensor.rows();
   if (first_row < 0 || n_rows < 0 || first_row > total_rows || n_rows > total_rows - first_row) {
-    throw Error("tensor '" + tensor.name + "' " + tensor.shape_string() + ": cannot read " +
-                std::to_string(n_rows) + " rows starting at row " + std::to_string(first_row) +
-                "; it has " + std::to_string(total_rows) + " rows");
+    throw bad_file("tensor '" + tensor.name + "' " + tensor.shape_string() + ": cannot read " + std::to_string(n_rows) +
+                   " rows starting at row " + std::to_string(first_row) + "; it has " + std::to_string(total_rows) +
+                   " rows");
   }
   const int64_t row_length = tensor.row_length();
   const int64_t block_elements = dtype_traits(tensor.type).block_elements;
   if (row_length % block_elements != 0) {
-    throw Error("tensor '" + tensor.name + "' " + tensor.shape_string() + ": row length " +
-                std::to_string(row_length) + " is not a multiple of the " +
-                std::string(dtype_name(tensor.type)) + " block size " +
-                std::to_string(block_elements));
+    throw bad_file("tensor '" + tensor.name + "' " + tensor.shape_string() + ": row length " +
+                   std::to_string(row_length) + " is not a multiple of the " + std::string(dtype_name(tensor.type)) +
+                   " block size " + std::to_string(block_elements));
   }
   const int64_t row_bytes = tensor.row_bytes();
   // The readers validate nbytes against the shape; this guards views built by hand.
   if ((first_row + n_rows) * row_bytes > tensor.nbytes) {
-    throw Error("tensor '" + tensor.name + "' " + tensor.shape_string() + ": rows up to " +
-                std::to_string(first_row + n_rows) + " need " +
-                std::to_string((first_row + n_rows) * row_bytes) + " bytes but the view has " +
-                std::to_string(tensor.nbytes));
+    throw bad_file("tensor '" + tensor.name + "' " + tensor.shape_string() + ": rows up to " +
+                   std::to_string(first_row + n_rows) + " need " + std::to_string((first_row + n_rows) * row_bytes) +
+                   " bytes but the view has " + std::to_string(tensor.nbytes));
   }
   if (n_rows == 0) return;
   dequantize(tensor.type, tensor.data + first_row * row_bytes, n_rows * row_length, out);

@@ -101,8 +101,7 @@ const DTypeTraits& dtype_traits(DType type) {
   }
   // Only reachable through a cast from an unchecked integer; throwing keeps a
   // bad id from turning into an out-of-bounds read later.
-  throw Error("internal: DType value " + std::to_string(static_cast<uint32_t>(type)) +
-              " is not a supported type");
+  throw internal_error("DType value " + std::to_string(static_cast<uint32_t>(type)) + " is not a supported type");
 }
 
 std::string_view dtype_name(DType type) { return dtype_traits(type).name; }

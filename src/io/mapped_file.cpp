@@ -14,11 +14,11 @@ namespace neuronlens {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+  if (fd < 0) throw bad_file(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw Error(path + ": not a regular file");
+    throw bad_file(path + ": not a regular file");
   }
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
@@ -28,7 +28,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     if (addr == MAP_FAILED) {
       int err = errno;
       ::close(fd);
-      throw Error(path + ": cannot memory-map: " + std::strerror(err));
+      throw bad_file(path + ": cannot memory-map: " + std::strerror(err));
     }
     file->data_ = static_cast<const uint8_t*>(addr);
   }

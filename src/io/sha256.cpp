@@ -116,7 +116,7 @@ std::string Sha256::hex_digest() const {
 
 std::string sha256_file_hex(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+  if (fd < 0) throw bad_file(path + ": cannot open: " + std::strerror(errno));
   Sha256 hasher;
   std::vector<uint8_t> buffer(1 << 20);
   for (;;) {
@@ -125,7 +125,7 @@ std::string sha256_file_hex(const std::string& path) {
       if (errno == EINTR) continue;
       const int err = errno;
       ::close(fd);
-      throw Error(path + ": read failed: " + std::strerror(err));
+      throw bad_file(path + ": read failed: " + std::strerror(err));
     }
     if (got == 0) break;
     hasher.update(buffer.data(), static_cast<size_t>(got));

@@ -227,13 +227,14 @@ Architecture architecture_from_name(const std::string& name, const std::string& 
   for (const ArchitectureTraits& t : kTraits) {
     if (name == t.name || (t.hf_name && name == t.hf_name)) return t.arch;
   }
-  throw Error(where + ": architecture '" + name + "' is not supported (supported: " + supported_architectures() + ")");
+  throw bad_file(where + ": architecture '" + name + "' is not supported (supported: " + supported_architectures() +
+                 ")");
 }
 
 void validate_config(const ModelConfig& c, const std::string& where) {
   auto check_range = [&](const char* what, int64_t value, int64_t max) {
     if (value <= 0 || value > max) {
-      throw Error(where + ": " + what + " is " + std::to_string(value) + ", expected 1 to " + std::to_string(max));
+      throw bad_file(where + ": " + what + " is " + std::to_string(value) + ", expected 1 to " + std::to_string(max));
     }
   };
   check_range("layer count", c.n_layers, 1024);
@@ -246,32 +247,33 @@ void validate_config(const ModelConfig& c, const std::string& where) {
   check_range("context length", c.context_length, int64_t{1} << 30);
   if (c.sliding_window != 0) check_range("sliding window", c.sliding_window, int64_t{1} << 30);
   if (c.n_heads % c.n_kv_heads != 0) {
-    throw Error(where + ": attention head count " + std::to_string(c.n_heads) +
-                " is not a multiple of the key-value head count " + std::to_string(c.n_kv_heads));
+    throw bad_file(where + ": attention head count " + std::to_string(c.n_heads) +
+                   " is not a multiple of the key-value head count " + std::to_string(c.n_kv_heads));
   }
   if (c.head_dim % 2 != 0) {
-    throw Error(where + ": head dimension " + std::to_string(c.head_dim) + " is odd; rotary embeddings need it even");
+    throw bad_file(where + ": head dimension " + std::to_string(c.head_dim) +
+                   " is odd; rotary embeddings need it even");
   }
   if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1)) {
-    throw Error(where + ": RMS norm epsilon " + std::to_string(c.rms_norm_eps) + " is outside (0, 1)");
+    throw bad_file(where + ": RMS norm epsilon " + std::to_string(c.rms_norm_eps) + " is outside (0, 1)");
   }
-  if (!(c.rope_theta > 0)) throw Error(where + ": rope theta " + std::to_string(c.rope_theta) + " is not positive");
+  if (!(c.rope_theta > 0)) throw bad_file(where + ": rope theta " + std::to_string(c.rope_theta) + " is not positive");
   if (!(c.rope_theta_local >= 0)) {
-    throw Error(where + ": local rope theta " + std::to_string(c.rope_theta_local) + " is negative");
+    throw bad_file(where + ": local rope theta " + std::to_string(c.rope_theta_local) + " is negative");
   }
   if (c.sliding_window > c.context_length) {
-    throw Error(where + ": sliding window " + std::to_string(c.sliding_window) + " is larger than the context length " +
-                std::to_string(c.context_length));
+    throw bad_file(where + ": sliding window " + std::to_string(c.sliding_window) +
+                   " is larger than the context length " + std::to_string(c.context_length));
   }
   if (!c.sliding_layers.empty() && static_cast<int64_t>(c.sliding_layers.size()) != c.n_layers) {
-    throw Error(where + ": the sliding-window pattern has " + std::to_string(c.sliding_layers.size()) +
-                " layers, the model " + std::to_string(c.n_layers));
+    throw bad_file(where + ": the sliding-window pattern has " + std::to_string(c.sliding_layers.size()) +
+                   " layers, the model " + std::to_string(c.n_layers));
   }
   if (!(c.attention_scale >= 0) || !std::isfinite(c.attention_scale)) {
-    throw Error(where + ": attention scale " + std::to_string(c.attention_scale) + " is not a positive number");
+    throw bad_file(where + ": attention scale " + std::to_string(c.attention_scale) + " is not a positive number");
   }
   if (!(c.embedding_scale > 0) || !std::isfinite(c.embedding_scale)) {
-    throw Error(where + ": embedding scale " + std::to_string(c.embedding_scale) + " is not a positive number");
+    throw bad_file(where + ": embedding scale " + std::to_string(c.embedding_scale) + " is not a positive number");
   }
 }
 

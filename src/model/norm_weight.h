@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "model/finite_weights.h"
 #include "neuronlens/model.h"
 #include "neuronlens/tensor.h"
 
@@ -19,6 +21,8 @@ inline std::vector<float> applied_norm_weight(const Model& model, WeightKind kin
   if (tensor == nullptr) return {};
   std::vector<float> w(static_cast<size_t>(tensor->elements()));
   dequantize_rows(*tensor, 0, tensor->rows(), w.data());
+  require_finite(w.data(), tensor->elements(),
+                 [&](int64_t i) { return "norm '" + tensor->name + "' value " + std::to_string(i); });
   for (float& x : w) x += model.config().norm_weight_offset;
   return w;
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_clones.h"
+#include "backends/cpu/omp_exceptions.h"
 #include "io/half.h"
 
 namespace neuronlens::runtime {
@@ -63,13 +64,14 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
   // (and their spinning afterwards, beside BLAS's own threads) costs more
   // than the work.
   const int64_t multiply_adds = work * (first_position + n_tokens) * head_dim;
-#pragma omp parallel if (multiply_adds > (int64_t{1} << 22))
-  {
-    std::vector<float> scores(static_cast<size_t>(first_position + n_tokens));
-    // Items dealt out one by one: later tokens see more keys, so contiguous
-    // runs of tokens would leave the first thread with the least work.
-#pragma omp for schedule(static, 1)
-    for (int64_t item = 0; item < work; ++item) {
+  cpu::FirstException failure;  // an allocation failing here must reach the caller, not std::terminate
+  // Items dealt out one by one: later tokens see more keys, so contiguous
+  // runs of tokens would leave the first thread with the least work.
+#pragma omp parallel for schedule(static, 1) if (multiply_adds > (int64_t{1} << 22))
+  for (int64_t item = 0; item < work; ++item) {
+    failure.run([&] {
+      thread_local std::vector<float> scores;
+      scores.resize(static_cast<size_t>(first_position + n_tokens));
       const int64_t t = item / n_heads, head = item % n_heads;
       const int64_t kv_offset = head / group * head_dim;
       const int64_t visible = first_position + t + 1;  // keys up to position first_position + t
@@ -84,8 +86,9 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
                static_cast<const uint16_t*>(kv.values) + kv_offset, kv_width, head_dim, first, visible, scale,
                softcap, scores.data(), head_out);
       }
-    }
+    });
   }
+  failure.rethrow();
 }
 
 }  // namespace neuronlens::runtime

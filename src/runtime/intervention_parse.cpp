@@ -21,12 +21,12 @@ FfnNeuron parse_neuron_part(const std::string& part, const std::string& text, co
   n.layer = parse_nonnegative_integer(part.substr(0, colon), quoted + ": layer");
   n.neuron = parse_nonnegative_integer(part.substr(colon + 1), quoted + ": neuron");
   if (n.layer >= config.n_layers) {
-    throw Error(quoted + ": layer " + std::to_string(n.layer) + " is out of range (the model has layers 0 to " +
-                std::to_string(config.n_layers - 1) + ")");
+    throw bad_input(quoted + ": layer " + std::to_string(n.layer) + " is out of range (the model has layers 0 to " +
+                    std::to_string(config.n_layers - 1) + ")");
   }
   if (n.neuron >= config.d_ffn) {
-    throw Error(quoted + ": neuron " + std::to_string(n.neuron) + " is out of range (layers have neurons 0 to " +
-                std::to_string(config.d_ffn - 1) + ")");
+    throw bad_input(quoted + ": neuron " + std::to_string(n.neuron) + " is out of range (layers have neurons 0 to " +
+                    std::to_string(config.d_ffn - 1) + ")");
   }
   return n;
 }
@@ -35,7 +35,7 @@ FfnNeuron parse_neuron_part(const std::string& part, const std::string& text, co
 
 FfnNeuron parse_ffn_neuron(const std::string& text, const ModelConfig& config) {
   if (text.find(':') == std::string::npos || text.find('=') != std::string::npos) {
-    throw Error("'" + text + "' is not LAYER:NEURON, e.g. 5:123");
+    throw bad_input("'" + text + "' is not LAYER:NEURON, e.g. 5:123");
   }
   return parse_neuron_part(text, text, config);
 }
@@ -49,7 +49,7 @@ NeuronIntervention parse_clamp(const std::string& text, const ModelConfig& confi
   const size_t colon = text.find(':');
   const size_t equals = text.find('=');
   if (colon == std::string::npos || equals == std::string::npos || equals < colon) {
-    throw Error("'" + text + "' is not LAYER:NEURON=VALUE, e.g. 5:123=10");
+    throw bad_input("'" + text + "' is not LAYER:NEURON=VALUE, e.g. 5:123=10");
   }
   const FfnNeuron n = parse_neuron_part(text.substr(0, equals), text, config);
   const std::string value = text.substr(equals + 1);
@@ -63,7 +63,7 @@ NeuronIntervention parse_clamp(const std::string& text, const ModelConfig& confi
   // All of it a number, finite as the float the hook uses: stod alone would
   // take "3x" as 3, and 1e300 becomes inf.
   if (value.empty() || used != value.size() || !std::isfinite(static_cast<float>(v))) {
-    throw Error("'" + text + "': value '" + value + "' is not a finite number");
+    throw bad_input("'" + text + "': value '" + value + "' is not a finite number");
   }
   return NeuronIntervention{n.layer, n.neuron, static_cast<float>(v)};
 }

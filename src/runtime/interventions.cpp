@@ -16,23 +16,23 @@ namespace {
 
 void check_layer(const ModelConfig& c, int64_t layer, const char* what) {
   if (layer < 0 || layer >= c.n_layers) {
-    throw Error(std::string(what) + ": layer " + std::to_string(layer) + " is outside [0, " +
-                std::to_string(c.n_layers) + ")");
+    throw bad_input(std::string(what) + ": layer " + std::to_string(layer) + " is outside [0, " +
+                    std::to_string(c.n_layers) + ")");
   }
 }
 
 void check_neurons(const ModelConfig& c, const std::vector<int64_t>& neurons, const char* what) {
-  if (neurons.empty()) throw Error(std::string(what) + ": no neurons given");
+  if (neurons.empty()) throw bad_input(std::string(what) + ": no neurons given");
   for (int64_t i : neurons) {
     if (i < 0 || i >= c.d_ffn) {
-      throw Error(std::string(what) + ": neuron " + std::to_string(i) + " is outside [0, " + std::to_string(c.d_ffn) +
-                  ")");
+      throw bad_input(std::string(what) + ": neuron " + std::to_string(i) + " is outside [0, " +
+                      std::to_string(c.d_ffn) + ")");
     }
   }
 }
 
 void check_finite(float value, const char* what) {
-  if (!std::isfinite(value)) throw Error(std::string(what) + ": value " + std::to_string(value) + " is not finite");
+  if (!std::isfinite(value)) throw bad_input(std::string(what) + ": value " + std::to_string(value) + " is not finite");
 }
 
 // A hook that maps the chosen columns of the MLP activations [n, F].
@@ -73,12 +73,12 @@ HookId Session::add_to_residual(int64_t layer, const std::vector<float>& vector,
   check_layer(c, layer, "steer");
   if (point != HookPoint::ResidualIn && point != HookPoint::AttnOut && point != HookPoint::MlpOut &&
       point != HookPoint::ResidualOut) {
-    throw Error("steer: " + std::string(hook_point_name(point)) +
-                " is not a residual-width point (residual_in, attn_out, mlp_out, residual_out)");
+    throw bad_input("steer: " + std::string(hook_point_name(point)) +
+                    " is not a residual-width point (residual_in, attn_out, mlp_out, residual_out)");
   }
   if (static_cast<int64_t>(vector.size()) != c.d_model) {
-    throw Error("steer: vector has " + std::to_string(vector.size()) + " values, expected d_model = " +
-                std::to_string(c.d_model));
+    throw bad_input("steer: vector has " + std::to_string(vector.size()) +
+                    " values, expected d_model = " + std::to_string(c.d_model));
   }
   for (float value : vector) check_finite(value, "steer");
   return add_hook(point, layer, [vector](int64_t, HookPoint, float* data, int64_t n, int64_t width, int64_t) {

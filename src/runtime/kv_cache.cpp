@@ -20,7 +20,7 @@ KvCacheType parse_kv_cache_type(std::string_view name) {
   for (KvCacheType t : {KvCacheType::F32, KvCacheType::F16}) {
     if (name == kv_cache_type_name(t)) return t;
   }
-  throw Error("KV cache type '" + std::string(name) + "' is not one of f32, f16");
+  throw bad_input("KV cache type '" + std::string(name) + "' is not one of f32, f16");
 }
 
 namespace runtime {

@@ -17,13 +17,13 @@ LensResult logit_lens(Session& session, const LmHeadDecoder& decoder, const std:
   // Without the final norm the rows would not be what the LM head sees at the
   // last layer, and the lens would no longer end at the model's prediction.
   if (decoder.settings().norm != NormMode::Final) {
-    throw Error("logit lens: the decoder must apply the final norm (norm final), not '" +
-                std::string(norm_mode_name(decoder.settings().norm)) + "'");
+    throw bad_input("logit lens: the decoder must apply the final norm (norm final), not '" +
+                    std::string(norm_mode_name(decoder.settings().norm)) + "'");
   }
   if (decoder.d_model() != config.d_model || decoder.vocab_size() != config.vocab_size) {
-    throw Error("logit lens: the decoder is of another model (d_model " + std::to_string(decoder.d_model()) +
-                ", vocabulary " + std::to_string(decoder.vocab_size()) + "; the session's: " +
-                std::to_string(config.d_model) + ", " + std::to_string(config.vocab_size) + ")");
+    throw bad_input("logit lens: the decoder is of another model (d_model " + std::to_string(decoder.d_model()) +
+                    ", vocabulary " + std::to_string(decoder.vocab_size()) + "; the session's: " +
+                    std::to_string(config.d_model) + ", " + std::to_string(config.vocab_size) + ")");
   }
 
   std::vector<std::shared_ptr<ActivationRecord>> residuals;  // per layer: [positions, d]

@@ -18,8 +18,8 @@ namespace neuronlens {
 int32_t single_token_id(const Tokenizer& tokenizer, const std::string& text) {
   const std::vector<int32_t> ids = tokenizer.encode(text, false);
   if (ids.size() != 1) {
-    throw Error("'" + text + "' is " + std::to_string(ids.size()) +
-                " tokens, not one (probe a single token, e.g. its first piece)");
+    throw bad_input("'" + text + "' is " + std::to_string(ids.size()) +
+                    " tokens, not one (probe a single token, e.g. its first piece)");
   }
   return ids[0];
 }
@@ -37,8 +37,8 @@ ProbeResult probe_next_token(Session& session, const std::vector<int32_t>& promp
   // Checked before any hook is added (Session::record checks the layer).
   for (const FfnNeuron& n : recorded) {
     if (n.neuron < 0 || n.neuron >= config.d_ffn) {
-      throw Error("record: neuron " + std::to_string(n.neuron) + " is outside [0, " + std::to_string(config.d_ffn) +
-                  ")");
+      throw bad_input("record: neuron " + std::to_string(n.neuron) + " is outside [0, " + std::to_string(config.d_ffn) +
+                      ")");
     }
   }
 

@@ -21,17 +21,19 @@ RotaryEmbedding::RotaryEmbedding(const ModelConfig& config, const std::vector<fl
   if (!rope_freqs.empty()) {
     // The tensor already holds the scaling (llama.cpp writes llama3 this way).
     if (static_cast<int64_t>(rope_freqs.size()) != half) {
-      throw Error("rope_freqs has " + std::to_string(rope_freqs.size()) + " values, expected head_dim/2 = " +
-                  std::to_string(half));
+      throw bad_file("rope_freqs has " + std::to_string(rope_freqs.size()) +
+                     " values, expected head_dim/2 = " + std::to_string(half));
     }
     for (int64_t i = 0; i < half; ++i) inv_freq_[static_cast<size_t>(i)] /= rope_freqs[static_cast<size_t>(i)];
   } else if (s.type == "linear") {
     for (double& f : inv_freq_) f /= s.factor;
   } else if (s.type == "llama3") {
     if (s.original_context <= 0 || !(s.high_freq_factor > s.low_freq_factor)) {
-      throw Error("llama3 rope scaling needs original_max_position_embeddings > 0 and high_freq_factor > "
-                  "low_freq_factor, found " + std::to_string(s.original_context) + ", " +
-                  std::to_string(s.low_freq_factor) + ", " + std::to_string(s.high_freq_factor));
+      throw bad_file(
+          "llama3 rope scaling needs original_max_position_embeddings > 0 and high_freq_factor > "
+          "low_freq_factor, found " +
+          std::to_string(s.original_context) + ", " + std::to_string(s.low_freq_factor) + ", " +
+          std::to_string(s.high_freq_factor));
     }
     const auto old_context = static_cast<double>(s.original_context);
     const double low_freq_wavelen = old_context / s.low_freq_factor;
@@ -47,7 +49,7 @@ RotaryEmbedding::RotaryEmbedding(const ModelConfig& config, const std::vector<fl
       }
     }
   } else if (!s.type.empty()) {
-    throw Error("rope scaling type '" + s.type + "' is not supported (expected none, linear or llama3)");
+    throw bad_file("rope scaling type '" + s.type + "' is not supported (expected none, linear or llama3)");
   }
 }
 

@@ -12,13 +12,13 @@
 namespace neuronlens {
 
 int32_t argmax_token(std::span<const float> logits) {
-  if (logits.empty()) throw Error("cannot choose a token from an empty row of logits");
+  if (logits.empty()) throw bad_input("cannot choose a token from an empty row of logits");
   // max_element returns the first of equal maxima: the lowest id.
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
 std::vector<double> softmax_probabilities(std::span<const float> logits) {
-  if (logits.empty()) throw Error("cannot take the softmax of an empty row of logits");
+  if (logits.empty()) throw bad_input("cannot take the softmax of an empty row of logits");
   const double top = *std::max_element(logits.begin(), logits.end());
   std::vector<double> p(logits.size());
   double total = 0;
@@ -41,17 +41,17 @@ std::vector<int32_t> top_token_ids(std::span<const double> p, int64_t k) {
 }
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
-  if (!std::isfinite(options.temperature)) throw Error("temperature must be a finite number");
-  if (options.top_k < 0) throw Error("top-k must be 0 (no limit) or more, got " + std::to_string(options.top_k));
+  if (!std::isfinite(options.temperature)) throw bad_input("temperature must be a finite number");
+  if (options.top_k < 0) throw bad_input("top-k must be 0 (no limit) or more, got " + std::to_string(options.top_k));
   if (!(options.top_p > 0.0 && options.top_p <= 1.0)) {
-    throw Error("top-p must be in (0, 1], got " + std::to_string(options.top_p));
+    throw bad_input("top-p must be in (0, 1], got " + std::to_string(options.top_p));
   }
 }
 
 double Sampler::next_uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
 int32_t Sampler::sample(std::span<const float> logits) {
-  if (logits.empty()) throw Error("cannot choose a token from an empty row of logits");
+  if (logits.empty()) throw bad_input("cannot choose a token from an empty row of logits");
   if (greedy()) return argmax_token(logits);
 
   const auto n = static_cast<int64_t>(logits.size());

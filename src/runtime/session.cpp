@@ -111,7 +111,7 @@ WeightFormat parse_weight_format(std::string_view name) {
   for (WeightFormat f : {WeightFormat::Quantized, WeightFormat::Exact, WeightFormat::Float32}) {
     if (name == weight_format_name(f)) return f;
   }
-  throw Error("weight format '" + std::string(name) + "' is not one of quantized, exact, float32");
+  throw bad_input("weight format '" + std::string(name) + "' is not one of quantized, exact, float32");
 }
 
 struct Session::Impl {
@@ -152,15 +152,15 @@ struct Session::Impl {
 std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, LogitsFor which) {
   const ModelConfig& c = config;
   const auto n = static_cast<int64_t>(tokens.size());
-  if (n == 0) throw Error("forward: no tokens given");
+  if (n == 0) throw bad_input("forward: no tokens given");
   if (position + n > c.context_length) {
-    throw Error("forward: positions " + std::to_string(position) + " .. " + std::to_string(position + n - 1) +
-                " pass the model's context length " + std::to_string(c.context_length));
+    throw bad_input("forward: positions " + std::to_string(position) + " .. " + std::to_string(position + n - 1) +
+                    " pass the model's context length " + std::to_string(c.context_length));
   }
   for (int32_t id : tokens) {
     if (id < 0 || id >= c.vocab_size) {
-      throw Error("forward: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                  std::to_string(c.vocab_size) + ")");
+      throw bad_input("forward: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                      std::to_string(c.vocab_size) + ")");
     }
   }
 
@@ -265,12 +265,12 @@ std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsFo
 
 HookId Session::add_hook(HookPoint point, int64_t layer, Hook hook) {
   const int64_t n_layers = impl_->config.n_layers;
-  if (!hook) throw Error("add_hook: empty hook at " + std::string(hook_point_name(point)));
+  if (!hook) throw bad_input("add_hook: empty hook at " + std::string(hook_point_name(point)));
   const HookId id = impl_->next_id++;
   if (point == HookPoint::FinalNorm) {
     if (layer != kEveryLayer && layer != n_layers) {
-      throw Error("add_hook: final_norm is after the last layer: layer must be " + std::to_string(n_layers) +
-                  " or every layer, found " + std::to_string(layer));
+      throw bad_input("add_hook: final_norm is after the last layer: layer must be " + std::to_string(n_layers) +
+                      " or every layer, found " + std::to_string(layer));
     }
     impl_->slot(n_layers, point).push_back({id, std::move(hook)});
     return id;
@@ -280,7 +280,7 @@ HookId Session::add_hook(HookPoint point, int64_t layer, Hook hook) {
     return id;
   }
   if (layer < 0 || layer >= n_layers) {
-    throw Error("add_hook: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(n_layers) + ")");
+    throw bad_input("add_hook: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(n_layers) + ")");
   }
   impl_->slot(layer, point).push_back({id, std::move(hook)});
   return id;
@@ -292,7 +292,7 @@ void Session::remove_hook(HookId id) {
     const auto removed = std::erase_if(entries, [id](const Impl::Entry& e) { return e.id == id; });
     found = found || removed > 0;
   }
-  if (!found) throw Error("remove_hook: no hook with id " + std::to_string(id));
+  if (!found) throw bad_input("remove_hook: no hook with id " + std::to_string(id));
 }
 
 void Session::clear_hooks() {

@@ -43,8 +43,8 @@ std::vector<int32_t> TextModel::prompt_tokens(const std::string& text, bool use_
   std::vector<int32_t> ids;
   if (use_chat) {
     if (!chat) {
-      throw Error("chat: this model has no chat template neuronlens knows (supported: " +
-                  std::string(supported_chat_formats()) + ")");
+      throw bad_input("chat: this model has no chat template neuronlens knows (supported: " +
+                      std::string(supported_chat_formats()) + ")");
     }
     ids = tokenizer.encode(chat->render({{"user", text}}), true);
   } else {
@@ -52,11 +52,11 @@ std::vector<int32_t> TextModel::prompt_tokens(const std::string& text, bool use_
     const auto body = tokenizer.encode(text, false);
     ids.insert(ids.end(), body.begin(), body.end());
   }
-  if (ids.empty()) throw Error("the prompt is empty");
+  if (ids.empty()) throw bad_input("the prompt is empty");
   const int64_t context = model.config().context_length;
   if (static_cast<int64_t>(ids.size()) >= context) {
-    throw Error("the prompt is " + std::to_string(ids.size()) + " tokens, the model's context is " +
-                std::to_string(context) + " tokens");
+    throw bad_input("the prompt is " + std::to_string(ids.size()) + " tokens, the model's context is " +
+                    std::to_string(context) + " tokens");
   }
   return ids;
 }

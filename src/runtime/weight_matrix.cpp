@@ -11,6 +11,8 @@
 #include "backends/cpu/block_matvec.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kquant.h"
+#include "backends/cpu/omp_exceptions.h"
+#include "backends/cpu/thread_gemm.h"
 
 namespace neuronlens::runtime {
 namespace {
@@ -130,8 +132,9 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
     inputs.push_back(prepare_input(*p.w, p.x, n));
     weights += p.w->rows() * p.w->cols();
   }
+  cpu::FirstException failure;
 #pragma omp parallel if (weights >= kParallelWeights)
-  {
+  failure.run([&] {
     const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
     size_t i = 0;
     for (const Product& p : products) {
@@ -151,7 +154,8 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
       cpu::kquant_matmul(*cpu::kformat_of(w.type_), w.data_, w.row_bytes_, w.cols() / cpu::kSuperBlock, first, last,
                          in.quantized.get(), n, p.y, w.rows());
     }
-  }
+  });
+  failure.rethrow();
 }
 
 void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y) const {
@@ -160,23 +164,24 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
   const int64_t max_tile_rows = std::max<int64_t>(8, (int64_t{1} << 19) / cols_ / 8 * 8);
   const int64_t tile_rows = std::min(max_tile_rows, (rows_ + threads - 1) / threads);
   const int64_t tiles = (rows_ + tile_rows - 1) / tile_rows;
-  const cpu::SingleThreadedBlas one_thread_each;
-#pragma omp parallel
-  {
-    thread_local std::unique_ptr<float[]> tile;
-    thread_local size_t tile_capacity = 0;
-    float* floats = scratch(tile, tile_capacity, sz(tile_rows * cols_));
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < tiles; ++i) {
+  cpu::FirstException failure;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < tiles; ++i) {
+    failure.run([&] {
+      thread_local std::unique_ptr<float[]> tile;
+      thread_local size_t tile_capacity = 0;
+      float* floats = scratch(tile, tile_capacity, sz(tile_rows * cols_));
       const int64_t first = i * tile_rows, count = std::min(tile_rows, rows_ - first);
       if (kernel_ == WeightKernel::Tiles) {
         dequantize(type_, data_ + first * row_bytes_, count * cols_, floats);
       } else {
         cpu::block_dequantize(*cpu::block_format_of(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
       }
-      cpu::gemm_abt(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
-    }
+      // Our own kernels, not BLAS: see thread_gemm.h for why.
+      cpu::gemm_abt_this_thread(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
+    });
   }
+  failure.rethrow();
 }
 
 }  // namespace neuronlens::runtime

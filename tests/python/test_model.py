@@ -92,15 +92,18 @@ def test_bad_arguments_raise_the_library_error(model, call, message):
         call(model)
     assert message in str(caught.value)
     assert isinstance(caught.value, ValueError)
+    assert caught.value.kind == "bad_input"
 
 
 def test_a_bad_file_raises_error(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 12)
-    with pytest.raises(nl.Error, match="bad.gguf"):
+    with pytest.raises(nl.Error, match="bad.gguf") as caught:
         nl.load(bad)
-    with pytest.raises(nl.Error, match="no such file"):
+    assert caught.value.kind == "bad_file"
+    with pytest.raises(nl.Error, match="no such file") as caught:
         nl.load(tmp_path / "missing.gguf")
+    assert caught.value.kind == "bad_file"
 
 
 def test_version_is_the_cli_s_and_the_package_s(run_cli):

@@ -48,14 +48,14 @@ std::string top_tokens_text(const Atlas& atlas, const std::vector<int32_t>& ids,
 }
 
 int run_compare(const CompareOptions& opt) {
-  if (opt.changed < 0 || opt.changed > 100000) throw Error("--changed must be 0 to 100000");
+  if (opt.changed < 0 || opt.changed > 100000) throw bad_input("--changed must be 0 to 100000");
   const Atlas a = atlas_for(opt.a, opt);
   const Atlas b = atlas_for(opt.b, opt);
   const Comparison cmp = compare_atlases(a, b, opt.changed);
 
   if (!opt.csv.empty()) {
     std::ofstream out(opt.csv);
-    if (!out) throw Error(opt.csv + ": cannot write");
+    if (!out) throw bad_input(opt.csv + ": cannot write");
     out << "kind,layer,neurons,top1_same,mean_topk_overlap\n";
     for (const auto& r : cmp.layers) {
       out << vector_kind_name(r.kind) << "," << r.layer << "," << r.neurons << "," << r.top1_same << ","
@@ -64,7 +64,7 @@ int run_compare(const CompareOptions& opt) {
   }
   if (!opt.plot.empty()) {
     std::ofstream out(opt.plot);
-    if (!out) throw Error(opt.plot + ": cannot write");
+    if (!out) throw bad_input(opt.plot + ": cannot write");
     // Name each side by model, and by norm where that is what differs.
     auto label = [&](const Atlas& x) {
       const bool norms_differ = a.settings().norm != b.settings().norm;

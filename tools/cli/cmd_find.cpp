@@ -37,8 +37,8 @@ int run_find(const FindCommandOptions& opt) {
   FindOptions find;
   find.kinds = for_option("--kinds", [&] { return parse_kind_list(opt.kinds); });
   find.rank_by = rank_by_from_name(opt.by);
-  if (opt.limit < 1 || opt.limit > 10000) throw Error("--limit must be 1 to 10000");
-  if (opt.show_top < 0 || opt.show_top > 100) throw Error("--show-top must be 0 to 100");
+  if (opt.limit < 1 || opt.limit > 10000) throw bad_input("--limit must be 1 to 10000");
+  if (opt.show_top < 0 || opt.show_top > 100) throw bad_input("--show-top must be 0 to 100");
   find.limit = opt.limit;
   find.show_top = opt.show_top;
 

@@ -32,8 +32,8 @@ int run_generate(const GenerateCommandOptions& opt) {
   const ModelConfig& config = tm.model.config();
   const auto interventions = parse_interventions(opt.clamps, opt.ablations, config);
   if (opt.max_tokens < 1 || opt.max_tokens > config.context_length) {
-    throw Error("-n: must be 1 to " + std::to_string(config.context_length) + " (the model's context), got " +
-                std::to_string(opt.max_tokens));
+    throw bad_input("-n: must be 1 to " + std::to_string(config.context_length) + " (the model's context), got " +
+                    std::to_string(opt.max_tokens));
   }
   SamplingOptions sampling;
   sampling.temperature = opt.temperature;

@@ -28,7 +28,7 @@ struct LensCommandOptions {
 };
 
 int run_lens(const LensCommandOptions& opt) {
-  if (opt.top < 1 || opt.top > 100) throw Error("--top must be 1 to 100, got " + std::to_string(opt.top));
+  if (opt.top < 1 || opt.top > 100) throw bad_input("--top must be 1 to 100, got " + std::to_string(opt.top));
   const TextModel tm = TextModel::load(opt.model);
   const ModelConfig& config = tm.model.config();
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);

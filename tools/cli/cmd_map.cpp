@@ -95,7 +95,7 @@ int run_map(const MapCommandOptions& opt) {
   });
   std::fprintf(stderr, "decode backend %s (%s precision)\n", backend.name.c_str(),
                std::string(precision_name(backend.precision)).c_str());
-  if (!(opt.specialised > 0 && opt.specialised < 1)) throw Error("--specialised must be between 0 and 1");
+  if (!(opt.specialised > 0 && opt.specialised < 1)) throw bad_input("--specialised must be between 0 and 1");
 
   std::fprintf(stderr, "hashing %s ...\n", model.path().c_str());
   Atlas atlas = Atlas::create_or_resume(opt.atlas, atlas_settings_for(model, map_options.settings), model.vocab());

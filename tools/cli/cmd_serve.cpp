@@ -34,13 +34,14 @@ extern "C" void on_stop_signal(int) {
 }
 
 int run_serve(const ServeCommandOptions& opt) {
-  if (opt.port < 0 || opt.port > 65535) throw Error("--port must be 0 to 65535 (0: any free port)");
-  if (opt.threads < 0 || opt.threads > 256) throw Error("--threads must be 0 (default) to 256");
-  if (opt.serve.no_model && !opt.serve.model_path.empty()) throw Error("--model and --no-model contradict each other");
+  if (opt.port < 0 || opt.port > 65535) throw bad_input("--port must be 0 to 65535 (0: any free port)");
+  if (opt.threads < 0 || opt.threads > 256) throw bad_input("--threads must be 0 (default) to 256");
+  if (opt.serve.no_model && !opt.serve.model_path.empty())
+    throw bad_input("--model and --no-model contradict each other");
 
   server::ApiServer api(opt.serve, opt.threads);
   const int port = api.bind(opt.host, opt.port);
-  if (::pipe(stop_pipe) != 0) throw Error("cannot create a pipe for signal handling");
+  if (::pipe(stop_pipe) != 0) throw internal_error("cannot create a pipe for signal handling");
   struct sigaction action = {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);

@@ -27,7 +27,7 @@ struct NeuronRef {
 NeuronRef parse_neuron_ref(const std::string& text) {
   const size_t a = text.find(':'), b = text.rfind(':');
   if (a == std::string::npos || a == b) {
-    throw Error("neuron '" + text + "' is not of the form LAYER:KIND:INDEX (e.g. 16:up:4031)");
+    throw bad_input("neuron '" + text + "' is not of the form LAYER:KIND:INDEX (e.g. 16:up:4031)");
   }
   auto number = [&](const std::string& s, const char* what) {
     return parse_nonnegative_integer(s, "neuron '" + text + "': " + what);
@@ -43,17 +43,17 @@ int run_show(const ShowOptions& opt) {
   for (const std::string& ref_text : opt.neurons) {
     const NeuronRef ref = parse_neuron_ref(ref_text);
     if (ref.layer >= s.n_layers) {
-      throw Error("layer " + std::to_string(ref.layer) + " is out of range (the atlas's model has layers 0 to " +
-                  std::to_string(s.n_layers - 1) + ")");
+      throw bad_input("layer " + std::to_string(ref.layer) + " is out of range (the atlas's model has layers 0 to " +
+                      std::to_string(s.n_layers - 1) + ")");
     }
     if (ref.index >= s.d_ffn) {
-      throw Error("neuron " + std::to_string(ref.index) + " is out of range (layers have neurons 0 to " +
-                  std::to_string(s.d_ffn - 1) + ")");
+      throw bad_input("neuron " + std::to_string(ref.index) + " is out of range (layers have neurons 0 to " +
+                      std::to_string(s.d_ffn - 1) + ")");
     }
     const std::optional<AtlasNeuron> n = atlas.neuron(ref.kind, ref.layer, ref.index);
     if (!n) {
-      throw Error(opt.atlas + ": layer " + std::to_string(ref.layer) + " of kind " +
-                  std::string(vector_kind_name(ref.kind)) + " is not mapped in this atlas");
+      throw bad_input(opt.atlas + ": layer " + std::to_string(ref.layer) + " of kind " +
+                      std::string(vector_kind_name(ref.kind)) + " is not mapped in this atlas");
     }
     if (opt.json) {
       nlohmann::json top = nlohmann::json::array();

@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return run();
     }
   } catch (const neuronlens::Error& e) {
+    // Exit 2: the caller can fix it (an argument or a file); exit 1: our fault.
+    if (e.kind() == neuronlens::ErrorKind::Internal) {
+      std::fprintf(stderr, "neuronlens: internal error: %s\n", e.what());
+      return 1;
+    }
     std::fprintf(stderr, "neuronlens: error: %s\n", e.what());
     return 2;
   } catch (const std::bad_alloc&) {

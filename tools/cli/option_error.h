@@ -15,7 +15,7 @@ auto for_option(const std::string& option, Parse parse) {
   try {
     return parse();
   } catch (const Error& e) {
-    throw Error(option + ": " + e.what());
+    throw Error(e.kind(), option + ": " + e.what());
   }
 }
 

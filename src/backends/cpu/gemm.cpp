@@ -15,9 +15,6 @@ void gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, cons
               accumulate ? 1.0f : 0.0f, c, static_cast<blasint>(ldc));
 }
 
-SingleThreadedBlas::SingleThreadedBlas() : previous_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
-SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(previous_); }
-
 double measure_gemm_gflops(int64_t m, int64_t n, int64_t k) {
   std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(n * k)), c(static_cast<size_t>(m * n));
   std::mt19937 rng(1);

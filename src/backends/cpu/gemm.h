@@ -11,19 +11,6 @@ namespace neuronlens::cpu {
 void gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
               int64_t ldc, bool accumulate = false);
 
-// While alive, BLAS calls run on the calling thread only, so several of our
-// own threads can each run their own GEMM without oversubscribing the cores.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas();
-  ~SingleThreadedBlas();
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int previous_;
-};
-
 // Sustained float32 GEMM rate of this machine in GFLOP/s, measured with a
 // short product of the given shape (about a tenth of a second).
 double measure_gemm_gflops(int64_t m, int64_t n, int64_t k);

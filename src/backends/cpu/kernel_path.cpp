@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "backends/cpu/cpu_features.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens::cpu {
@@ -10,8 +11,7 @@ bool can_run(KernelPath path) {
   switch (path) {
     case KernelPath::Avx2: {
 #if defined(__x86_64__)
-      static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                               __builtin_cpu_supports("f16c");
+      static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
       return have;
 #else
       return false;
@@ -37,8 +37,8 @@ std::string_view kernel_path_name(KernelPath path) {
 
 void require_path(KernelPath path, const char* function) {
   if (can_run(path)) return;
-  throw Error(std::string(function) + ": the " + std::string(kernel_path_name(path)) +
-              " kernels need an x86-64 CPU with AVX2, FMA and F16C, which this is not");
+  throw bad_input(std::string(function) + ": the " + std::string(kernel_path_name(path)) +
+                  " kernels need an x86-64 CPU with AVX2, FMA and F16C, which this is not");
 }
 
 }  // namespace neuronlens::cpu

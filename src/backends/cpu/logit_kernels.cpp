@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "backends/cpu/cpu_features.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens::cpu {
@@ -22,7 +23,7 @@ bool can_run(LogitKernelSet set) {
       return have;
     }
     case LogitKernelSet::Avx512Bf16: {
-      static const bool have = can_run(LogitKernelSet::Avx512) && __builtin_cpu_supports("avx512bf16");
+      static const bool have = can_run(LogitKernelSet::Avx512) && cpu_has_avx512_bf16();
       return have;
     }
 #else
@@ -56,8 +57,8 @@ std::string_view required_cpu_features(LogitKernelSet set) {
 
 const LogitKernels& logit_kernels(LogitKernelSet set) {
   if (!can_run(set)) {
-    throw Error("this CPU cannot run the " + std::string(logit_kernel_set_name(set)) + " decode kernels: they need " +
-                std::string(required_cpu_features(set)));
+    throw bad_input("this CPU cannot run the " + std::string(logit_kernel_set_name(set)) +
+                    " decode kernels: they need " + std::string(required_cpu_features(set)));
   }
   switch (set) {
     case LogitKernelSet::Portable8: return portable8_logit_kernels();

@@ -6,8 +6,14 @@
 
 #include "backends/cpu/logit_kernels.h"
 
+// gcc takes the target as a pragma, clang as an attribute on every function
+// defined until the pop.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 #include "backends/cpu/logit_kernels_impl.h"
 
 namespace neuronlens::cpu {
@@ -41,7 +47,11 @@ using Tiles = kernels::LogitTiles<Avx2Ops, 6>;
 
 // The table itself is made by code for any CPU: it is read before the CPU
 // is checked.
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 const LogitKernels& avx2_logit_kernels() {
   static const LogitKernels k{LogitKernelSet::Avx2, "avx2", 6, Tiles::NR, false, Tiles::product_f32,

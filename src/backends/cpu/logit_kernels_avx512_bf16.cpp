@@ -9,12 +9,19 @@
 
 #include "backends/cpu/logit_kernels.h"
 
+// gcc takes the target as a pragma, clang as an attribute on every function
+// defined until the pop.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"))), \
+                             apply_to = function)
+#else
 #pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
+#endif
 // GCC 12's AVX-512 shift and zero intrinsics start from an "undefined"
 // register that -Wmaybe-uninitialized flags inside these headers.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
 #include "backends/cpu/logit_kernels_avx512_ops.h"
 #include "backends/cpu/logit_kernels_impl.h"
 
@@ -30,7 +37,11 @@ using Tiles = kernels::LogitTiles<Avx512Bf16Ops, 12>;
 
 // The table itself is made by code for any CPU: it is read before the CPU
 // is checked.
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #pragma GCC diagnostic pop
 
 const LogitKernels& avx512_bf16_logit_kernels() {
