@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -30,15 +31,46 @@ enum class GgufValueType : uint32_t {
 };
 std::string_view gguf_value_type_name(GgufValueType type);
 
+struct GgufValue;
+
+// A metadata array. Numbers and bools are not copied: they stay in the
+// mapping, count x width bytes, and are read on access; strings are views into
+// the mapping; only arrays of arrays are held element by element. So a vocabulary
+// of 256k token types costs nothing beyond the file, and a hostile array can
+// make no allocation the file does not pay for (the reader's budget,
+// gguf_reader.cpp). Views stay valid while the GgufFile (its mapping) lives.
+class GgufArray {
+ public:
+  GgufValueType element_type() const { return element_type_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // Element i (< size()) of a number, bool or string array, as a GgufValue.
+  GgufValue at(size_t i) const;
+  // Element i of a string array / an array of arrays.
+  std::string_view string_at(size_t i) const { return strings_[i]; }
+  const GgufArray& array_at(size_t i) const { return arrays_[i]; }
+
+ private:
+  GgufValueType element_type_ = GgufValueType::U8;
+  size_t size_ = 0;
+  const uint8_t* numbers_ = nullptr;       // number and bool arrays: size_ packed little-endian values
+  std::vector<std::string_view> strings_;  // string arrays
+  std::vector<GgufArray> arrays_;          // arrays of arrays
+
+  friend class GgufParser;
+};
+
 // One metadata value. Integers of every width are held as int64 or uint64
 // (by signedness), floats as double; `type` keeps the type written in the file.
 struct GgufValue {
   GgufValueType type = GgufValueType::U8;
-  GgufValueType element_type = GgufValueType::U8;  // for arrays
-  std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<GgufValue>> value;
+  std::variant<uint64_t, int64_t, double, bool, std::string, GgufArray> value;
 
   bool is_integer() const;
   bool is_float() const { return std::holds_alternative<double>(value); }
+  // The array, or nullptr when the value is not one.
+  const GgufArray* array() const { return std::get_if<GgufArray>(&value); }
 };
 
 class GgufFile {
@@ -65,6 +97,8 @@ class GgufFile {
   double get_float(const std::string& key) const;
   bool get_bool(const std::string& key) const;
   const std::string& get_string(const std::string& key) const;
+  // The number of elements of an array (to check it before converting).
+  size_t get_array_size(const std::string& key) const;
   std::vector<std::string> get_string_array(const std::string& key) const;
   std::vector<int64_t> get_int_array(const std::string& key) const;
   std::vector<double> get_float_array(const std::string& key) const;

@@ -12,8 +12,8 @@ namespace {
 [[noreturn]] void wrong_type(const std::string& path, const std::string& key, const GgufValue& v,
                              const std::string& expected) {
   std::string found(gguf_value_type_name(v.type));
-  if (v.type == GgufValueType::ARRAY) found = "array of " + std::string(gguf_value_type_name(v.element_type));
-  throw Error(path + ": metadata key '" + key + "' has type " + found + ", expected " + expected);
+  if (const GgufArray* a = v.array()) found = "array of " + std::string(gguf_value_type_name(a->element_type()));
+  throw bad_file(path + ": metadata key '" + key + "' has type " + found + ", expected " + expected);
 }
 
 uint64_t as_uint(const std::string& path, const std::string& key, const GgufValue& v) {
@@ -42,9 +42,9 @@ double as_float(const std::string& path, const std::string& key, const GgufValue
   wrong_type(path, key, v, "a number");
 }
 
-const std::vector<GgufValue>& as_array(const std::string& path, const std::string& key, const GgufValue& v,
-                                       const std::string& expected) {
-  if (const auto* a = std::get_if<std::vector<GgufValue>>(&v.value)) return *a;
+const GgufArray& as_array(const std::string& path, const std::string& key, const GgufValue& v,
+                          const std::string& expected) {
+  if (const GgufArray* a = v.array()) return *a;
   wrong_type(path, key, v, expected);
 }
 
@@ -52,7 +52,7 @@ const std::vector<GgufValue>& as_array(const std::string& path, const std::strin
 
 #define NEURONLENS_REQUIRE_KEY(key)                                                      \
   const GgufValue* v = find(key);                                                        \
-  if (v == nullptr) throw Error(path_ + ": metadata key '" + (key) + "' is missing")
+  if (v == nullptr) throw bad_file(path_ + ": metadata key '" + (key) + "' is missing")
 
 uint64_t GgufFile::get_uint(const std::string& key) const {
   NEURONLENS_REQUIRE_KEY(key);
@@ -76,31 +76,40 @@ const std::string& GgufFile::get_string(const std::string& key) const {
   wrong_type(path_, key, *v, "string");
 }
 
+size_t GgufFile::get_array_size(const std::string& key) const {
+  NEURONLENS_REQUIRE_KEY(key);
+  return as_array(path_, key, *v, "an array").size();
+}
+
 std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
   NEURONLENS_REQUIRE_KEY(key);
-  const auto& items = as_array(path_, key, *v, "array of string");
-  if (v->element_type != GgufValueType::STRING) wrong_type(path_, key, *v, "array of string");
+  const GgufArray& items = as_array(path_, key, *v, "array of string");
+  if (items.element_type() != GgufValueType::STRING) wrong_type(path_, key, *v, "array of string");
   std::vector<std::string> out;
   out.reserve(items.size());
-  for (const GgufValue& item : items) out.push_back(std::get<std::string>(item.value));
+  for (size_t i = 0; i < items.size(); ++i) out.emplace_back(items.string_at(i));
   return out;
 }
 
+// Number arrays: element by element, so an array of arrays or of strings is
+// refused by as_int / as_float with the key's name.
 std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
   NEURONLENS_REQUIRE_KEY(key);
-  const auto& items = as_array(path_, key, *v, "array of integers");
+  const GgufArray& items = as_array(path_, key, *v, "array of integers");
+  if (items.element_type() == GgufValueType::ARRAY) wrong_type(path_, key, *v, "array of integers");
   std::vector<int64_t> out;
   out.reserve(items.size());
-  for (const GgufValue& item : items) out.push_back(as_int(path_, key, item));
+  for (size_t i = 0; i < items.size(); ++i) out.push_back(as_int(path_, key, items.at(i)));
   return out;
 }
 
 std::vector<double> GgufFile::get_float_array(const std::string& key) const {
   NEURONLENS_REQUIRE_KEY(key);
-  const auto& items = as_array(path_, key, *v, "array of numbers");
+  const GgufArray& items = as_array(path_, key, *v, "array of numbers");
+  if (items.element_type() == GgufValueType::ARRAY) wrong_type(path_, key, *v, "array of numbers");
   std::vector<double> out;
   out.reserve(items.size());
-  for (const GgufValue& item : items) out.push_back(as_float(path_, key, item));
+  for (size_t i = 0; i < items.size(); ++i) out.push_back(as_float(path_, key, items.at(i)));
   return out;
 }
 

@@ -1,7 +1,9 @@
 // Parses and validates a GGUF file (layout: include/neuronlens/gguf.h).
 // Every count, length, offset and type read from the file is checked against
-// the bytes that remain before it is used, so a hostile file can cause neither
-// an out-of-bounds read nor an allocation larger than the file itself.
+// the bytes that remain before it is used, so a hostile file cannot cause an
+// out-of-bounds read; and what the metadata allocates is charged, before it is
+// allocated, to a budget of kBudgetPerFileByte x the file size + kBudgetBase,
+// so a hostile file cannot claim memory out of proportion to its size.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -17,6 +19,32 @@ constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as little-endian u32
 constexpr int kMaxArrayNesting = 4;
 constexpr uint32_t kMaxDims = 4;
 constexpr int64_t kMaxNameLength = 1 << 16;
+// The metadata's memory budget. Numbers cost nothing (they stay in the
+// mapping), a string its length plus a view (16 bytes for at least 8 in the
+// file), a nested array sizeof(GgufArray) for at least 12 bytes in the file: only
+// arrays of arrays, which no known writer produces, and absurdly many keys can
+// reach the bound.
+constexpr int64_t kBudgetPerFileByte = 4;
+constexpr int64_t kBudgetBase = 1 << 20;
+
+// Bytes one number or bool of `type` occupies (0 for strings and arrays).
+size_t packed_width(GgufValueType type) {
+  switch (type) {
+    case GgufValueType::U8: case GgufValueType::I8: case GgufValueType::BOOL: return 1;
+    case GgufValueType::U16: case GgufValueType::I16: return 2;
+    case GgufValueType::U32: case GgufValueType::I32: case GgufValueType::F32: return 4;
+    case GgufValueType::U64: case GgufValueType::I64: case GgufValueType::F64: return 8;
+    case GgufValueType::STRING: case GgufValueType::ARRAY: return 0;
+  }
+  return 0;
+}
+
+template <typename T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
 
 // Smallest number of bytes one value of `type` occupies in the file; used to
 // reject counts that could not fit in the rest of the file.
@@ -59,10 +87,34 @@ bool GgufValue::is_integer() const {
   return std::holds_alternative<uint64_t>(value) || std::holds_alternative<int64_t>(value);
 }
 
+GgufValue GgufArray::at(size_t i) const {
+  GgufValue v;
+  v.type = element_type_;
+  const uint8_t* p = numbers_ + i * packed_width(element_type_);
+  switch (element_type_) {
+    case GgufValueType::U8: v.value = uint64_t{load<uint8_t>(p)}; break;
+    case GgufValueType::I8: v.value = int64_t{load<int8_t>(p)}; break;
+    case GgufValueType::U16: v.value = uint64_t{load<uint16_t>(p)}; break;
+    case GgufValueType::I16: v.value = int64_t{load<int16_t>(p)}; break;
+    case GgufValueType::U32: v.value = uint64_t{load<uint32_t>(p)}; break;
+    case GgufValueType::I32: v.value = int64_t{load<int32_t>(p)}; break;
+    case GgufValueType::U64: v.value = load<uint64_t>(p); break;
+    case GgufValueType::I64: v.value = load<int64_t>(p); break;
+    case GgufValueType::F32: v.value = double{load<float>(p)}; break;
+    case GgufValueType::F64: v.value = load<double>(p); break;
+    case GgufValueType::BOOL: v.value = *p != 0; break;  // checked to be 0 or 1 when read
+    case GgufValueType::STRING: v.value = std::string(strings_[i]); break;
+    case GgufValueType::ARRAY: v.value = arrays_[i]; break;
+  }
+  return v;
+}
+
 // Reads the header, metadata and tensor infos with a bounds-checked cursor.
 class GgufParser {
  public:
-  explicit GgufParser(GgufFile& out) : out_(out), data_(out.file_->data()), size_(out.file_->size()) {}
+  explicit GgufParser(GgufFile& out)
+      : out_(out), data_(out.file_->data()), size_(out.file_->size()),
+        budget_left_(kBudgetPerFileByte * size_ + kBudgetBase), budget_(budget_left_) {}
 
   void parse() {
     if (size_ < 4) fail("file is " + std::to_string(size_) + " bytes, too short for a GGUF header");
@@ -89,6 +141,9 @@ class GgufParser {
       std::string key = read_string("metadata key #" + std::to_string(i));
       if (key.empty()) fail("metadata key #" + std::to_string(i) + " is empty");
       if (out_.metadata_.count(key)) fail("duplicate metadata key '" + key + "'");
+      // The key is held twice (in keys_ and the map), with a hash-map node.
+      charge(2 * static_cast<int64_t>(sizeof(std::string) + key.size()) + static_cast<int64_t>(sizeof(GgufValue)) + 32,
+             key);
       uint32_t type_id = read_u32("type of metadata key '" + key + "'");
       GgufValue value = read_value(type_id, key, 0);
       out_.keys_.push_back(key);
@@ -156,7 +211,7 @@ class GgufParser {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { throw Error(out_.path_ + ": " + what); }
+  [[noreturn]] void fail(const std::string& what) const { throw bad_file(out_.path_ + ": " + what); }
 
   static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -187,16 +242,27 @@ class GgufParser {
     }
   }
 
-  std::string read_string(const std::string& what) {
+  // Takes `bytes` from the metadata budget before they are allocated.
+  void charge(int64_t bytes, const std::string& key) {
+    if (bytes > budget_left_) {
+      fail("metadata key '" + key + "' needs " + std::to_string(bytes) + " more bytes of memory, past the " +
+           std::to_string(budget_) + " bytes allowed for the metadata of a file of " + std::to_string(size_) +
+           " bytes (" + std::to_string(kBudgetPerFileByte) + " x its size + 1 MiB)");
+    }
+    budget_left_ -= bytes;
+  }
+
+  std::string_view read_string_view(const std::string& what) {
     uint64_t length = read_u64("length of " + what);
     if (length > static_cast<uint64_t>(remaining())) {
       fail(what + " has length " + std::to_string(length) + ", but only " + std::to_string(remaining()) +
            " bytes remain in the file");
     }
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(length));
+    std::string_view s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(length));
     pos_ += static_cast<int64_t>(length);
     return s;
   }
+  std::string read_string(const std::string& what) { return std::string(read_string_view(what)); }
 
   GgufValue read_value(uint32_t type_id, const std::string& key, int depth) {
     if (!is_known_value_type(type_id)) {
@@ -222,27 +288,63 @@ class GgufParser {
         v.value = b != 0;
         break;
       }
-      case GgufValueType::STRING: v.value = read_string(what); break;
-      case GgufValueType::ARRAY: {
-        if (depth >= kMaxArrayNesting) {
-          fail("metadata key '" + key + "' nests arrays deeper than " + std::to_string(kMaxArrayNesting) + " levels");
+      case GgufValueType::STRING: {
+        const std::string_view text = read_string_view(what);
+        charge(static_cast<int64_t>(text.size()), key);
+        v.value = std::string(text);
+        break;
+      }
+      case GgufValueType::ARRAY: v.value = read_array(key, depth); break;
+    }
+    return v;
+  }
+
+  // An array value at nesting level `depth` (0: the key's own value).
+  GgufArray read_array(const std::string& key, int depth) {
+    if (depth >= kMaxArrayNesting) {
+      fail("metadata key '" + key + "' nests arrays deeper than " + std::to_string(kMaxArrayNesting) + " levels");
+    }
+    uint32_t element_id = read_u32("element type of metadata key '" + key + "'");
+    if (!is_known_value_type(element_id)) {
+      fail("metadata key '" + key + "' is an array of unknown value type " + std::to_string(element_id) +
+           " (expected 0 to 12)");
+    }
+    GgufArray a;
+    a.element_type_ = static_cast<GgufValueType>(element_id);
+    uint64_t count = read_u64("element count of metadata key '" + key + "'");
+    check_count(count, min_encoded_size(a.element_type_), "element count of metadata key '" + key + "'");
+    a.size_ = static_cast<size_t>(count);
+    const int64_t n = static_cast<int64_t>(count);
+    switch (a.element_type_) {
+      case GgufValueType::STRING:
+        charge(n * static_cast<int64_t>(sizeof(std::string_view)), key);
+        a.strings_.reserve(a.size_);
+        {
+          const std::string what = "value of metadata key '" + key + "'";
+          for (uint64_t i = 0; i < count; ++i) a.strings_.push_back(read_string_view(what));
         }
-        uint32_t element_id = read_u32("element type of metadata key '" + key + "'");
-        if (!is_known_value_type(element_id)) {
-          fail("metadata key '" + key + "' is an array of unknown value type " + std::to_string(element_id) +
-               " (expected 0 to 12)");
+        break;
+      case GgufValueType::ARRAY:
+        charge(n * static_cast<int64_t>(sizeof(GgufArray)), key);
+        a.arrays_.reserve(a.size_);
+        for (uint64_t i = 0; i < count; ++i) a.arrays_.push_back(read_array(key, depth + 1));
+        break;
+      default: {
+        const int64_t bytes = n * static_cast<int64_t>(packed_width(a.element_type_));
+        need(bytes, "elements of metadata key '" + key + "'");
+        a.numbers_ = data_ + pos_;
+        if (a.element_type_ == GgufValueType::BOOL) {
+          const uint8_t* bad = std::find_if(a.numbers_, a.numbers_ + n, [](uint8_t b) { return b > 1; });
+          if (bad != a.numbers_ + n) {
+            fail("metadata key '" + key + "' is an array of bool with byte value " + std::to_string(*bad) +
+                 " at index " + std::to_string(bad - a.numbers_) + ", expected 0 or 1");
+          }
         }
-        v.element_type = static_cast<GgufValueType>(element_id);
-        uint64_t count = read_u64("element count of metadata key '" + key + "'");
-        check_count(count, min_encoded_size(v.element_type), "element count of metadata key '" + key + "'");
-        std::vector<GgufValue> elements;
-        elements.reserve(count);
-        for (uint64_t i = 0; i < count; ++i) elements.push_back(read_value(element_id, key, depth + 1));
-        v.value = std::move(elements);
+        pos_ += bytes;
         break;
       }
     }
-    return v;
+    return a;
   }
 
   TensorView make_view(const std::string& name, const std::vector<int64_t>& ne, uint32_t type_id, uint64_t offset,
@@ -300,6 +402,8 @@ class GgufParser {
   const uint8_t* data_;
   int64_t size_;
   int64_t pos_ = 0;
+  int64_t budget_left_;  // bytes of the metadata budget not yet charged
+  int64_t budget_;
 };
 
 GgufFile GgufFile::open(const std::string& path) {

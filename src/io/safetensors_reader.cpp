@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_input.h"
 #include "io/mapped_file.h"
 #include "neuronlens/error.h"
 #include "neuronlens/safetensors.h"
@@ -34,8 +35,9 @@ constexpr const char* kSingleFileName = "model.safetensors";
 constexpr const char* kIndexFileName = "model.safetensors.index.json";
 
 // Parses `text` as JSON, throwing Error (prefixed with `source`) if it is not
-// well-formed or if any object has a key twice. `describe_duplicate` turns the
-// key and the nesting depth of its object (1 = top level) into the message.
+// well-formed, nests deeper than kMaxJsonDepth or has a key twice in an
+// object. `describe_duplicate` turns the key and the nesting depth of its
+// object (1 = top level) into the message.
 Json parse_json_strict(std::string_view text, const std::string& source,
                        const std::function<std::string(const std::string&, size_t)>& describe_duplicate) {
   std::vector<std::set<std::string>> open_objects;  // keys seen so far in each enclosing object
@@ -54,11 +56,7 @@ Json parse_json_strict(std::string_view text, const std::string& source,
     }
     return true;
   };
-  try {
-    return Json::parse(text.begin(), text.end(), track_keys);
-  } catch (const Json::exception& e) {
-    throw Error(source + ": not valid JSON: " + e.what());
-  }
+  return parse_json_input(text, source, ErrorKind::BadFile, track_keys);
 }
 
 std::string json_type(const Json& value) {
@@ -66,14 +64,6 @@ std::string json_type(const Json& value) {
   if (value.is_number_integer()) return "negative integer";
   if (value.is_number_float()) return "non-integer number";
   return value.type_name();
-}
-
-// A JSON value as it appears in the file, shortened for an error message.
-std::string json_excerpt(const Json& value) {
-  std::string text = value.dump();
-  constexpr size_t kMaxExcerpt = 60;
-  if (text.size() > kMaxExcerpt) text = text.substr(0, kMaxExcerpt) + "...";
-  return text;
 }
 
 std::optional<DType> safetensors_dtype(const std::string& name) {

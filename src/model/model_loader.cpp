@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "io/json_input.h"
 #include "io/mapped_file.h"
 #include "model/architecture.h"
 #include "neuronlens/error.h"
@@ -148,18 +149,15 @@ class ModelBuilder {
     if (c.sliding_window > 0 && traits.default_sliding_pattern > 0) {
       const std::string key = p + "attention.sliding_window_pattern";
       const GgufValue* pattern = file.find(key);
-      if (pattern != nullptr && pattern->type == GgufValueType::ARRAY) {
-        const auto& items = std::get<std::vector<GgufValue>>(pattern->value);
-        if (static_cast<int64_t>(items.size()) != c.n_layers) {
-          throw Error(where + ": key '" + key + "' has " + std::to_string(items.size()) + " entries, the model " +
+      if (const GgufArray* items = pattern != nullptr ? pattern->array() : nullptr) {
+        if (static_cast<int64_t>(items->size()) != c.n_layers) {
+          throw Error(where + ": key '" + key + "' has " + std::to_string(items->size()) + " entries, the model " +
                       std::to_string(c.n_layers) + " layers");
         }
-        for (const GgufValue& item : items) {
-          if (!std::holds_alternative<bool>(item.value)) {
-            throw Error(where + ": key '" + key + "' is not an array of booleans");
-          }
-          c.sliding_layers.push_back(std::get<bool>(item.value) ? 1 : 0);
+        if (items->element_type() != GgufValueType::BOOL) {
+          throw Error(where + ": key '" + key + "' is not an array of booleans");
         }
+        for (size_t i = 0; i < items->size(); ++i) c.sliding_layers.push_back(std::get<bool>(items->at(i).value) ? 1 : 0);
       } else {
         const auto period = static_cast<int64_t>(file.get_uint_or(key, static_cast<uint64_t>(traits.default_sliding_pattern)));
         if (period <= 0 || (file.has(key) && period > c.n_layers)) {  // the family's default may exceed a tiny model
@@ -254,12 +252,9 @@ class ModelBuilder {
     return model;
   }
 
-  static json read_json_file(const fs::path& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(path.string() + ": cannot open");
-    json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw Error(path.string() + ": not valid JSON");
-    if (!j.is_object()) throw Error(path.string() + ": expected a JSON object at the top level");
+  static json read_json_object(const fs::path& path) {
+    json j = neuronlens::read_json_file(path.string());
+    if (!j.is_object()) throw bad_file(path.string() + ": expected a JSON object at the top level");
     return j;
   }
 
@@ -271,19 +266,19 @@ class ModelBuilder {
       if (fallback) return *fallback;
       throw Error(where + ": key '" + key + "' is missing");
     }
-    if (!it->is_number_integer()) throw Error(where + ": key '" + key + "' is " + it->dump() + ", expected an integer");
+    if (!it->is_number_integer()) throw bad_file(where + ": key '" + key + "' is " + json_excerpt(*it) + ", expected an integer");
     return it->get<int64_t>();
   }
   static double json_number(const json& j, const std::string& key, const std::string& where, double fallback) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return fallback;
-    if (!it->is_number()) throw Error(where + ": key '" + key + "' is " + it->dump() + ", expected a number");
+    if (!it->is_number()) throw bad_file(where + ": key '" + key + "' is " + json_excerpt(*it) + ", expected a number");
     return it->get<double>();
   }
   static bool json_bool(const json& j, const std::string& key, const std::string& where, bool fallback) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return fallback;
-    if (!it->is_boolean()) throw Error(where + ": key '" + key + "' is " + it->dump() + ", expected true or false");
+    if (!it->is_boolean()) throw bad_file(where + ": key '" + key + "' is " + json_excerpt(*it) + ", expected true or false");
     return it->get<bool>();
   }
 
@@ -340,7 +335,7 @@ class ModelBuilder {
       }
     }
     if (json_number(cfg, "partial_rotary_factor", where, 1.0) != 1.0) {
-      throw Error(where + ": partial_rotary_factor is " + cfg["partial_rotary_factor"].dump() +
+      throw bad_file(where + ": partial_rotary_factor is " + json_excerpt(cfg["partial_rotary_factor"]) +
                   "; rotary embeddings on part of a head are not supported");
     }
     if (c.rope_scaling.type == "longrope" || c.rope_scaling.type == "su") {
@@ -375,7 +370,7 @@ class ModelBuilder {
       if (has_layer_types) {
         for (const json& t : *layer_types) {
           if (t != "full_attention") {
-            throw Error(where + ": layer_types has " + t.dump() + "; sliding-window layers in a " + traits.name +
+            throw bad_file(where + ": layer_types has " + json_excerpt(t) + "; sliding-window layers in a " + traits.name +
                         " model are not supported");
           }
         }
@@ -391,7 +386,7 @@ class ModelBuilder {
       }
       for (const json& t : *layer_types) {
         if (t != "sliding_attention" && t != "full_attention") {
-          throw Error(where + ": key 'layer_types' has " + t.dump() +
+          throw bad_file(where + ": key 'layer_types' has " + json_excerpt(t) +
                       ", expected \"sliding_attention\" or \"full_attention\"");
         }
         c.sliding_layers.push_back(t == "sliding_attention" ? 1 : 0);
@@ -416,7 +411,7 @@ class ModelBuilder {
     model.format_ = ModelFormat::HuggingFace;
     const fs::path config_path = folder / "config.json";
     const std::string where = config_path.string();
-    const json cfg = read_json_file(config_path);
+    const json cfg = read_json_object(config_path);
 
     auto model_type = cfg.find("model_type");
     if (model_type == cfg.end() || !model_type->is_string()) throw Error(where + ": key 'model_type' is missing");

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 
+#include "io/json_input.h"
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "tokenizer/utf8.h"
@@ -281,14 +282,7 @@ std::string read_chat_template_source(const std::string& model_path) {
   if (fs::is_directory(model_path)) {
     const fs::path config = fs::path(model_path) / "tokenizer_config.json";
     if (!fs::exists(config)) return "";
-    std::ifstream in(config);
-    if (!in) throw Error(config.string() + ": cannot open");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(config.string() + ": not valid JSON (" + e.what() + ")");
-    }
+    const nlohmann::json j = read_json_file(config.string());
     const auto it = j.find("chat_template");
     if (it == j.end() || !it->is_string()) return "";  // absent, or a list of named templates
     return it->get<std::string>();

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_input.h"
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "tokenizer/bpe.h"
@@ -232,15 +233,6 @@ void Tokenizer::State::encode_sentencepiece(std::string_view text, bool space_pr
 
 namespace {
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open for reading");
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (!in.good() && !in.eof()) throw Error(path + ": read failed");
-  return contents.str();
-}
-
 using nlohmann::json;
 
 bool has_type(const json& part, std::string_view type) {
@@ -265,7 +257,7 @@ void collect_patterns(const json& part, const std::string& path, std::vector<std
     const auto pattern = part.find("pattern");
     const auto behavior = part.find("behavior");
     if (behavior == part.end() || *behavior != "Isolated" || bool_member(part, "invert", false)) {
-      throw Error(path + ": pre_tokenizer Split with behavior " + (behavior == part.end() ? "(none)" : behavior->dump()) +
+      throw Error(path + ": pre_tokenizer Split with behavior " + (behavior == part.end() ? "(none)" : json_excerpt(*behavior)) +
                   " is not supported; only \"Isolated\", not inverted");
     }
     if (pattern != part.end() && pattern->is_object() && pattern->contains("Regex") && (*pattern)["Regex"].is_string()) {
@@ -302,7 +294,7 @@ bool byte_level_normalizer_is_nfc(const json& normalizer, const std::string& pat
     return nfc;
   }
   throw Error(path + ": normalizer " + (normalizer.is_object() ? normalizer.value("type", std::string("(no type)"))
-                                                                 : normalizer.dump()) +
+                                                                 : json_excerpt(normalizer)) +
               " is not supported for byte-level BPE; supported: none, NFC");
 }
 
@@ -363,11 +355,12 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file, std::shared_ptr<const Vocab
   } else {
     state->merge_by_score = true;
     if (file.has("tokenizer.ggml.scores")) {
-      const std::vector<double> scores = file.get_float_array("tokenizer.ggml.scores");
-      if (scores.size() != n_tokens) {
-        throw Error(path + ": tokenizer.ggml.scores has " + std::to_string(scores.size()) +
-                    " entries, but tokenizer.ggml.tokens has " + std::to_string(n_tokens));
+      const size_t n_scores = file.get_array_size("tokenizer.ggml.scores");  // checked before converting
+      if (n_scores != n_tokens) {
+        throw bad_file(path + ": tokenizer.ggml.scores has " + std::to_string(n_scores) +
+                       " entries, but tokenizer.ggml.tokens has " + std::to_string(n_tokens));
       }
+      const std::vector<double> scores = file.get_float_array("tokenizer.ggml.scores");
       state->scores.assign(scores.begin(), scores.end());
     } else {
       state->scores.assign(n_tokens, 0.0f);  // llama.cpp's default too
@@ -398,11 +391,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path, std::shared_pt
   auto state = std::make_unique<State>();
   state->vocab_ptr = std::move(vocab);
   json root;
-  try {
-    root = json::parse(read_text_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON: " + e.what());
-  }
+  root = read_json_file(path);
   const json& model = root["model"];
   if (model.contains("merges")) {
     const json& merges = model["merges"];
@@ -417,7 +406,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path, std::shared_pt
             merge_key(merge[0].get_ref<const std::string&>(), merge[1].get_ref<const std::string&>()),
             static_cast<int32_t>(rank));
       } else {
-        throw Error(path + ": model.merges[" + std::to_string(rank) + "] is " + merge.dump() +
+        throw bad_file(path + ": model.merges[" + std::to_string(rank) + "] is " + json_excerpt(merge) +
                     ", expected \"left right\" or [\"left\", \"right\"]");
       }
     }

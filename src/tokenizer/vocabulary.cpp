@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_input.h"
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "neuronlens/vocab.h"
@@ -228,6 +229,10 @@ class TokenizerJsonHandler : public nlohmann::json_sax<json> {
   }
 
   bool open(json::value_t kind) {
+    // The bound of io/json_input.h: later messages and copies recurse per level.
+    if (stack_.size() + static_cast<size_t>(skip_depth_) >= static_cast<size_t>(kMaxJsonDepth)) {
+      return fail(json_too_deep_message());
+    }
     if (skip_depth_ > 0 || at_model_member("merges")) {
       ++skip_depth_;
       return true;
@@ -289,7 +294,7 @@ TokenizerJson read_tokenizer_json(const std::string& path) {
   contents << in.rdbuf();
   TokenizerJson out;
   TokenizerJsonHandler handler(out);
-  if (!json::sax_parse(contents.str(), &handler)) throw Error(path + ": " + handler.error());
+  if (!json::sax_parse(contents.str(), &handler)) throw bad_file(path + ": " + handler.error());
   return out;
 }
 
@@ -308,7 +313,7 @@ size_t json_token_id(const json& value, const std::string& where, const std::str
   // nlohmann/json parses every non-negative integer as unsigned, so this
   // rejects negatives, floats and strings at once.
   if (!value.is_number_unsigned() || value.get<uint64_t>() >= kMaxTokens) {
-    throw Error(where + ": token '" + token + "' has id " + value.dump() + ", expected an integer in 0.." +
+    throw Error(where + ": token '" + token + "' has id " + json_excerpt(value) + ", expected an integer in 0.." +
                 std::to_string(kMaxTokens - 1));
   }
   return static_cast<size_t>(value.get<uint64_t>());
@@ -415,11 +420,13 @@ Vocabulary Vocabulary::from_gguf(const GgufFile& file) {
 
   std::vector<TokenType> types(raw_tokens.size(), TokenType::Normal);
   if (file.has("tokenizer.ggml.token_type")) {
-    const std::vector<int64_t> numbers = file.get_int_array("tokenizer.ggml.token_type");
-    if (numbers.size() != raw_tokens.size()) {
-      throw Error(path + ": tokenizer.ggml.token_type has " + std::to_string(numbers.size()) +
-                  " entries, but tokenizer.ggml.tokens has " + std::to_string(raw_tokens.size()));
+    // The count is checked before the array is converted, at 8 bytes an entry.
+    const size_t n_types = file.get_array_size("tokenizer.ggml.token_type");
+    if (n_types != raw_tokens.size()) {
+      throw bad_file(path + ": tokenizer.ggml.token_type has " + std::to_string(n_types) +
+                     " entries, but tokenizer.ggml.tokens has " + std::to_string(raw_tokens.size()));
     }
+    const std::vector<int64_t> numbers = file.get_int_array("tokenizer.ggml.token_type");
     for (size_t id = 0; id < numbers.size(); ++id) types[id] = token_type_from_number(numbers[id], path, id);
   }
 
@@ -441,7 +448,7 @@ Vocabulary Vocabulary::from_tokenizer_json(const std::string& path) {
   const json& model = require_member(root, "model", json::value_t::object, path, "an object");
   // Older exports omit model.type; their vocab object is read as BPE's.
   if (model.contains("type") && model["type"] != "BPE") {
-    throw Error(path + ": model.type is " + model["type"].dump() + ", only \"BPE\" is supported");
+    throw bad_file(path + ": model.type is " + json_excerpt(model["type"]) + ", only \"BPE\" is supported");
   }
   require_member(model, "vocab", json::value_t::object, path + ": model", "an object");  // its entries are in file.vocab
 
@@ -486,7 +493,7 @@ Vocabulary Vocabulary::from_tokenizer_json(const std::string& path) {
       if (!entry.contains("id")) throw Error(where + ": token '" + raw + "' has no 'id'");
       const auto special_flag = entry.find("special");
       if (special_flag != entry.end() && !special_flag->is_boolean()) {
-        throw Error(where + ": token '" + raw + "' has 'special' " + special_flag->dump() + ", expected true or false");
+        throw Error(where + ": token '" + raw + "' has 'special' " + json_excerpt(*special_flag) + ", expected true or false");
       }
       const bool special = special_flag != entry.end() && special_flag->get<bool>();
       place(json_token_id(entry["id"], where, raw), raw, special ? TokenType::Control : TokenType::UserDefined, true);

@@ -1,8 +1,10 @@
 // The bad-file corpus (scripts/fixtures/gen_bad_files.py): one small broken
-// model per defect class, each with the message its error must contain.
-// Every one must be rejected with neuronlens::Error (never a crash, an abort
-// or a huge allocation) by the library, and by `neuronlens info` with exit
-// code 2 and the message on stderr. The valid files of the corpus must load.
+// model per defect class, each with the message its error must contain (and,
+// where expected.json gives one, its ErrorKind). Every one must be rejected
+// with neuronlens::Error (never a crash, an abort or a huge allocation) by the
+// library, and by `neuronlens info` with exit code 2 and the message on stderr
+// (not 1 for an uncaught std::bad_alloc, not a signal for a stack overflow).
+// The valid files of the corpus must load.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -36,6 +38,7 @@ struct BadFileCase {
   std::string file;                    // relative to the corpus folder
   std::string defect;
   std::optional<std::string> message;  // nullopt: the file must load
+  std::optional<ErrorKind> kind;       // the kind the error must have, where expected.json says
 };
 
 std::string corpus_dir() { return testing::fixture_path("bad_files"); }
@@ -53,8 +56,13 @@ std::vector<BadFileCase> load_cases(bool must_load) {
   const nlohmann::json entries = nlohmann::json::parse(in);
   std::vector<BadFileCase> cases;
   for (const auto& e : entries) {
-    BadFileCase c{e.at("file").get<std::string>(), e.at("defect").get<std::string>(), std::nullopt};
+    BadFileCase c{e.at("file").get<std::string>(), e.at("defect").get<std::string>(), std::nullopt, std::nullopt};
     if (!e.at("message").is_null()) c.message = e.at("message").get<std::string>();
+    if (e.contains("kind")) {
+      const std::string kind = e.at("kind").get<std::string>();
+      EXPECT_EQ(kind, "bad_file") << c.file << ": unknown kind in expected.json";
+      c.kind = ErrorKind::BadFile;
+    }
     if (c.message.has_value() != must_load) cases.push_back(std::move(c));
   }
   return cases;
@@ -81,7 +89,7 @@ CommandResult run_info(const std::string& path) {
 
 TEST(BadFiles, CorpusCoversEveryDefectClass) {
   // The generator writes one file per defect class; a shrinking corpus is a bug.
-  EXPECT_GE(load_cases(/*must_load=*/false).size(), 60u);
+  EXPECT_GE(load_cases(/*must_load=*/false).size(), 94u);
   EXPECT_EQ(load_cases(/*must_load=*/true).size(), 4u);
 }
 
@@ -96,6 +104,7 @@ TEST(BadFiles, LibraryThrowsErrorNamingFileAndDefect) {
       EXPECT_NE(what.find(*c.message), std::string::npos)
           << "message: " << what << "\nexpected to contain: " << *c.message;
       EXPECT_NE(what.find(c.file), std::string::npos) << "message does not name the file: " << what;
+      if (c.kind) EXPECT_EQ(e.kind(), *c.kind) << "message: " << what;
     } catch (const std::exception& e) {
       ADD_FAILURE() << "threw something other than neuronlens::Error: " << e.what();
     }
@@ -106,10 +115,10 @@ TEST(BadFiles, CliExitsWithCode2AndPrintsTheMessage) {
   for (const BadFileCase& c : load_cases(/*must_load=*/false)) {
     SCOPED_TRACE(c.file + " (" + c.defect + ")");
     const CommandResult r = run_info(corpus_dir() + "/" + c.file);
-    const bool reported = r.output.find("neuronlens: error: ") != std::string::npos &&
-                          r.output.find(*c.message) != std::string::npos;
-    EXPECT_TRUE(r.exit_code == 2 && reported) << "exit code " << r.exit_code << ", expected 2 and an error containing: "
-                                              << *c.message << "\noutput:\n" << r.output;
+    EXPECT_EQ(r.exit_code, 2) << "(-1: killed by a signal) output:\n" << r.output;
+    EXPECT_NE(r.output.find("neuronlens: error: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(*c.message), std::string::npos)
+        << "expected an error containing: " << *c.message << "\noutput:\n" << r.output;
   }
 }
 

@@ -15,6 +15,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "neuronlens/vocab.h"
+#include "scratch_dir.h"
 #include "test_paths.h"
 
 namespace neuronlens {
@@ -193,6 +194,21 @@ TEST(ChatTemplate, Phi3VocabularyFile) {
   EXPECT_EQ(t.format(), ChatFormat::Phi3);
   EXPECT_EQ(t.stop_tokens(), (std::vector<int32_t>{32007, 32000}));  // <|end|>, EOS <|endoftext|>
   expect_renders_like_jinja(t, "phi3-original");
+}
+
+// tokenizer_config.json is as hostile as the weights: a chat_template nested
+// 65536 deep (it used to overflow the stack) is a bad file, not a crash.
+TEST(ChatTemplate, DeeplyNestedTokenizerConfigIsABadFile) {
+  testing::ScratchDir dir;
+  const std::string config = dir.file("tokenizer_config.json");
+  std::ofstream(config) << "{\"chat_template\": " << std::string(65536, '[') << std::string(65536, ']') << "}";
+  try {
+    read_chat_template_source(std::filesystem::path(config).parent_path().string());
+    ADD_FAILURE() << "read without error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), config + ": JSON nested deeper than 256 levels of arrays and objects");
+    EXPECT_EQ(e.kind(), ErrorKind::BadFile);
+  }
 }
 
 TEST(ChatTemplate, UnknownTemplateIsAnError) {

@@ -172,6 +172,8 @@ TEST_F(ServeBadInput, BodiesAreValidatedBeforeAnythingRuns) {
     nine_and_nine["ablate"].push_back({{"layer", 1}, {"index", i}});
   }
   nine_and_nine["prompt"] = "hi";
+  // 30000 levels: deep, yet under the 64 KiB body limit.
+  const std::string deep_prompt = "{\"prompt\": " + std::string(30000, '[') + std::string(30000, ']') + "}";
   const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
       // Not JSON, not an object, empty.
       {"/api/generate", "", "JSON object"},
@@ -181,6 +183,7 @@ TEST_F(ServeBadInput, BodiesAreValidatedBeforeAnythingRuns) {
       {"/api/generate", "[1, 2]", "JSON object"},
       {"/api/generate", "\"hi\"", "JSON object"},
       {"/api/generate", "{\"prompt\": \"\\ud800\"}", "not valid JSON"},
+      {"/api/generate", deep_prompt, "the body nests deeper than 256 levels of arrays and objects"},
       // Wrong types and ranges.
       {"/api/generate", R"({"prompt": 5})", "prompt"},
       {"/api/generate", R"({"prompt": ""})", "prompt"},

@@ -110,7 +110,16 @@ VectorKind path_kind(const std::string& segment) {
 
 nlohmann::json parse_json_object(const std::string& body) {
   if (body.empty()) bad_request("the request needs a JSON object as its body");
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Nesting bounded as for files (src/io/json_input.h): dump() and copies recurse once per level.
+  constexpr int kMaxBodyDepth = 256;
+  const auto bound_depth = [](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+    if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
+        depth >= kMaxBodyDepth) {
+      bad_request("the body nests deeper than " + std::to_string(kMaxBodyDepth) + " levels of arrays and objects");
+    }
+    return true;
+  };
+  nlohmann::json j = nlohmann::json::parse(body, bound_depth, /*allow_exceptions=*/false);
   if (j.is_discarded()) bad_request("the body is not valid JSON");
   if (!j.is_object()) bad_request(std::string("the body must be a JSON object, got ") + json_type(j));
   return j;
