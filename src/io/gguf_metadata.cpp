@@ -19,7 +19,9 @@ namespace {
 uint64_t as_uint(const std::string& path, const std::string& key, const GgufValue& v) {
   if (const auto* u = std::get_if<uint64_t>(&v.value)) return *u;
   if (const auto* i = std::get_if<int64_t>(&v.value)) {
-    if (*i < 0) throw Error(path + ": metadata key '" + key + "' is " + std::to_string(*i) + ", expected a non-negative integer");
+    if (*i < 0)
+      throw bad_file(path + ": metadata key '" + key + "' is " + std::to_string(*i) +
+                     ", expected a non-negative integer");
     return static_cast<uint64_t>(*i);
   }
   wrong_type(path, key, v, "an integer");
@@ -29,7 +31,7 @@ int64_t as_int(const std::string& path, const std::string& key, const GgufValue&
   if (const auto* i = std::get_if<int64_t>(&v.value)) return *i;
   if (const auto* u = std::get_if<uint64_t>(&v.value)) {
     if (*u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      throw Error(path + ": metadata key '" + key + "' value " + std::to_string(*u) + " is out of range");
+      throw bad_file(path + ": metadata key '" + key + "' value " + std::to_string(*u) + " is out of range");
     }
     return static_cast<int64_t>(*u);
   }

@@ -48,7 +48,7 @@ Json parse_json_strict(std::string_view text, const std::string& source,
       case Json::parse_event_t::key: {
         const auto& key = parsed.get_ref<const std::string&>();
         if (!open_objects.back().insert(key).second) {
-          throw Error(source + ": " + describe_duplicate(key, open_objects.size()));
+          throw bad_file(source + ": " + describe_duplicate(key, open_objects.size()));
         }
         break;
       }
@@ -73,7 +73,7 @@ std::optional<DType> safetensors_dtype(const std::string& name) {
   return std::nullopt;
 }
 
-[[noreturn]] void fail_in(const std::string& path, const std::string& what) { throw Error(path + ": " + what); }
+[[noreturn]] void fail_in(const std::string& path, const std::string& what) { throw bad_file(path + ": " + what); }
 
 std::string range_string(uint64_t begin, uint64_t end) {
   // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).
@@ -172,7 +172,7 @@ class SafetensorsParser {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { throw Error(out_.path_ + ": " + what); }
+  [[noreturn]] void fail(const std::string& what) const { throw bad_file(out_.path_ + ": " + what); }
 
   void read_metadata(const Json& value) {
     if (!value.is_object()) fail("'__metadata__' is a JSON " + json_type(value) + ", expected an object of strings");
@@ -324,7 +324,7 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
 SafetensorsCheckpoint SafetensorsCheckpoint::open_folder(const std::string& folder) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(folder, ec)) throw Error(folder + ": not a folder (expected a Hugging Face model folder)");
+  if (!fs::is_directory(folder, ec)) throw bad_file(folder + ": not a folder (expected a Hugging Face model folder)");
   const fs::path dir(folder);
 
   SafetensorsCheckpoint checkpoint;
@@ -340,13 +340,13 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_folder(const std::string& fold
     for (const auto& [shard, tensor] : first_tensor_of) {
       const fs::path shard_path = dir / shard;
       if (!fs::exists(shard_path, ec)) {
-        throw Error(index_path.string() + ": shard '" + shard + "' (holding tensor '" + tensor +
-                    "') is missing from the folder");
+        throw bad_file(index_path.string() + ": shard '" + shard + "' (holding tensor '" + tensor +
+                       "') is missing from the folder");
       }
       checkpoint.files_.push_back(SafetensorsFile::open(shard_path.string()));
     }
   } else {
-    throw Error(folder + ": has neither " + kSingleFileName + " nor " + kIndexFileName);
+    throw bad_file(folder + ": has neither " + kSingleFileName + " nor " + kIndexFileName);
   }
 
   for (size_t f = 0; f < checkpoint.files_.size(); ++f) {
@@ -354,8 +354,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_folder(const std::string& fold
     for (size_t t = 0; t < tensors.size(); ++t) {
       auto [it, inserted] = checkpoint.index_.emplace(tensors[t].name, TensorLocation{f, t});
       if (!inserted) {
-        throw Error(folder + ": tensor '" + tensors[t].name + "' is in two shards, " +
-                    checkpoint.files_[it->second.file].path() + " and " + checkpoint.files_[f].path());
+        throw bad_file(folder + ": tensor '" + tensors[t].name + "' is in two shards, " +
+                       checkpoint.files_[it->second.file].path() + " and " + checkpoint.files_[f].path());
       }
     }
   }
@@ -363,13 +363,13 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_folder(const std::string& fold
   for (const auto& [tensor, shard] : shard_of) {
     auto it = checkpoint.index_.find(tensor);
     if (it == checkpoint.index_.end()) {
-      throw Error(index_path.string() + ": tensor '" + tensor + "' is mapped to shard '" + shard +
-                  "', but that shard has no such tensor");
+      throw bad_file(index_path.string() + ": tensor '" + tensor + "' is mapped to shard '" + shard +
+                     "', but that shard has no such tensor");
     }
     const std::string found_in = fs::path(checkpoint.files_[it->second.file].path()).filename().string();
     if (found_in != shard) {
-      throw Error(index_path.string() + ": tensor '" + tensor + "' is mapped to shard '" + shard +
-                  "', but it is in shard '" + found_in + "'");
+      throw bad_file(index_path.string() + ": tensor '" + tensor + "' is mapped to shard '" + shard +
+                     "', but it is in shard '" + found_in + "'");
     }
   }
   return checkpoint;

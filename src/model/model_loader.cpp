@@ -46,9 +46,9 @@ class ModelBuilder {
         const TensorView* tensor = name.empty() ? nullptr : find_tensor(name);
         if (tensor == nullptr) {
           if (weight_required(spec.kind, config)) {
-            throw Error(where + ": tensor '" + name + "' is missing (needed by a " +
-                        std::string(architecture_name(config.arch)) + " model with " +
-                        std::to_string(config.n_layers) + " layers)");
+            throw bad_file(where + ": tensor '" + name + "' is missing (needed by a " +
+                           std::string(architecture_name(config.arch)) + " model with " +
+                           std::to_string(config.n_layers) + " layers)");
           }
           continue;
         }
@@ -94,14 +94,14 @@ class ModelBuilder {
         slots[static_cast<size_t>(WeightKind::AttnK)] = row_slice(model, *qkv, q_rows, kv_rows, "k");
         slots[static_cast<size_t>(WeightKind::AttnV)] = row_slice(model, *qkv, q_rows + kv_rows, kv_rows, "v");
       } else if (layer > 0 && model.layer_weights_[0][static_cast<size_t>(WeightKind::AttnQ)] != nullptr) {
-        throw Error(where + ": tensor '" + qkv_name + "' is missing (layer 0 has a fused qkv)");
+        throw bad_file(where + ": tensor '" + qkv_name + "' is missing (layer 0 has a fused qkv)");
       }
       const std::string gate_up_name =
           layer_name(gguf ? "blk.{}.ffn_up.weight" : "model.layers.{}.mlp.gate_up_proj.weight", layer);
       const TensorView* gate_up = find_tensor(gate_up_name);
       if (gate_up == nullptr) {
-        throw Error(where + ": tensor '" + gate_up_name + "' is missing (needed by a phi3 model with " +
-                    std::to_string(c.n_layers) + " layers)");
+        throw bad_file(where + ": tensor '" + gate_up_name + "' is missing (needed by a phi3 model with " +
+                       std::to_string(c.n_layers) + " layers)");
       }
       check_shape(*gate_up, {{2 * c.d_ffn, c.d_model}, {"2*F", "d"}}, where);
       slots[static_cast<size_t>(WeightKind::FfnGate)] = row_slice(model, *gate_up, 0, c.d_ffn, "gate");
@@ -111,8 +111,8 @@ class ModelBuilder {
 
   static void check_shape(const TensorView& tensor, const ExpectedShape& expected, const std::string& where) {
     if (tensor.shape != expected.dims) {
-      throw Error(where + ": tensor '" + tensor.name + "' has shape " + tensor.shape_string() + ", expected " +
-                  expected.to_string());
+      throw bad_file(where + ": tensor '" + tensor.name + "' has shape " + tensor.shape_string() + ", expected " +
+                     expected.to_string());
     }
   }
 
@@ -127,7 +127,7 @@ class ModelBuilder {
 
   static void check_softcap(double cap, const std::string& key, const std::string& where) {
     if (!(cap > 0) || !std::isfinite(cap)) {
-      throw Error(where + ": key '" + key + "' is " + std::to_string(cap) + ", expected a positive soft-cap");
+      throw bad_file(where + ": key '" + key + "' is " + std::to_string(cap) + ", expected a positive soft-cap");
     }
   }
 
@@ -151,25 +151,25 @@ class ModelBuilder {
       const GgufValue* pattern = file.find(key);
       if (const GgufArray* items = pattern != nullptr ? pattern->array() : nullptr) {
         if (static_cast<int64_t>(items->size()) != c.n_layers) {
-          throw Error(where + ": key '" + key + "' has " + std::to_string(items->size()) + " entries, the model " +
-                      std::to_string(c.n_layers) + " layers");
+          throw bad_file(where + ": key '" + key + "' has " + std::to_string(items->size()) + " entries, the model " +
+                         std::to_string(c.n_layers) + " layers");
         }
         if (items->element_type() != GgufValueType::BOOL) {
-          throw Error(where + ": key '" + key + "' is not an array of booleans");
+          throw bad_file(where + ": key '" + key + "' is not an array of booleans");
         }
         for (size_t i = 0; i < items->size(); ++i) c.sliding_layers.push_back(std::get<bool>(items->at(i).value) ? 1 : 0);
       } else {
         const auto period = static_cast<int64_t>(file.get_uint_or(key, static_cast<uint64_t>(traits.default_sliding_pattern)));
         if (period <= 0 || (file.has(key) && period > c.n_layers)) {  // the family's default may exceed a tiny model
-          throw Error(where + ": key '" + key + "' is " + std::to_string(period) + ", expected 1 to the layer count " +
-                      std::to_string(c.n_layers));
+          throw bad_file(where + ": key '" + key + "' is " + std::to_string(period) +
+                         ", expected 1 to the layer count " + std::to_string(c.n_layers));
         }
         c.sliding_layers = sliding_layers_from_period(period, c.n_layers);
       }
     }
     if (c.sliding_window > c.context_length) {
-      throw Error(where + ": key '" + p + "attention.sliding_window' is " + std::to_string(c.sliding_window) +
-                  ", larger than the context length " + std::to_string(c.context_length));
+      throw bad_file(where + ": key '" + p + "attention.sliding_window' is " + std::to_string(c.sliding_window) +
+                     ", larger than the context length " + std::to_string(c.context_length));
     }
     c.rope_theta_local =
         file.get_float_or(p + "rope.freq_base_swa", c.arch == Architecture::Gemma3 ? 10000.0 : c.rope_theta);
@@ -224,24 +224,25 @@ class ModelBuilder {
     read_gguf_family_keys(file, p, traits, c);
     if (file.has(p + "rope.dimension_count") &&
         static_cast<int64_t>(file.get_uint(p + "rope.dimension_count")) != c.head_dim) {
-      throw Error(path + ": key '" + p + "rope.dimension_count' is " +
-                  std::to_string(file.get_uint(p + "rope.dimension_count")) + "; rotary embeddings on part of a head (" +
-                  "head dimension " + std::to_string(c.head_dim) + ") are not supported");
+      throw bad_file(path + ": key '" + p + "rope.dimension_count' is " +
+                     std::to_string(file.get_uint(p + "rope.dimension_count")) +
+                     "; rotary embeddings on part of a head (" + "head dimension " + std::to_string(c.head_dim) +
+                     ") are not supported");
     }
     for (const char* name : {"rope_factors_long.weight", "rope_factors_short.weight"}) {
       if (file.find_tensor(name) != nullptr) {
-        throw Error(path + ": tensor '" + name + "': LongRoPE (Phi-3 128k) scaling is not supported yet");
+        throw bad_file(path + ": tensor '" + name + "': LongRoPE (Phi-3 128k) scaling is not supported yet");
       }
     }
 
     const TensorView* embedding = file.find_tensor("token_embd.weight");
-    if (embedding == nullptr) throw Error(path + ": tensor 'token_embd.weight' is missing");
+    if (embedding == nullptr) throw bad_file(path + ": tensor 'token_embd.weight' is missing");
     c.vocab_size = embedding->shape.front();
     if (file.has(p + "vocab_size")) {
       const auto declared = static_cast<int64_t>(file.get_uint(p + "vocab_size"));
       if (declared != c.vocab_size) {
-        throw Error(path + ": metadata key '" + p + "vocab_size' is " + std::to_string(declared) +
-                    ", but tensor 'token_embd.weight' has " + std::to_string(c.vocab_size) + " rows");
+        throw bad_file(path + ": metadata key '" + p + "vocab_size' is " + std::to_string(declared) +
+                       ", but tensor 'token_embd.weight' has " + std::to_string(c.vocab_size) + " rows");
       }
     }
     validate_config(c, path);
@@ -264,7 +265,7 @@ class ModelBuilder {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) {
       if (fallback) return *fallback;
-      throw Error(where + ": key '" + key + "' is missing");
+      throw bad_file(where + ": key '" + key + "' is missing");
     }
     if (!it->is_number_integer()) throw bad_file(where + ": key '" + key + "' is " + json_excerpt(*it) + ", expected an integer");
     return it->get<int64_t>();
@@ -291,8 +292,8 @@ class ModelBuilder {
       const bool ok = traits.activation == MlpActivation::GeluTanh ? (name == "gelu_pytorch_tanh" || name == "gelu_tanh")
                                                                    : name == "silu";
       if (!ok) {
-        throw Error(where + ": key '" + key + "' is '" + name + "'; a " + traits.name + " model here uses " +
-                    std::string(mlp_activation_name(traits.activation)));
+        throw bad_file(where + ": key '" + key + "' is '" + name + "'; a " + traits.name + " model here uses " +
+                       std::string(mlp_activation_name(traits.activation)));
       }
       return;  // hidden_activation, where present, is what Gemma's MLP uses
     }
@@ -339,7 +340,8 @@ class ModelBuilder {
                   "; rotary embeddings on part of a head are not supported");
     }
     if (c.rope_scaling.type == "longrope" || c.rope_scaling.type == "su") {
-      throw Error(where + ": rope scaling '" + c.rope_scaling.type + "' (LongRoPE, Phi-3 128k) is not supported yet");
+      throw bad_file(where + ": rope scaling '" + c.rope_scaling.type +
+                     "' (LongRoPE, Phi-3 128k) is not supported yet");
     }
     if (c.arch == Architecture::Gemma3 && c.rope_theta_local == 0.0) {
       c.rope_theta_local = json_number(cfg, "rope_local_base_freq", where, 10000.0);
@@ -361,8 +363,8 @@ class ModelBuilder {
     }
     if ((c.arch == Architecture::Qwen2 || c.arch == Architecture::Qwen3) &&
         json_bool(cfg, "use_sliding_window", where, false)) {
-      throw Error(where + ": use_sliding_window is true; sliding-window attention for " + traits.name +
-                  " is not supported");
+      throw bad_file(where + ": use_sliding_window is true; sliding-window attention for " + traits.name +
+                     " is not supported");
     }
     auto layer_types = cfg.find("layer_types");
     const bool has_layer_types = layer_types != cfg.end() && layer_types->is_array();
@@ -381,8 +383,8 @@ class ModelBuilder {
     if (c.sliding_window <= 0) return;
     if (has_layer_types) {
       if (static_cast<int64_t>(layer_types->size()) != c.n_layers) {
-        throw Error(where + ": key 'layer_types' has " + std::to_string(layer_types->size()) + " entries, the model " +
-                    std::to_string(c.n_layers) + " layers");
+        throw bad_file(where + ": key 'layer_types' has " + std::to_string(layer_types->size()) +
+                       " entries, the model " + std::to_string(c.n_layers) + " layers");
       }
       for (const json& t : *layer_types) {
         if (t != "sliding_attention" && t != "full_attention") {
@@ -394,14 +396,14 @@ class ModelBuilder {
     } else {
       const int64_t period = json_int(cfg, "sliding_window_pattern", where, traits.default_sliding_pattern);
       if (period <= 0 || (cfg.contains("sliding_window_pattern") && period > c.n_layers)) {
-        throw Error(where + ": key 'sliding_window_pattern' is " + std::to_string(period) +
-                    ", expected 1 to the layer count " + std::to_string(c.n_layers));
+        throw bad_file(where + ": key 'sliding_window_pattern' is " + std::to_string(period) +
+                       ", expected 1 to the layer count " + std::to_string(c.n_layers));
       }
       c.sliding_layers = sliding_layers_from_period(period, c.n_layers);
     }
     if (c.sliding_window > c.context_length) {
-      throw Error(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
-                  ", larger than max_position_embeddings " + std::to_string(c.context_length));
+      throw bad_file(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
+                     ", larger than max_position_embeddings " + std::to_string(c.context_length));
     }
   }
 
@@ -414,12 +416,13 @@ class ModelBuilder {
     const json cfg = read_json_object(config_path);
 
     auto model_type = cfg.find("model_type");
-    if (model_type == cfg.end() || !model_type->is_string()) throw Error(where + ": key 'model_type' is missing");
+    if (model_type == cfg.end() || !model_type->is_string()) throw bad_file(where + ": key 'model_type' is missing");
     ModelConfig& c = model.config_;
     c.arch = architecture_from_name(model_type->get<std::string>(), where);
     if (cfg.contains("text_config")) {
-      throw Error(where + ": a multimodal checkpoint (config.json has text_config); neuronlens reads the text-only "
-                  "model (for Gemma 3: model_type gemma3_text, Gemma3ForCausalLM)");
+      throw bad_file(where +
+                     ": a multimodal checkpoint (config.json has text_config); neuronlens reads the text-only "
+                     "model (for Gemma 3: model_type gemma3_text, Gemma3ForCausalLM)");
     }
     c.name = folder.filename().string();
     if (c.name.empty()) c.name = folder.parent_path().filename().string();
@@ -443,7 +446,8 @@ class ModelBuilder {
     if (traits.gemma_style) {
       c.norm_weight_offset = 1.0f;  // Gemma's RMSNorm multiplies by (1 + weight)
       const double scalar = json_number(cfg, "query_pre_attn_scalar", where, static_cast<double>(c.head_dim));
-      if (!(scalar > 0)) throw Error(where + ": key 'query_pre_attn_scalar' is " + std::to_string(scalar) + ", expected > 0");
+      if (!(scalar > 0))
+        throw bad_file(where + ": key 'query_pre_attn_scalar' is " + std::to_string(scalar) + ", expected > 0");
       c.attention_scale = 1.0 / std::sqrt(scalar);
     }
     for (const auto& [key, cap] : {std::pair{"attn_logit_softcapping", &c.attn_softcap},
@@ -465,12 +469,13 @@ class ModelBuilder {
     const bool declared_tied = json_bool(cfg, "tie_word_embeddings", where, true);
     c.tied_embeddings = checkpoint.find_tensor("lm_head.weight") == nullptr;
     if (!declared_tied && c.tied_embeddings) {
-      throw Error(folder.string() + ": tensor 'lm_head.weight' is missing and config.json says tie_word_embeddings=false");
+      throw bad_file(folder.string() +
+                     ": tensor 'lm_head.weight' is missing and config.json says tie_word_embeddings=false");
     }
     attach_weights(model, folder.string(), [&](const std::string& name) { return checkpoint.find_tensor(name); });
     model.all_tensors_ = checkpoint.tensors();
     const fs::path tokenizer = folder / "tokenizer.json";
-    if (!fs::exists(tokenizer)) throw Error(folder.string() + ": tokenizer.json is missing");
+    if (!fs::exists(tokenizer)) throw bad_file(folder.string() + ": tokenizer.json is missing");
     model.vocab_ = std::make_shared<const Vocabulary>(Vocabulary::from_tokenizer_json(tokenizer.string()));
     check_vocab(model, folder.string());
     return model;
@@ -480,8 +485,8 @@ class ModelBuilder {
   // for fast kernels), never fewer.
   static void check_vocab(const Model& model, const std::string& where) {
     if (model.vocab_->size() > model.config_.vocab_size) {
-      throw Error(where + ": the tokenizer has " + std::to_string(model.vocab_->size()) +
-                  " tokens, but the embedding has only " + std::to_string(model.config_.vocab_size) + " rows");
+      throw bad_file(where + ": the tokenizer has " + std::to_string(model.vocab_->size()) +
+                     " tokens, but the embedding has only " + std::to_string(model.config_.vocab_size) + " rows");
     }
   }
 };
@@ -489,10 +494,11 @@ class ModelBuilder {
 Model Model::load(const std::string& path) {
   std::error_code ec;
   const fs::path p(path);
-  if (!fs::exists(p, ec)) throw Error(path + ": no such file or folder");
+  if (!fs::exists(p, ec)) throw bad_file(path + ": no such file or folder");
   if (fs::is_directory(p, ec)) {
     if (!fs::exists(p / "config.json")) {
-      throw Error(path + ": a folder, but it has no config.json (expected a Hugging Face model folder or a .gguf file)");
+      throw bad_file(path +
+                     ": a folder, but it has no config.json (expected a Hugging Face model folder or a .gguf file)");
     }
     return ModelBuilder::load_hf(p);
   }
@@ -505,8 +511,8 @@ const TensorView* Model::find_weight(WeightKind kind, int64_t layer) const {
   const WeightSpec& spec = weight_spec(kind);
   if (!spec.per_layer) return global_weights_[static_cast<size_t>(kind)];
   if (layer < 0 || layer >= config_.n_layers) {
-    throw Error("layer " + std::to_string(layer) + " is out of range (the model has layers 0 to " +
-                std::to_string(config_.n_layers - 1) + ")");
+    throw bad_input("layer " + std::to_string(layer) + " is out of range (the model has layers 0 to " +
+                    std::to_string(config_.n_layers - 1) + ")");
   }
   return layer_weights_[layer][static_cast<size_t>(kind)];
 }
@@ -514,8 +520,8 @@ const TensorView* Model::find_weight(WeightKind kind, int64_t layer) const {
 const TensorView& Model::weight(WeightKind kind, int64_t layer) const {
   const TensorView* t = find_weight(kind, layer);
   if (t == nullptr) {
-    throw Error(path_ + ": the model has no " + std::string(weight_kind_name(kind)) + " weight" +
-                (weight_spec(kind).per_layer ? " in layer " + std::to_string(layer) : std::string()));
+    throw bad_file(path_ + ": the model has no " + std::string(weight_kind_name(kind)) + " weight" +
+                   (weight_spec(kind).per_layer ? " in layer " + std::to_string(layer) : std::string()));
   }
   return *t;
 }

@@ -169,8 +169,8 @@ std::optional<ChatTemplate> ChatTemplate::detect(std::string_view template_sourc
 ChatTemplate ChatTemplate::require(std::string_view template_source, const Vocabulary& vocab) {
   auto t = detect(template_source, vocab);
   if (!t) {
-    throw Error("this model has no chat template neuronlens knows (supported: " + std::string(supported_chat_formats()) +
-                ")");
+    throw bad_input(
+        "this model has no chat template neuronlens knows (supported: " + std::string(supported_chat_formats()) + ")");
   }
   return *t;
 }
@@ -244,8 +244,8 @@ std::string ChatTemplate::render_gemma(const std::vector<ChatMessage>& messages,
   for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     if ((m.role == "user") != ((i - first) % 2 == 0)) {
-      throw Error("chat (Gemma): conversation roles must alternate user/assistant/user/assistant/...; message " +
-                  std::to_string(i + 1) + " is '" + m.role + "'");
+      throw bad_input("chat (Gemma): conversation roles must alternate user/assistant/user/assistant/...; message " +
+                      std::to_string(i + 1) + " is '" + m.role + "'");
     }
     out += std::string(kStartOfTurn) + (m.role == "assistant" ? "model" : m.role) + "\n";
     if (i == first) out += first_user_prefix;

@@ -41,8 +41,8 @@ PreTokenizer::PreTokenizer(std::vector<std::string> patterns) : patterns_(std::m
     if (!compiled->code) {
       std::array<PCRE2_UCHAR, 256> message{};
       pcre2_get_error_message(error_code, message.data(), message.size());
-      throw Error("pre-tokenizer regex '" + pattern + "' does not compile at offset " +
-                  std::to_string(error_offset) + ": " + reinterpret_cast<const char*>(message.data()));
+      throw bad_file("pre-tokenizer regex '" + pattern + "' does not compile at offset " +
+                     std::to_string(error_offset) + ": " + reinterpret_cast<const char*>(message.data()));
     }
     // JIT is an optional speed-up; the interpreter gives the same matches.
     pcre2_jit_compile(compiled->code, PCRE2_JIT_COMPLETE);
@@ -66,9 +66,9 @@ std::vector<std::string> PreTokenizer::patterns_for_gguf_pre(std::string_view na
   }
   if (name == "llama-bpe" || name == "llama3" || name == "dbrx" || name == "smaug-bpe") return {kLlama3Pattern};
   if (name == "qwen2" || name == "stablelm2") return {kQwen2Pattern};
-  throw Error("tokenizer.ggml.pre is '" + std::string(name) +
-              "', which is not supported; supported: gpt-2, default, smollm (and starcoder, refact, command-r, "
-              "codeshell, exaone, minerva-7b), llama-bpe (and llama3, dbrx, smaug-bpe), qwen2 (and stablelm2)");
+  throw bad_file("tokenizer.ggml.pre is '" + std::string(name) +
+                 "', which is not supported; supported: gpt-2, default, smollm (and starcoder, refact, command-r, "
+                 "codeshell, exaone, minerva-7b), llama-bpe (and llama3, dbrx, smaug-bpe), qwen2 (and stablelm2)");
 }
 
 std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
@@ -77,7 +77,7 @@ std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
   pieces.push_back(text);
   for (const auto& compiled : compiled_) {
     pcre2_match_data* match = pcre2_match_data_create_from_pattern(compiled->code, nullptr);
-    if (!match) throw Error("pre-tokenizer: out of memory for PCRE2 match data");
+    if (!match) throw internal_error("pre-tokenizer: out of memory for PCRE2 match data");
     std::vector<std::string_view> next;
     next.reserve(pieces.size() * 2);
     for (const std::string_view piece : pieces) {
@@ -91,7 +91,8 @@ std::vector<std::string_view> PreTokenizer::split(std::string_view text) const {
           pcre2_match_data_free(match);
           std::array<PCRE2_UCHAR, 256> message{};
           pcre2_get_error_message(rc, message.data(), message.size());
-          throw Error(std::string("pre-tokenizer: PCRE2 match failed: ") + reinterpret_cast<const char*>(message.data()));
+          throw bad_input(std::string("pre-tokenizer: PCRE2 match failed: ") +
+                          reinterpret_cast<const char*>(message.data()));
         }
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
         const size_t begin = ovector[0];

@@ -248,17 +248,19 @@ bool bool_member(const json& part, const char* key, bool fallback) {
 // Regex list for a byte-level tokenizer.json pre_tokenizer.
 void collect_patterns(const json& part, const std::string& path, std::vector<std::string>& patterns) {
   if (part.is_null()) return;
-  if (!part.is_object()) throw Error(path + ": pre_tokenizer is not an object");
+  if (!part.is_object()) throw bad_file(path + ": pre_tokenizer is not an object");
   if (has_type(part, "Sequence")) {
     const auto it = part.find("pretokenizers");
-    if (it == part.end() || !it->is_array()) throw Error(path + ": pre_tokenizer Sequence has no 'pretokenizers' array");
+    if (it == part.end() || !it->is_array())
+      throw bad_file(path + ": pre_tokenizer Sequence has no 'pretokenizers' array");
     for (const json& child : *it) collect_patterns(child, path, patterns);
   } else if (has_type(part, "Split")) {
     const auto pattern = part.find("pattern");
     const auto behavior = part.find("behavior");
     if (behavior == part.end() || *behavior != "Isolated" || bool_member(part, "invert", false)) {
-      throw Error(path + ": pre_tokenizer Split with behavior " + (behavior == part.end() ? "(none)" : json_excerpt(*behavior)) +
-                  " is not supported; only \"Isolated\", not inverted");
+      throw bad_file(path + ": pre_tokenizer Split with behavior " +
+                     (behavior == part.end() ? "(none)" : json_excerpt(*behavior)) +
+                     " is not supported; only \"Isolated\", not inverted");
     }
     if (pattern != part.end() && pattern->is_object() && pattern->contains("Regex") && (*pattern)["Regex"].is_string()) {
       patterns.push_back((*pattern)["Regex"].get<std::string>());
@@ -266,18 +268,18 @@ void collect_patterns(const json& part, const std::string& path, std::vector<std
                (*pattern)["String"].is_string()) {
       patterns.push_back("\\Q" + (*pattern)["String"].get<std::string>() + "\\E");
     } else {
-      throw Error(path + ": pre_tokenizer Split has no Regex or String pattern");
+      throw bad_file(path + ": pre_tokenizer Split has no Regex or String pattern");
     }
   } else if (has_type(part, "Digits")) {
     patterns.emplace_back(bool_member(part, "individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
   } else if (has_type(part, "ByteLevel")) {
     if (bool_member(part, "add_prefix_space", false)) {
-      throw Error(path + ": pre_tokenizer ByteLevel with add_prefix_space true is not supported");
+      throw bad_file(path + ": pre_tokenizer ByteLevel with add_prefix_space true is not supported");
     }
     if (bool_member(part, "use_regex", true)) patterns.emplace_back(kGpt2Pattern);
   } else {
-    throw Error(path + ": pre_tokenizer " + part.value("type", std::string("(no type)")) +
-                " is not supported; supported: Sequence, Split, Digits, ByteLevel");
+    throw bad_file(path + ": pre_tokenizer " + part.value("type", std::string("(no type)")) +
+                   " is not supported; supported: Sequence, Split, Digits, ByteLevel");
   }
 }
 
@@ -288,14 +290,16 @@ bool byte_level_normalizer_is_nfc(const json& normalizer, const std::string& pat
   if (has_type(normalizer, "NFC")) return true;
   if (has_type(normalizer, "Sequence")) {
     const auto it = normalizer.find("normalizers");
-    if (it == normalizer.end() || !it->is_array()) throw Error(path + ": normalizer Sequence has no 'normalizers' array");
+    if (it == normalizer.end() || !it->is_array())
+      throw bad_file(path + ": normalizer Sequence has no 'normalizers' array");
     bool nfc = false;
     for (const json& child : *it) nfc = byte_level_normalizer_is_nfc(child, path) || nfc;
     return nfc;
   }
-  throw Error(path + ": normalizer " + (normalizer.is_object() ? normalizer.value("type", std::string("(no type)"))
-                                                                 : json_excerpt(normalizer)) +
-              " is not supported for byte-level BPE; supported: none, NFC");
+  throw bad_file(
+      path + ": normalizer " +
+      (normalizer.is_object() ? normalizer.value("type", std::string("(no type)")) : json_excerpt(normalizer)) +
+      " is not supported for byte-level BPE; supported: none, NFC");
 }
 
 // SentencePiece-style tokenizer.json: is a '▁' put in front of the text?
@@ -329,7 +333,7 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
 }
 
 Tokenizer Tokenizer::from_gguf(const GgufFile& file, std::shared_ptr<const Vocabulary> vocab) {
-  if (!vocab) throw Error(file.path() + ": the tokenizer was given no vocabulary");
+  if (!vocab) throw internal_error(file.path() + ": the tokenizer was given no vocabulary");
   auto state = std::make_unique<State>();
   state->vocab_ptr = std::move(vocab);
   const std::string& path = file.path();
@@ -339,8 +343,8 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file, std::shared_ptr<const Vocab
     state->merge_rank.reserve(merges.size());
     for (size_t rank = 0; rank < merges.size(); ++rank) {
       if (merges[rank].find(' ') == std::string::npos) {
-        throw Error(path + ": tokenizer.ggml.merges[" + std::to_string(rank) + "] is '" + merges[rank] +
-                    "', expected two tokens separated by a space");
+        throw bad_file(path + ": tokenizer.ggml.merges[" + std::to_string(rank) + "] is '" + merges[rank] +
+                       "', expected two tokens separated by a space");
       }
       state->merge_rank.emplace(merges[rank], static_cast<int32_t>(rank));  // a repeat keeps its best rank
     }
@@ -348,7 +352,7 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file, std::shared_ptr<const Vocab
     try {
       state->pre.emplace(PreTokenizer::patterns_for_gguf_pre(pre));
     } catch (const Error& e) {
-      throw Error(path + ": " + e.what());
+      throw bad_file(path + ": " + e.what());
     }
     state->ignore_merges = pre == "llama-bpe" || pre == "llama3" || pre == "dbrx" || pre == "smaug-bpe";
     state->nfc = pre == "qwen2";  // GGUF has no normalizer key; Qwen2's tokenizer.json normalizes to NFC
@@ -372,8 +376,8 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file, std::shared_ptr<const Vocab
   if (file.has("tokenizer.ggml.unknown_token_id")) {
     const uint64_t unk = file.get_uint("tokenizer.ggml.unknown_token_id");
     if (unk >= n_tokens) {
-      throw Error(path + ": tokenizer.ggml.unknown_token_id is " + std::to_string(unk) + ", but the vocabulary has only " +
-                  std::to_string(n_tokens) + " tokens");
+      throw bad_file(path + ": tokenizer.ggml.unknown_token_id is " + std::to_string(unk) +
+                     ", but the vocabulary has only " + std::to_string(n_tokens) + " tokens");
     }
     state->unk_id = static_cast<int32_t>(unk);
   }
@@ -387,7 +391,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
 }
 
 Tokenizer Tokenizer::from_tokenizer_json(const std::string& path, std::shared_ptr<const Vocabulary> vocab) {
-  if (!vocab) throw Error(path + ": the tokenizer was given no vocabulary");
+  if (!vocab) throw internal_error(path + ": the tokenizer was given no vocabulary");
   auto state = std::make_unique<State>();
   state->vocab_ptr = std::move(vocab);
   json root;
@@ -395,7 +399,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path, std::shared_pt
   const json& model = root["model"];
   if (model.contains("merges")) {
     const json& merges = model["merges"];
-    if (!merges.is_array()) throw Error(path + ": model.merges is not an array");
+    if (!merges.is_array()) throw bad_file(path + ": model.merges is not an array");
     state->merge_rank.reserve(merges.size());
     for (size_t rank = 0; rank < merges.size(); ++rank) {
       const json& merge = merges[rank];
@@ -420,7 +424,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path, std::shared_pt
     try {
       state->pre.emplace(std::move(patterns));
     } catch (const Error& e) {
-      throw Error(path + ": " + e.what());
+      throw bad_file(path + ": " + e.what());
     }
   } else {
     state->add_space_prefix = prepends_space(root);

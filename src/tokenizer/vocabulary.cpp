@@ -106,8 +106,8 @@ std::string token_bytes(VocabEncoding encoding, const std::string& raw, TokenTyp
 
 TokenType token_type_from_number(int64_t number, const std::string& where, size_t id) {
   if (number < static_cast<int64_t>(TokenType::Undefined) || number > static_cast<int64_t>(TokenType::Byte)) {
-    throw Error(where + ": token " + std::to_string(id) + " has type " + std::to_string(number) +
-                ", expected 0..6 (undefined, normal, unknown, control, user_defined, unused, byte)");
+    throw bad_file(where + ": token " + std::to_string(id) + " has type " + std::to_string(number) +
+                   ", expected 0..6 (undefined, normal, unknown, control, user_defined, unused, byte)");
   }
   return static_cast<TokenType>(number);
 }
@@ -116,8 +116,8 @@ std::optional<int64_t> gguf_token_id(const GgufFile& file, const std::string& ke
   if (!file.has(key)) return std::nullopt;
   const uint64_t id = file.get_uint(key);
   if (id >= vocab_size) {
-    throw Error(file.path() + ": metadata key '" + key + "' is " + std::to_string(id) +
-                ", but the vocabulary has only " + std::to_string(vocab_size) + " tokens");
+    throw bad_file(file.path() + ": metadata key '" + key + "' is " + std::to_string(id) +
+                   ", but the vocabulary has only " + std::to_string(vocab_size) + " tokens");
   }
   return static_cast<int64_t>(id);
 }
@@ -170,8 +170,9 @@ VocabEncoding detect_encoding(const json& root, const std::string& path) {
   if (has_component(pre_tokenizer, is_sentencepiece) || has_component(decoder, is_sentencepiece)) {
     return VocabEncoding::SentencePiece;
   }
-  throw Error(path + ": cannot tell how tokens are encoded: neither a ByteLevel pre_tokenizer/decoder "
-              "(byte-level BPE) nor a Metaspace, ByteFallback or Replace('\xE2\x96\x81') decoder (SentencePiece)");
+  throw bad_file(path +
+                 ": cannot tell how tokens are encoded: neither a ByteLevel pre_tokenizer/decoder "
+                 "(byte-level BPE) nor a Metaspace, ByteFallback or Replace('\xE2\x96\x81') decoder (SentencePiece)");
 }
 
 // tokenizer.json as the vocabulary needs it: the document without
@@ -288,7 +289,7 @@ class TokenizerJsonHandler : public nlohmann::json_sax<json> {
 
 TokenizerJson read_tokenizer_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the file");
+  if (!in) throw bad_file(path + ": cannot open the file");
   // Parsing from memory is several times faster than from the stream.
   std::ostringstream contents;
   contents << in.rdbuf();
@@ -301,8 +302,8 @@ TokenizerJson read_tokenizer_json(const std::string& path) {
 const json& require_member(const json& object, const char* key, json::value_t kind, const std::string& where,
                            const char* kind_name) {
   const auto it = object.find(key);
-  if (it == object.end()) throw Error(where + ": '" + key + "' is missing");
-  if (it->type() != kind) throw Error(where + ": '" + key + "' is not " + kind_name);
+  if (it == object.end()) throw bad_file(where + ": '" + key + "' is missing");
+  if (it->type() != kind) throw bad_file(where + ": '" + key + "' is not " + kind_name);
   return *it;
 }
 
@@ -313,8 +314,8 @@ size_t json_token_id(const json& value, const std::string& where, const std::str
   // nlohmann/json parses every non-negative integer as unsigned, so this
   // rejects negatives, floats and strings at once.
   if (!value.is_number_unsigned() || value.get<uint64_t>() >= kMaxTokens) {
-    throw Error(where + ": token '" + token + "' has id " + json_excerpt(value) + ", expected an integer in 0.." +
-                std::to_string(kMaxTokens - 1));
+    throw bad_file(where + ": token '" + token + "' has id " + json_excerpt(value) + ", expected an integer in 0.." +
+                   std::to_string(kMaxTokens - 1));
   }
   return static_cast<size_t>(value.get<uint64_t>());
 }
@@ -411,12 +412,12 @@ Vocabulary Vocabulary::from_gguf(const GgufFile& file) {
   } else if (model == "llama") {
     vocab.encoding_ = VocabEncoding::SentencePiece;
   } else {
-    throw Error(path + ": tokenizer.ggml.model is '" + model +
-                "', which is not supported; supported: 'gpt2' (byte-level BPE), 'llama' (SentencePiece)");
+    throw bad_file(path + ": tokenizer.ggml.model is '" + model +
+                   "', which is not supported; supported: 'gpt2' (byte-level BPE), 'llama' (SentencePiece)");
   }
 
   std::vector<std::string> raw_tokens = file.get_string_array("tokenizer.ggml.tokens");
-  if (raw_tokens.empty()) throw Error(path + ": metadata key 'tokenizer.ggml.tokens' is an empty array");
+  if (raw_tokens.empty()) throw bad_file(path + ": metadata key 'tokenizer.ggml.tokens' is an empty array");
 
   std::vector<TokenType> types(raw_tokens.size(), TokenType::Normal);
   if (file.has("tokenizer.ggml.token_type")) {
@@ -444,7 +445,7 @@ Vocabulary Vocabulary::from_gguf(const GgufFile& file) {
 Vocabulary Vocabulary::from_tokenizer_json(const std::string& path) {
   TokenizerJson file = read_tokenizer_json(path);
   const json& root = file.document;
-  if (!root.is_object()) throw Error(path + ": expected a JSON object at the top level");
+  if (!root.is_object()) throw bad_file(path + ": expected a JSON object at the top level");
   const json& model = require_member(root, "model", json::value_t::object, path, "an object");
   // Older exports omit model.type; their vocab object is read as BPE's.
   if (model.contains("type") && model["type"] != "BPE") {
@@ -469,7 +470,8 @@ Vocabulary Vocabulary::from_tokenizer_json(const std::string& path) {
     if (id_taken[id]) {
       // An added token may restate a vocab entry ("<s>" in Llama 2's files).
       if (!may_repeat || raw_of_id[id] != raw) {
-        throw Error(path + ": id " + std::to_string(id) + " is given to both '" + raw_of_id[id] + "' and '" + raw + "'");
+        throw bad_file(path + ": id " + std::to_string(id) + " is given to both '" + raw_of_id[id] + "' and '" + raw +
+                       "'");
       }
     }
     raw_of_id[id] = raw;
@@ -484,26 +486,27 @@ Vocabulary Vocabulary::from_tokenizer_json(const std::string& path) {
   }
   if (root.contains("added_tokens") && !root["added_tokens"].is_null()) {
     const json& added = root["added_tokens"];
-    if (!added.is_array()) throw Error(path + ": 'added_tokens' is not an array");
+    if (!added.is_array()) throw bad_file(path + ": 'added_tokens' is not an array");
     for (const json& entry : added) {
       const std::string where = path + ": added_tokens";
-      if (!entry.is_object()) throw Error(where + ": an entry is not an object");
+      if (!entry.is_object()) throw bad_file(where + ": an entry is not an object");
       const auto& content = require_member(entry, "content", json::value_t::string, where, "a string");
       const auto& raw = content.get_ref<const std::string&>();
-      if (!entry.contains("id")) throw Error(where + ": token '" + raw + "' has no 'id'");
+      if (!entry.contains("id")) throw bad_file(where + ": token '" + raw + "' has no 'id'");
       const auto special_flag = entry.find("special");
       if (special_flag != entry.end() && !special_flag->is_boolean()) {
-        throw Error(where + ": token '" + raw + "' has 'special' " + json_excerpt(*special_flag) + ", expected true or false");
+        throw bad_file(where + ": token '" + raw + "' has 'special' " + json_excerpt(*special_flag) +
+                       ", expected true or false");
       }
       const bool special = special_flag != entry.end() && special_flag->get<bool>();
       place(json_token_id(entry["id"], where, raw), raw, special ? TokenType::Control : TokenType::UserDefined, true);
     }
   }
-  if (raw_of_id.empty()) throw Error(path + ": model.vocab is empty");
+  if (raw_of_id.empty()) throw bad_file(path + ": model.vocab is empty");
   const auto hole = std::find(id_taken.begin(), id_taken.end(), false);
   if (hole != id_taken.end()) {
-    throw Error(path + ": token ids are not dense: id " + std::to_string(hole - id_taken.begin()) +
-                " is missing, but ids go up to " + std::to_string(raw_of_id.size() - 1));
+    throw bad_file(path + ": token ids are not dense: id " + std::to_string(hole - id_taken.begin()) +
+                   " is missing, but ids go up to " + std::to_string(raw_of_id.size() - 1));
   }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const std::string& unk = model["unk_token"].get_ref<const std::string&>();
@@ -523,8 +526,8 @@ Vocabulary Vocabulary::from_tokenizer_json(const std::string& path) {
 Vocabulary Vocabulary::from_tokens(VocabEncoding encoding, std::vector<std::string> raw_tokens,
                                    std::vector<TokenType> types) {
   if (!types.empty() && types.size() != raw_tokens.size()) {
-    throw Error("vocabulary: " + std::to_string(types.size()) + " token types for " +
-                std::to_string(raw_tokens.size()) + " tokens");
+    throw internal_error("vocabulary: " + std::to_string(types.size()) + " token types for " +
+                         std::to_string(raw_tokens.size()) + " tokens");
   }
   Vocabulary vocab;
   vocab.encoding_ = encoding;
@@ -539,8 +542,8 @@ Vocabulary Vocabulary::from_tokens(VocabEncoding encoding, std::vector<std::stri
 
 const Token& Vocabulary::token(int64_t id) const {
   if (id < 0 || id >= size()) {
-    throw Error("token id " + std::to_string(id) + " is out of range: the vocabulary has " +
-                std::to_string(size()) + " tokens");
+    throw bad_input("token id " + std::to_string(id) + " is out of range: the vocabulary has " +
+                    std::to_string(size()) + " tokens");
   }
   return tokens_[static_cast<size_t>(id)];
 }
