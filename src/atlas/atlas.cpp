@@ -314,7 +314,7 @@ Vocabulary Atlas::vocabulary() const {
   std::vector<TokenType> types;
   sql::Statement q(db_, "SELECT id, text, type FROM vocab ORDER BY id");
   while (q.step()) {
-    if (q.int64(0) != static_cast<int64_t>(raw.size())) throw Error(path_ + ": corrupt atlas: vocabulary ids have gaps");
+    if (q.int64(0) != static_cast<int64_t>(raw.size())) throw bad_file(path_ + ": corrupt atlas: vocabulary ids have gaps");
     raw.push_back(byte_level_encode(q.text(1)));
     const int64_t type = q.int64(2);
     types.push_back(type >= 0 && type <= 6 ? static_cast<TokenType>(type) : TokenType::Undefined);
@@ -327,7 +327,7 @@ std::vector<double> Atlas::layer_logsumexp(VectorKind kind, int64_t layer) const
   sql::Statement q(db_, "SELECT neuron, logsumexp FROM neurons WHERE kind = ? AND layer = ? ORDER BY neuron");
   q.bind(1, static_cast<int64_t>(kind)).bind(2, layer);
   while (q.step()) {
-    if (q.int64(0) != static_cast<int64_t>(out.size())) throw Error(path_ + ": corrupt atlas: neuron rows have gaps");
+    if (q.int64(0) != static_cast<int64_t>(out.size())) throw bad_file(path_ + ": corrupt atlas: neuron rows have gaps");
     out.push_back(q.real(1));
   }
   return out;

@@ -13,6 +13,10 @@ ServerContext::ServerContext(const ServeOptions& options)
     : atlas_(options.atlas_path),
       atlas_vocab_(atlas_.acquire()->vocabulary()),
       search_cache_(std::make_unique<SearchCache>()) {
+  for (const std::string* path : {&options.atlas_path, &options.model_path, &options.compare_path,
+                                  &atlas_.settings().model_path}) {
+    paths_.add_file(*path);
+  }
   const AtlasPool::Lease atlas = atlas_.acquire();
   for (const auto& [kind, layer] : atlas->layers_done()) mapped_[kind].insert(layer);
   // The default heat map, computed now: it also counts the neurons.
@@ -35,7 +39,10 @@ ServerContext::ServerContext(const ServeOptions& options)
       model_note_ = weights.why_missing;
     }
   }
-  if (!options.compare_path.empty()) compare_ = std::make_unique<CompareIndex>(options.compare_path, settings());
+  if (!options.compare_path.empty()) {
+    compare_ = std::make_unique<CompareIndex>(options.compare_path, settings());
+    paths_.add_file(compare_->settings().model_path);
+  }
 }
 
 ServerContext::~ServerContext() = default;
