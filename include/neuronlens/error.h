@@ -22,8 +22,6 @@ enum class ErrorKind { BadInput, BadFile, Internal };
 class Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
-  // Transitional: a message without a kind is a bad input. New code names the kind.
-  explicit Error(const std::string& message) : Error(ErrorKind::BadInput, message) {}
 
   ErrorKind kind() const { return kind_; }
 

@@ -2,7 +2,9 @@
 #include "api_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
+#include "http_server.h"
 #include "json_reply.h"
 #include "neuronlens/error.h"
 #include "router.h"
@@ -13,11 +15,27 @@ namespace neuronlens::server {
 struct ApiServer::Impl {
   ServerContext context;
   Router router;
-  httplib::Server http;
-  explicit Impl(const ServeOptions& options) : context(options) {}
+  HttpServer http;
+  Impl(const ServeOptions& options, const ConnectionLimits& limits)
+      : context(options), router(context.paths()), http(limits) {}
 };
 
-ApiServer::ApiServer(const ServeOptions& options, int threads) : impl_(std::make_unique<Impl>(options)) {
+namespace {
+
+ConnectionLimits connection_limits(int threads) {
+  ConnectionLimits limits;
+  limits.workers = threads > 0 ? static_cast<size_t>(threads) : CPPHTTPLIB_THREAD_POOL_COUNT;
+  // A request body is read whole before the handler runs (at most
+  // kMaxBodyBytes), so one announced by Content-Length is waited for before
+  // it takes a worker.
+  limits.max_buffered_body = kMaxBodyBytes;
+  return limits;
+}
+
+}  // namespace
+
+ApiServer::ApiServer(const ServeOptions& options, int threads)
+    : impl_(std::make_unique<Impl>(options, connection_limits(threads))) {
   Router& router = impl_->router;
   add_atlas_routes(router, impl_->context);
   add_search_routes(router, impl_->context);
@@ -25,16 +43,11 @@ ApiServer::ApiServer(const ServeOptions& options, int threads) : impl_(std::make
   add_compare_routes(router, impl_->context);
   add_page_routes(router);
 
-  httplib::Server& http = impl_->http;
-  if (threads > 0) {
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  }
+  // Slow, idle and pipelining clients are dealt with by HttpServer
+  // (http_server.h): keep-alive, deadlines and the worker count are its
+  // ConnectionLimits.
+  HttpServer& http = impl_->http;
   http.set_payload_max_length(kMaxBodyBytes);
-  // An idle keep-alive connection holds a worker thread while it waits
-  // (cpp-httplib 0.11): keep the wait short so a browser's spare connections
-  // do not starve other clients, but reuse a connection for many requests.
-  http.set_keep_alive_timeout(2);
-  http.set_keep_alive_max_count(100);
   // Every method comes to the router, which tells 404 from 405. The pattern
   // only ever sees a path of at most CPPHTTPLIB_REQUEST_URI_MAX_LENGTH bytes.
   const auto dispatch = [&router](const httplib::Request& request, httplib::Response& response) {
@@ -58,6 +71,7 @@ ApiServer::ApiServer(const ServeOptions& options, int threads) : impl_(std::make
                       : std::string("the request body could not be read"));
       // The rest of the body is still on the connection: do not reuse it.
       response.set_header("Connection", "close");
+      HttpServer::close_connection_after_response();
       return;
     }
     httplib::Request with_body = request;
@@ -75,9 +89,12 @@ ApiServer::ApiServer(const ServeOptions& options, int threads) : impl_(std::make
   http.Delete(".*", dispatch_with_body);
   http.Options(".*", dispatch);
   // Errors httplib answers itself (413 body too large, 400 unparsable
-  // request, 414 URI too long) get the API's JSON shape too.
+  // request, 414 URI too long) get the API's JSON shape too. After one of
+  // them what is left on the connection cannot be trusted to be the next
+  // request (the unread body, the rest of a garbled head): it closes.
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& response) {
     if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    HttpServer::close_connection_after_response();
     std::string message = "HTTP " + std::to_string(response.status);
     if (response.status == 413) message = "the request body is over " + std::to_string(kMaxBodyBytes / 1024) + " KiB";
     if (response.status == 414) message = "the request URI is too long";
@@ -95,9 +112,10 @@ ApiServer::ApiServer(const ServeOptions& options, int threads) : impl_(std::make
 ApiServer::~ApiServer() { stop(); }
 
 int ApiServer::bind(const std::string& host, int port) {
-  httplib::Server& http = impl_->http;
+  HttpServer& http = impl_->http;
   const int bound = port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) throw Error("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address here)");
+  if (bound <= 0) throw bad_input("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address here)");
+  http.widen_listen_backlog(SOMAXCONN);
   return bound;
 }
 

@@ -13,7 +13,7 @@ CompareIndex::CompareIndex(const std::string& path, const AtlasSettings& served)
   // --compare fail at start instead of on a request.
   if (other.n_layers != served.n_layers || other.d_ffn != served.d_ffn || other.vocab_size != served.vocab_size ||
       other.top_k != served.top_k) {
-    throw Error("--compare " + path + ": not the same shape as the served atlas (layers, FFN width, vocabulary "
+    throw bad_input("--compare " + path + ": not the same shape as the served atlas (layers, FFN width, vocabulary "
                 "and top-k must agree)");
   }
 }

@@ -13,7 +13,7 @@ namespace neuronlens::server {
 
 class RequestError : public Error {
  public:
-  RequestError(int status, const std::string& message) : Error(message), status_(status) {}
+  RequestError(int status, const std::string& message) : Error(ErrorKind::BadInput, message), status_(status) {}
   int status() const { return status_; }
 
  private:

@@ -3,7 +3,6 @@
 #include "router.h"
 
 #include <exception>
-#include <new>
 
 #include "json_reply.h"
 #include "request_error.h"
@@ -85,17 +84,10 @@ void Router::dispatch(const httplib::Request& request, httplib::Response& respon
       throw RequestError(405, request.method + " is not allowed on " + request.path + " (allowed: " + allowed + ")");
     }
     throw RequestError(404, "no such page or endpoint: " + request.path);
-  } catch (const RequestError& e) {
-    if (e.status() == 429) response.set_header("Retry-After", "1");
-    send_error(response, e.status(), e.what());
-  } catch (const Error& e) {
-    send_error(response, 400, e.what());
-  } catch (const std::bad_alloc&) {
-    send_error(response, 503, "out of memory");
-  } catch (const std::exception& e) {
-    send_error(response, 500, std::string("internal error: ") + e.what());
   } catch (...) {
-    send_error(response, 500, "internal error");
+    const ErrorReply reply = error_reply(std::current_exception(), paths_);
+    if (reply.status == 429) response.set_header("Retry-After", "1");
+    send_error(response, reply.status, reply.message);
   }
 }
 

@@ -1,7 +1,8 @@
 // The server's route table. httplib hands every request to Router::dispatch,
 // which matches the path segment by segment (no regular expressions on
 // request text), so a known path with the wrong method is a 405 with an Allow
-// header, an unknown path a 404, and a handler's exception a JSON error.
+// header, an unknown path a 404, and a handler's exception a JSON error
+// (status and message from error_reply.h).
 #pragma once
 
 #include <httplib.h>
@@ -11,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "error_reply.h"
+
 namespace neuronlens::server {
 
 // The "{name}" segments of the matched pattern, in order.
@@ -19,6 +22,9 @@ using RouteHandler = std::function<void(const httplib::Request&, httplib::Respon
 
 class Router {
  public:
+  // `paths`: scrubbed from every error message; must outlive the router.
+  explicit Router(const PathScrubber& paths) : paths_(paths) {}
+
   // `pattern`: "/api/layers/{layer}/{kind}"; a "{...}" segment matches any
   // one non-empty segment. `method`: "GET" (also answers HEAD) or "POST".
   void add(const std::string& method, const std::string& pattern, RouteHandler handler);
@@ -35,6 +41,7 @@ class Router {
     std::vector<std::string> segments;
     RouteHandler handler;
   };
+  const PathScrubber& paths_;
   std::vector<Route> routes_;
   std::function<bool(std::string_view)> fallback_accepts_;
   RouteHandler fallback_;

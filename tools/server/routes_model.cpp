@@ -144,6 +144,7 @@ void probe(ServerContext& context, const httplib::Request& request, httplib::Res
     try {
       probed.emplace_back(token, single_token_id(tm.tokenizer, token));
     } catch (const Error& e) {
+      if (e.kind() != ErrorKind::BadInput) throw;
       bad_request(where + ": " + e.what());
     }
   }
@@ -221,8 +222,10 @@ void stream_generation(ServerContext& context, const GenerationPlan& plan, httpl
       if (result.stop == GenerationStop::Cancelled) return;
     }
     send({{"event", "end"}});
-  } catch (const std::exception& e) {
-    send({{"event", "error"}, {"error", e.what()}});
+  } catch (...) {
+    // The status line has gone: the failure is the stream's last line.
+    const ErrorReply failed = error_reply(std::current_exception(), context.paths());
+    send({{"event", "error"}, {"status", failed.status}, {"error", failed.message}});
   }
 }
 

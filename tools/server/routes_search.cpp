@@ -27,6 +27,7 @@ auto parse_list_parameter(const std::string& name, Parse parse) {
   try {
     return parse();
   } catch (const Error& e) {
+    if (e.kind() != ErrorKind::BadInput) throw;
     bad_request(name + ": " + e.what());
   }
 }

@@ -13,6 +13,10 @@ ServerContext::ServerContext(const ServeOptions& options)
     : atlas_(options.atlas_path),
       atlas_vocab_(atlas_.acquire()->vocabulary()),
       search_cache_(std::make_unique<SearchCache>()) {
+  for (const std::string* path : {&options.atlas_path, &options.model_path, &options.compare_path,
+                                  &atlas_.settings().model_path}) {
+    paths_.add_file(*path);
+  }
   const AtlasPool::Lease atlas = atlas_.acquire();
   for (const auto& [kind, layer] : atlas->layers_done()) mapped_[kind].insert(layer);
   // The default heat map, computed now: it also counts the neurons.
@@ -24,7 +28,7 @@ ServerContext::ServerContext(const ServeOptions& options)
     AtlasWeights weights = load_atlas_weights(*atlas, options.model_path);
     // An explicit --model that cannot serve is a mistake worth stopping for;
     // the recorded path missing is normal for a copied atlas.
-    if (!weights.model && !options.model_path.empty()) throw Error("--model: " + weights.why_missing);
+    if (!weights.model && !options.model_path.empty()) throw bad_file("--model: " + weights.why_missing);
     if (weights.model) {
       text_model_.emplace(TextModel::with_model(std::move(*weights.model), weights.path));
       DecodeSettings decode;
@@ -35,7 +39,10 @@ ServerContext::ServerContext(const ServeOptions& options)
       model_note_ = weights.why_missing;
     }
   }
-  if (!options.compare_path.empty()) compare_ = std::make_unique<CompareIndex>(options.compare_path, settings());
+  if (!options.compare_path.empty()) {
+    compare_ = std::make_unique<CompareIndex>(options.compare_path, settings());
+    paths_.add_file(compare_->settings().model_path);
+  }
 }
 
 ServerContext::~ServerContext() = default;

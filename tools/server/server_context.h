@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "atlas_pool.h"
+#include "error_reply.h"
 #include "neuronlens/decode.h"
 #include "neuronlens/text_model.h"
 #include "neuronlens/vocab.h"
@@ -86,10 +87,14 @@ class ServerContext {
   CompareIndex& require_compare();
   const CompareIndex* compare() const { return compare_.get(); }
 
+  // The files the server reads, whose paths no error message may show.
+  const PathScrubber& paths() const { return paths_; }
+
   // Set when the server is stopping: long generations end early.
   std::atomic<bool>& stopping() { return stopping_; }
 
  private:
+  PathScrubber paths_;
   AtlasPool atlas_;
   Vocabulary atlas_vocab_;
   std::map<VectorKind, std::set<int64_t>> mapped_;
