@@ -83,7 +83,7 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  if (argc < 2) throw Error("usage: generate_bench MODEL [--threads N] [--prompt-tokens P] [--gen-tokens N] "
+  if (argc < 2) throw bad_input("usage: generate_bench MODEL [--threads N] [--prompt-tokens P] [--gen-tokens N] "
                             "[--repeats R] [--clamp L:I=V] [--weights float32|quantized] [--json]");
   o.model = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -92,7 +92,7 @@ Options parse(int argc, char** argv) {
       o.json = true;
       continue;
     }
-    if (i + 1 >= argc) throw Error("option " + arg + " needs a value");
+    if (i + 1 >= argc) throw bad_input("option " + arg + " needs a value");
     const std::string value = argv[++i];
     if (arg == "--threads") o.threads = std::stoi(value);
     else if (arg == "--prompt-tokens") o.prompt_tokens = std::stoll(value);
@@ -102,15 +102,15 @@ Options parse(int argc, char** argv) {
     else if (arg == "--clamp") {
       long long layer = 0, neuron = 0;
       float v = 0;
-      if (std::sscanf(value.c_str(), "%lld:%lld=%f", &layer, &neuron, &v) != 3) throw Error("--clamp wants L:I=V");
+      if (std::sscanf(value.c_str(), "%lld:%lld=%f", &layer, &neuron, &v) != 3) throw bad_input("--clamp wants L:I=V");
       o.clamp_layer = layer;
       o.clamp_neuron = neuron;
       o.clamp_value = v;
     } else {
-      throw Error("unknown option " + arg);
+      throw bad_input("unknown option " + arg);
     }
   }
-  if (o.threads < 1 || o.prompt_tokens < 1 || o.gen_tokens < 1 || o.repeats < 1) throw Error("counts must be >= 1");
+  if (o.threads < 1 || o.prompt_tokens < 1 || o.gen_tokens < 1 || o.repeats < 1) throw bad_input("counts must be >= 1");
   return o;
 }
 
@@ -125,7 +125,7 @@ Timing time_prompt(Session& s, const std::vector<int32_t>& prompt) {
   const Stopwatch watch;
   const std::vector<float> logits = s.forward(prompt, LogitsFor::LastToken);
   const Timing t = watch.read();
-  if (logits.empty()) throw Error("no logits");
+  if (logits.empty()) throw internal_error("no logits");
   return t;
 }
 

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
       else if (!std::strcmp(argv[i], "--kinds")) kinds_text = argv[i + 1];
       else if (!std::strcmp(argv[i], "--precision")) settings.precision = precision_from_name(argv[i + 1]);
       else if (!std::strcmp(argv[i], "--backend")) settings.backend = argv[i + 1];
-      else throw Error(std::string("unknown option ") + argv[i]);
+      else throw bad_input(std::string("unknown option ") + argv[i]);
     }
     const Model model = Model::load(argv[1]);
     const ModelConfig& c = model.config();

@@ -15,21 +15,21 @@
 #include <string>
 #include <string_view>
 
-#include "router.h"
-#include "routes.h"
-#include "server_context.h"
+#include "server/router.h"
+#include "server/routes.h"
+#include "server/server_context.h"
 
 namespace {
 
 using namespace neuronlens::server;
 
-struct Server {
+struct RouteTable {
   std::unique_ptr<ServerContext> context;
   Router router;
 };
 
-Server& server() {
-  static Server* s = [] {
+RouteTable& server() {
+  static RouteTable* s = [] {
     const char* atlas = std::getenv("NEURONLENS_FUZZ_ATLAS");
     const char* model = std::getenv("NEURONLENS_FUZZ_MODEL");
     if (atlas == nullptr || model == nullptr) {
@@ -37,7 +37,7 @@ Server& server() {
                    "fuzz_http_routes: set NEURONLENS_FUZZ_ATLAS and NEURONLENS_FUZZ_MODEL (scripts/fuzz.sh does)\n");
       std::abort();
     }
-    auto* made = new Server;
+    auto* made = new RouteTable;
     ServeOptions options;
     options.atlas_path = atlas;
     options.model_path = model;
@@ -55,7 +55,7 @@ Server& server() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Server& s = server();
+  RouteTable& s = server();
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t line_end = input.find('\n');
   const std::string_view line = input.substr(0, line_end);

@@ -4,6 +4,7 @@
 // and the default model's. The first byte picks the vocabulary, the second
 // whether control tokens are parsed. Every id must be inside the vocabulary
 // and decode back without error.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

@@ -218,6 +218,9 @@ std::string describe_block(const ModelConfig& c) {
 }
 
 std::vector<uint8_t> sliding_layers_from_period(int64_t period, int64_t n_layers) {
+  // The layer count is not checked yet (validate_config does, with its own
+  // message); an absurd one must not cost its size in time and memory first.
+  if (n_layers <= 0 || n_layers > kMaxLayers) return {};
   std::vector<uint8_t> local(static_cast<size_t>(n_layers));
   for (int64_t l = 0; l < n_layers; ++l) local[static_cast<size_t>(l)] = (l + 1) % period != 0;
   return local;
@@ -237,7 +240,7 @@ void validate_config(const ModelConfig& c, const std::string& where) {
       throw bad_file(where + ": " + what + " is " + std::to_string(value) + ", expected 1 to " + std::to_string(max));
     }
   };
-  check_range("layer count", c.n_layers, 1024);
+  check_range("layer count", c.n_layers, kMaxLayers);
   check_range("hidden size", c.d_model, 1 << 17);
   check_range("feed-forward size", c.d_ffn, 1 << 20);
   check_range("attention head count", c.n_heads, 1 << 12);

@@ -80,6 +80,8 @@ std::vector<uint8_t> sliding_layers_from_period(int64_t period, int64_t n_layers
 
 // Checks hyperparameters for sanity (positive, divisible, bounded) so later
 // allocations sized by them stay reasonable. Throws Error naming `where`.
+// The most layers a model may declare (validate_config refuses more).
+inline constexpr int64_t kMaxLayers = 1024;
 void validate_config(const ModelConfig& config, const std::string& where);
 
 }  // namespace neuronlens

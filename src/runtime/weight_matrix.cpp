@@ -1,6 +1,5 @@
 #include "runtime/weight_matrix.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -12,7 +11,6 @@
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kquant.h"
 #include "backends/cpu/omp_exceptions.h"
-#include "backends/cpu/thread_gemm.h"
 
 namespace neuronlens::runtime {
 namespace {
@@ -109,8 +107,7 @@ void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
       if (n == 1) {
         // BLAS's GEMM would first copy all of W into its packed layout, which
         // for one row costs more than the product.
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows_), static_cast<blasint>(cols_), 1.0f,
-                    floats(), static_cast<blasint>(cols_), x, 1, 0.0f, y, 1);
+        cpu::gemv(rows_, cols_, floats(), x, y);
       } else {
         cpu::gemm_abt(n, rows_, cols_, x, cols_, floats(), cols_, y, rows_);
       }
@@ -164,6 +161,7 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
   const int64_t max_tile_rows = std::max<int64_t>(8, (int64_t{1} << 19) / cols_ / 8 * 8);
   const int64_t tile_rows = std::min(max_tile_rows, (rows_ + threads - 1) / threads);
   const int64_t tiles = (rows_ + tile_rows - 1) / tile_rows;
+  const cpu::OneThreadBlas one_thread_each;  // serialised against other BLAS calls (gemm.h)
   cpu::FirstException failure;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < tiles; ++i) {
@@ -177,8 +175,7 @@ void WeightMatrix::multiply_blocks_by_tiles(const float* x, int64_t n, float* y)
       } else {
         cpu::block_dequantize(*cpu::block_format_of(type_), data_ + first * row_bytes_, count * cols_ / 32, floats);
       }
-      // Our own kernels, not BLAS: see thread_gemm.h for why.
-      cpu::gemm_abt_this_thread(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
+      one_thread_each.gemm_abt(n, count, cols_, x, cols_, floats, cols_, y + first, rows_);
     });
   }
   failure.rethrow();

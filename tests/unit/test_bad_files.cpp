@@ -104,7 +104,9 @@ TEST(BadFiles, LibraryThrowsErrorNamingFileAndDefect) {
       EXPECT_NE(what.find(*c.message), std::string::npos)
           << "message: " << what << "\nexpected to contain: " << *c.message;
       EXPECT_NE(what.find(c.file), std::string::npos) << "message does not name the file: " << what;
-      if (c.kind) EXPECT_EQ(e.kind(), *c.kind) << "message: " << what;
+      if (c.kind) {
+        EXPECT_EQ(e.kind(), *c.kind) << "message: " << what;
+      }
     } catch (const std::exception& e) {
       ADD_FAILURE() << "threw something other than neuronlens::Error: " << e.what();
     }

@@ -1,8 +1,8 @@
 // What the parallel code owes its callers (issue 16): an exception inside an
 // OpenMP region reaches the caller as itself (never std::terminate), weights
 // or vectors holding NaN are refused rather than folded into a top-k, and the
-// runtime's per-thread products leave OpenBLAS's process-wide thread count
-// alone.
+// runtime's per-thread BLAS products do not change the thread count other
+// BLAS calls run with.
 #include <cblas.h>
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -15,13 +15,12 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backends/cpu/omp_exceptions.h"
-#include "backends/cpu/thread_gemm.h"
+#include "backends/cpu/gemm.h"
 #include "neuronlens/decode.h"
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
@@ -65,45 +64,12 @@ TEST(FirstException, NothingThrownRethrowsNothing) {
   EXPECT_NO_THROW(failure.rethrow());
 }
 
-// gemm_abt_this_thread against float64 dot products, over shapes that are
-// not multiples of any tile (mr 6 or 12, nr 16 or 32) and a leading dimension
-// wider than the row.
-TEST(ThreadGemm, EqualsFloat64DotsOnOddShapes) {
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (const auto& [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 1, 1}, {5, 17, 3}, {13, 33, 64}, {8, 100, 576}, {31, 7, 129}}) {
-    const int64_t lda = k + 3, ldb = k + 1, ldc = n + 5;
-    std::vector<float> a(static_cast<size_t>(m * lda)), b(static_cast<size_t>(n * ldb));
-    for (float& x : a) x = dist(rng);
-    for (float& x : b) x = dist(rng);
-    std::vector<float> c(static_cast<size_t>(m * ldc), -7.0f);
-    cpu::gemm_abt_this_thread(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc);
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < ldc; ++j) {
-        const float got = c[static_cast<size_t>(i * ldc + j)];
-        if (j >= n) {
-          EXPECT_EQ(got, -7.0f) << "wrote past column n at " << i << "," << j;
-          continue;
-        }
-        double want = 0, magnitude = 0;
-        for (int64_t t = 0; t < k; ++t) {
-          const double p =
-              static_cast<double>(a[static_cast<size_t>(i * lda + t)]) * b[static_cast<size_t>(j * ldb + t)];
-          want += p;
-          magnitude += std::abs(p);
-        }
-        // Float32 accumulation over k terms: |error| <= k * eps * sum |a_t b_t|.
-        EXPECT_NEAR(got, want, static_cast<double>(k) * 6e-8 * magnitude + 1e-30) << m << "x" << n << "x" << k;
-      }
-    }
-  }
-}
-
-// The old tile path set OpenBLAS's process-wide thread count to 1 for each
-// product and back: another thread's BLAS call in the meantime ran on one
-// thread, and two such products racing could leave it at 1 for good.
-TEST(ThreadGemm, ARuntimeForwardLeavesBlasThreadsAlone) {
+// The tile path sets OpenBLAS's process-wide thread count to 1 while its
+// threads each run a product. Without the BLAS lock (gemm.h) another
+// thread's BLAS call in the meantime ran on one thread, and two such
+// products racing could leave the count at 1 for good; with it, every other
+// call waits and then runs with the process's count.
+TEST(BlasThreads, ARuntimeForwardLeavesOtherCallsTheirThreads) {
   const std::string path = testing::default_model_path();
   if (path.empty()) GTEST_SKIP() << "default model not fetched";
   const Model model = Model::load(path);
@@ -112,13 +78,17 @@ TEST(ThreadGemm, ARuntimeForwardLeavesBlasThreadsAlone) {
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(100 + 37 * i);
   openblas_set_num_threads(2);
   std::atomic<bool> done{false};
-  std::atomic<int> lowest{2};
-  std::thread watcher([&] {
-    while (!done) lowest = std::min(lowest.load(), openblas_get_num_threads());
+  std::atomic<int> lowest{2}, calls{0};
+  std::thread other_caller([&] {
+    while (!done) {
+      lowest = std::min(lowest.load(), cpu::blas_threads_for_a_call());
+      ++calls;
+    }
   });
   for (int round = 0; round < 3; ++round) session.forward(tokens);  // 48 tokens: the Q4_1 tile path
   done = true;
-  watcher.join();
+  other_caller.join();
+  EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(lowest.load(), 2);
   EXPECT_EQ(openblas_get_num_threads(), 2);
 }

@@ -8,11 +8,48 @@
 
 namespace neuronlens::cpu {
 
-void gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-              int64_t ldc, bool accumulate) {
+namespace {
+
+std::shared_mutex& blas_lock() {
+  static std::shared_mutex lock;
+  return lock;
+}
+
+void sgemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+               int64_t ldc, bool accumulate) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), 1.0f, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb),
               accumulate ? 1.0f : 0.0f, c, static_cast<blasint>(ldc));
+}
+
+}  // namespace
+
+void gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+              int64_t ldc, bool accumulate) {
+  const std::shared_lock<std::shared_mutex> shared(blas_lock());
+  sgemm_abt(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+void gemv(int64_t rows, int64_t cols, const float* w, const float* x, float* y) {
+  const std::shared_lock<std::shared_mutex> shared(blas_lock());
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows), static_cast<blasint>(cols), 1.0f, w,
+              static_cast<blasint>(cols), x, 1, 0.0f, y, 1);
+}
+
+int blas_threads_for_a_call() {
+  const std::shared_lock<std::shared_mutex> shared(blas_lock());
+  return openblas_get_num_threads();
+}
+
+OneThreadBlas::OneThreadBlas() : lock_(blas_lock()), previous_(openblas_get_num_threads()) {
+  openblas_set_num_threads(1);
+}
+
+OneThreadBlas::~OneThreadBlas() { openblas_set_num_threads(previous_); }
+
+void OneThreadBlas::gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                             int64_t ldb, float* c, int64_t ldc) const {
+  sgemm_abt(m, n, k, a, lda, b, ldb, c, ldc, false);
 }
 
 double measure_gemm_gflops(int64_t m, int64_t n, int64_t k) {
