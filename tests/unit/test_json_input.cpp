@@ -59,7 +59,7 @@ TEST(JsonInput, RefusesOneLevelMoreAsABadFile) {
     EXPECT_EQ(e.kind(), ErrorKind::BadFile);
   }
   // Arrays and objects count alike.
-  EXPECT_EQ(std::string(parse_error("[" + nested_objects(256) + "]").what()), kTooDeep);
+  EXPECT_EQ(std::string(parse_error(std::string("[") + nested_objects(256) + "]").what()), kTooDeep);
 }
 
 TEST(JsonInput, ErrorsHaveTheKindAskedFor) {
@@ -115,7 +115,7 @@ TEST(JsonExcerpt, LongValuesAreCutToThePrefixOfTheirDump) {
   Json object = Json::object();
   for (int i = 0; i < 100; ++i) object["key" + std::to_string(i)] = std::string(i, 'x');
   EXPECT_EQ(json_excerpt(object), object.dump().substr(0, 80) + "...");
-  EXPECT_EQ(json_excerpt(Json(std::string(1'000'000, 'a'))), "\"" + std::string(79, 'a') + "...");
+  EXPECT_EQ(json_excerpt(Json(std::string(1'000'000, 'a'))), std::string("\"") + std::string(79, 'a') + "...");
 }
 
 TEST(JsonExcerpt, CutsNeverSplitAUtf8Character) {
