@@ -50,12 +50,11 @@ void pack_panels(Word* out, int64_t m, int64_t depth, int64_t rows_per_panel, Wo
 
 }  // namespace
 
-void RhsPanels::pack_f32(const float* b, int64_t n, int64_t k, int64_t ldb, int64_t nr, bool parallel) {
+void RhsPanels::pack_f32(const float* b, int64_t n, int64_t k, int64_t ldb, int64_t nr) {
   is_bf16_ = false;
   n_ = n, k_ = k, depth_ = k, nr_ = nr;
   f32_.resize(panels() * depth_ * nr_);
-  pack_panels(
-      f32_.data(), n, depth_, nr, [&](int64_t row, int64_t t) { return b[row * ldb + t]; }, parallel);
+  pack_panels(f32_.data(), n, depth_, nr, [&](int64_t row, int64_t t) { return b[row * ldb + t]; }, true);
 }
 
 void RhsPanels::pack_bf16(const float* b, int64_t n, int64_t k, int64_t ldb, int64_t nr) {

@@ -53,9 +53,8 @@ class AlignedBuffer {
 // Panels of B (the LM head) for tiles nr tokens wide, float32 or bf16.
 class RhsPanels {
  public:
-  // b [n, k] with leading dimension ldb (in parallel, OpenMP, unless not
-  // `parallel`: a caller that is one of many threads packs on its own).
-  void pack_f32(const float* b, int64_t n, int64_t k, int64_t ldb, int64_t nr, bool parallel = true);
+  // b [n, k] with leading dimension ldb (in parallel, OpenMP).
+  void pack_f32(const float* b, int64_t n, int64_t k, int64_t ldb, int64_t nr);
   void pack_bf16(const float* b, int64_t n, int64_t k, int64_t ldb, int64_t nr);
   int64_t rows() const { return n_; }
   int64_t depth() const { return depth_; }  // k, or k2 = ceil(k/2) words for bf16
