@@ -28,7 +28,7 @@ std::vector<std::unique_ptr<neuronlens::Tokenizer>> load_vocabularies() {
   const char* env = std::getenv("NEURONLENS_FUZZ_MODELS");
   const fs::path models = env ? env : NEURONLENS_FUZZ_MODELS_DIR;
   std::vector<std::unique_ptr<neuronlens::Tokenizer>> out;
-  for (const fs::path f : {models / "SmolLM2-135M-Instruct.Q4_1.gguf", models / "gemma-3-270m-q4_k_m.gguf",
+  for (const fs::path& f : {models / "SmolLM2-135M-Instruct.Q4_1.gguf", models / "gemma-3-270m-q4_k_m.gguf",
                            models / "vocabs/ggml-vocab-llama-bpe.gguf", models / "vocabs/ggml-vocab-phi-3.gguf"}) {
     if (!fs::exists(f)) {
       std::fprintf(stderr,

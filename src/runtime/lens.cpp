@@ -56,6 +56,10 @@ LensResult logit_lens(const Model& model, const std::vector<int32_t>& tokens, in
   DecodeSettings settings;
   settings.norm = NormMode::Final;
   settings.top_k = top_k;
+  // A lens decodes layers x positions vectors, far too few for the bf16 bulk
+  // product to pay for its packed head; exact logsumexps keep the lens the
+  // same on every CPU.
+  settings.precision = Precision::Exact;
   const LmHeadDecoder decoder(model, settings);
   Session session(model);
   return logit_lens(session, decoder, tokens);

@@ -239,11 +239,17 @@ std::vector<NeuronDecoding> decode_layer(const Model& model, const LmHeadDecoder
   return decoder.decode_normalized(vectors.data(), model.config().d_ffn);
 }
 
+// Exact precision unless a backend is named: the float64 references'
+// tolerances here are the exact path's. The bf16 path is checked against its
+// own reported bounds (DefaultModelBf16KeepsEveryExactTopK,
+// RecordsThePrecisionAndItsBounds, and every backend by name below), and the
+// default (Auto) by DefaultPrecisionIsBf16WhereTheCpuHasBf16Units.
 DecodeSettings settings_with(NormMode norm, int top_k = 20, const std::string& backend = "") {
   DecodeSettings s;
   s.norm = norm;
   s.top_k = top_k;
   s.backend = backend;
+  if (backend.empty()) s.precision = Precision::Exact;
   return s;
 }
 
@@ -367,7 +373,9 @@ TEST(LmHeadDecode, BackendChoice) {
   const std::string fastest = "cpu-" + std::string(cpu::logit_kernel_set_name(cpu::fastest_f32_kernel_set()));
   // Auto: bf16 where the CPU has bf16 units, else exact on the widest SIMD.
   EXPECT_EQ(DecodeSettings{}.precision, Precision::Auto);
-  const LmHeadDecoder automatic(model, settings_with(NormMode::Final));
+  DecodeSettings auto_settings = settings_with(NormMode::Final);
+  auto_settings.precision = Precision::Auto;
+  const LmHeadDecoder automatic(model, auto_settings);
   EXPECT_EQ(automatic.backend_name(), bf16_units ? "cpu-avx512bf16-bf16" : fastest + "-fp32");
   EXPECT_EQ(automatic.precision(), bf16_units ? Precision::Bf16 : Precision::Exact);
   DecodeSettings exact = settings_with(NormMode::Final);
@@ -549,12 +557,12 @@ TEST(LmHeadDecode, DefaultModelBf16KeepsEveryExactTopK) {
   NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
   const Model model = Model::load(path);
   const ModelConfig& c = model.config();
-  DecodeSettings exact_settings = settings_with(NormMode::Final), bf16_settings = settings_with(NormMode::Final);
-  exact_settings.precision = Precision::Exact;
-  bf16_settings.backend = cpu::can_run(cpu::LogitKernelSet::Avx512Bf16)
-                              ? "cpu-avx512bf16-bf16"
-                              : "cpu-" + std::string(cpu::logit_kernel_set_name(cpu::fastest_f32_kernel_set())) +
-                                    "-bf16emu";
+  const DecodeSettings exact_settings = settings_with(NormMode::Final);
+  const DecodeSettings bf16_settings = settings_with(
+      NormMode::Final, 20,
+      cpu::can_run(cpu::LogitKernelSet::Avx512Bf16)
+          ? "cpu-avx512bf16-bf16"
+          : "cpu-" + std::string(cpu::logit_kernel_set_name(cpu::fastest_f32_kernel_set())) + "-bf16emu");
   const LmHeadDecoder exact(model, exact_settings), bf16(model, bf16_settings);
   ASSERT_EQ(bf16.precision(), Precision::Bf16);
   std::vector<float> vectors;
@@ -730,10 +738,7 @@ TEST(NeuronMapAtlas, RefusesOtherSettingsOrModel) {
       "model"));
   EXPECT_TRUE(throws_error_containing([&] { map_into(tied, path, settings_with(NormMode::Final)); }, "model"));
   // Layers of another precision would mix two bounds in one atlas.
-  const std::string other_precision =
-      choose_decode_backend(settings_with(NormMode::Final)).precision == Precision::Exact
-          ? "cpu-portable8-bf16emu"
-          : "cpu-portable8-fp32";
+  const std::string other_precision = "cpu-portable8-bf16emu";  // the atlas is exact (settings_with)
   EXPECT_TRUE(throws_error_containing([&] { map_into(model, path, settings_with(NormMode::Final, 20, other_precision)); },
                                       "--precision"));
   // The refusals left the atlas as it was.
