@@ -16,6 +16,9 @@
 //                             [--repeats 5] [--clamp L:I=V] [--weights float32|quantized] [--json]
 // The prompt is token ids 1 + (7919 t mod (V-1)), t = 0..P-1 (content does
 // not change the speed; bench/transformers_generate_baseline.py uses the same).
+// The CPU kernels are the fastest this CPU runs; NEURONLENS_KERNEL_PATH=avx2
+// (or avx512vnni, portable) times another path (backends/cpu/kernel_path.h),
+// e.g. one run per path in turns. The path is printed with the figures.
 #include <cblas.h>
 #include <omp.h>
 #include <time.h>
@@ -31,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/cpu/kernel_path.h"
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
 #include "neuronlens/runtime.h"
@@ -195,6 +199,7 @@ int main(int argc, char** argv) {
     nlohmann::json j;
     j["model"] = c.name;
     j["threads"] = o.threads;
+    j["kernel_path"] = std::string(cpu::kernel_path_name(cpu::best_kernel_path()));
     j["weights"] = std::string(weight_format_name(o.weights));
     j["prompt_tokens"] = o.prompt_tokens;
     j["gen_tokens"] = o.gen_tokens;
@@ -215,9 +220,10 @@ int main(int argc, char** argv) {
       std::cout << j.dump(2) << "\n";
       return 0;
     }
-    std::printf("%s, %d threads, %s weights (%.0f MiB, session set up in %.2f s); median of %d runs\n", c.name.c_str(),
-                o.threads, weight_format_name(o.weights).data(), static_cast<double>(session.weight_bytes()) / 1048576.0,
-                load_s, o.repeats);
+    std::printf("%s, %d threads, %s weights (%.0f MiB, session set up in %.2f s), %s kernels; median of %d runs\n",
+                c.name.c_str(), o.threads, weight_format_name(o.weights).data(),
+                static_cast<double>(session.weight_bytes()) / 1048576.0, load_s,
+                cpu::kernel_path_name(cpu::best_kernel_path()).data(), o.repeats);
     const std::string pp_name = "pp" + std::to_string(o.prompt_tokens), tg_name = "tg" + std::to_string(o.gen_tokens);
     std::printf("%-30s %14s %14s %18s %18s\n", "hooks", (pp_name + " tok/s").c_str(), (tg_name + " tok/s").c_str(),
                 (pp_name + " tok/cpu-s").c_str(), (tg_name + " tok/cpu-s").c_str());

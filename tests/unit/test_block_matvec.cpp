@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -76,7 +77,7 @@ cpu::BlockFormat format_of(DType type) {
 
 TEST(BlockKernelPaths, RecordsWhichPathsThisCpuRuns) {
   std::string paths;
-  for (const KernelPath path : {KernelPath::Avx2, KernelPath::Portable}) {
+  for (const KernelPath path : {KernelPath::Avx512Vnni, KernelPath::Avx2, KernelPath::Portable}) {
     if (!cpu::can_run(path)) continue;
     if (!paths.empty()) paths += ',';
     paths += cpu::kernel_path_name(path);
@@ -86,6 +87,16 @@ TEST(BlockKernelPaths, RecordsWhichPathsThisCpuRuns) {
             << cpu::kernel_path_name(cpu::best_kernel_path()) << ")\n";
   EXPECT_TRUE(cpu::can_run(KernelPath::Portable));
   EXPECT_TRUE(cpu::can_run(cpu::best_kernel_path()));
+  // Avx512Vnni runs AVX2 code where a kernel has no AVX-512 version.
+  if (cpu::can_run(KernelPath::Avx512Vnni)) {
+    EXPECT_TRUE(cpu::can_run(KernelPath::Avx2));
+  }
+  if (std::getenv("NEURONLENS_KERNEL_PATH") == nullptr) {
+    const KernelPath fastest = cpu::can_run(KernelPath::Avx512Vnni) ? KernelPath::Avx512Vnni
+                               : cpu::can_run(KernelPath::Avx2)     ? KernelPath::Avx2
+                                                                    : KernelPath::Portable;
+    EXPECT_EQ(cpu::best_kernel_path(), fastest);
+  }
 }
 
 // Every format on every path this CPU has.
@@ -93,7 +104,9 @@ class BlockKernel : public ::testing::TestWithParam<std::tuple<DType, KernelPath
  protected:
   void SetUp() override {
     if (!cpu::can_run(path())) {
-      GTEST_SKIP() << "KernelPath::" << cpu::kernel_path_name(path()) << ": this CPU lacks AVX2, FMA or F16C";
+      GTEST_SKIP() << "KernelPath::" << cpu::kernel_path_name(path()) << ": this CPU lacks "
+                   << (path() == KernelPath::Avx512Vnni ? "AVX-512 F/BW/VL/VNNI, AVX2, FMA or F16C"
+                                                        : "AVX2, FMA or F16C");
     }
     RecordProperty("kernel_path", std::string(cpu::kernel_path_name(path())));
     blocks_ = load(type());
@@ -163,15 +176,15 @@ TEST_P(BlockKernel, DequantisationIsBitIdenticalToTheReference) {
   EXPECT_EQ(one[32], -1.0f);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    FormatsAndPaths, BlockKernel,
-    ::testing::Combine(::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::F16,
-                                         DType::BF16),
-                       ::testing::Values(KernelPath::Avx2, KernelPath::Portable)),
-    [](const ::testing::TestParamInfo<std::tuple<DType, KernelPath>>& param) {
-      return std::string(dtype_name(std::get<0>(param.param))) + "_" +
-             std::string(cpu::kernel_path_name(std::get<1>(param.param)));
-    });
+INSTANTIATE_TEST_SUITE_P(FormatsAndPaths, BlockKernel,
+                         ::testing::Combine(::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                                              DType::Q8_0, DType::F16, DType::BF16),
+                                            ::testing::Values(KernelPath::Avx512Vnni, KernelPath::Avx2,
+                                                              KernelPath::Portable)),
+                         [](const ::testing::TestParamInfo<std::tuple<DType, KernelPath>>& param) {
+                           return std::string(dtype_name(std::get<0>(param.param))) + "_" +
+                                  std::string(cpu::kernel_path_name(std::get<1>(param.param)));
+                         });
 
 // Q4_0, Q4_1 and Q8_0 only: the runtime's use of the kernels.
 class BlockMatvec : public ::testing::TestWithParam<DType> {};

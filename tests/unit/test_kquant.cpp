@@ -103,7 +103,7 @@ TEST_P(KQuant, ActivationQuantisationRoundsToTheNearestStep) {
 // Products for 1..9 tokens (every remainder of the kernels' groups of 4) and
 // odd row ranges, through both entry points: kquant_product over unpacked
 // blocks, and kquant_matmul over the file's blocks (Q4_K and Q6_K read
-// directly on AVX2, the others unpacked in tiles). Checked against two float64
+// directly on AVX2 and AVX-512, the others unpacked in tiles). Checked against two float64
 // references: the dot product with the quantised activations (equal up to
 // float32 rounding) and with the float activations (within the activation's
 // rounding bound).
@@ -161,11 +161,67 @@ TEST_P(KQuant, PathsUnpackIdentically) {
 INSTANTIATE_TEST_SUITE_P(
     TypesAndPaths, KQuant,
     ::testing::Combine(::testing::Values(DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
-                       ::testing::Values(KernelPath::Avx2, KernelPath::Portable)),
+                       ::testing::Values(KernelPath::Avx512Vnni, KernelPath::Avx2, KernelPath::Portable)),
     [](const ::testing::TestParamInfo<std::tuple<DType, KernelPath>>& p) {
       return std::string(dtype_name(std::get<0>(p.param))) + "_" +
              std::string(cpu::kernel_path_name(std::get<1>(p.param)));
     });
+
+// The AVX-512 products promise the AVX2 path's floats bit for bit (kquant.h):
+// same integer lanes, same float operations in the same order. Checked on
+// both entry points, for every remainder of the token groups and odd row
+// ranges, on the fixture's blocks.
+class KQuantAvx512 : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    if (!cpu::can_run(KernelPath::Avx512Vnni)) GTEST_SKIP() << "this CPU cannot run the avx512vnni path";
+    ASSERT_TRUE(cpu::can_run(KernelPath::Avx2));  // implied by avx512vnni
+    fixture_ = testing::load_quant_fixture(type());
+    ASSERT_EQ(fixture_.expected.size(), static_cast<size_t>(kRows * kCols));
+    unpacked_.resize(kRows * kBlocks);
+    cpu::unpack_kblocks(kformat_of(type()), fixture_.data.data(), kRows * kBlocks, unpacked_.data(), KernelPath::Avx2);
+  }
+  DType type() const { return GetParam(); }
+
+  testing::QuantFixture fixture_;
+  std::vector<cpu::KUnpacked> unpacked_;  // [kRows, kBlocks]
+};
+
+TEST_P(KQuantAvx512, ProductsEqualTheAvx2OnesBitForBit) {
+  const int64_t row_bytes = kBlocks * cpu::kformat_block_bytes(kformat_of(type()));
+  for (const int64_t tokens : {1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+    const std::vector<float> x = random_activations(tokens * kCols, static_cast<uint32_t>(100 + tokens));
+    std::vector<cpu::Q8KBlock> xq(static_cast<size_t>(tokens * kBlocks));
+    for (int64_t t = 0; t < tokens; ++t) {
+      cpu::quantize_q8k(x.data() + t * kCols, kCols, xq.data() + t * kBlocks, KernelPath::Avx2);
+    }
+    for (const bool from_file_blocks : {false, true}) {
+      std::vector<float> y[2];
+      for (const KernelPath p : {KernelPath::Avx2, KernelPath::Avx512Vnni}) {
+        std::vector<float>& out = y[p == KernelPath::Avx2 ? 0 : 1];
+        out.assign(static_cast<size_t>(tokens * kRows), NAN);
+        for (const auto& [first, last] : {std::pair<int64_t, int64_t>{0, 1}, {1, 6}, {6, kRows}}) {
+          if (from_file_blocks) {
+            cpu::kquant_matmul(kformat_of(type()), fixture_.data.data(), row_bytes, kBlocks, first, last, xq.data(),
+                               tokens, out.data(), kRows, p);
+          } else {
+            cpu::kquant_product(unpacked_.data() + first * kBlocks, last - first, kBlocks, xq.data(), tokens,
+                                out.data() + first, kRows, p);
+          }
+        }
+      }
+      for (size_t i = 0; i < y[0].size(); ++i) {
+        ASSERT_EQ(std::memcmp(&y[0][i], &y[1][i], sizeof(float)), 0)
+            << (from_file_blocks ? "kquant_matmul" : "kquant_product") << ", " << tokens << " tokens, token "
+            << i / kRows << " row " << i % kRows << ": avx2 " << y[0][i] << ", avx512vnni " << y[1][i];
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, KQuantAvx512,
+                         ::testing::Values(DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         [](const ::testing::TestParamInfo<DType>& p) { return std::string(dtype_name(p.param)); });
 
 }  // namespace
 }  // namespace neuronlens

@@ -23,7 +23,8 @@
 // of 32 too: the runtime guarantees that for the matrices it passes here.
 //
 // Two implementations, chosen per call (KernelPath, kernel_path.h): AVX2 (with FMA and F16C)
-// on x86-64 CPUs that have it, and portable C++ everywhere. Both add the same
+// on x86-64 CPUs that have it (KernelPath::Avx512Vnni runs it too: there is
+// no AVX-512 version), and portable C++ everywhere. Both add the same
 // terms in the same order (8 lanes per block, lane l taking values l, l+8,
 // l+16, l+24; the lanes summed at the end of the row); the AVX2 kernel fuses
 // multiply-adds, the portable one does not, so their results differ by
@@ -47,7 +48,7 @@ std::optional<BlockFormat> block_format_of(DType type);
 // blocks, row r starting at w + r * row_bytes; `cols` is a multiple of 32.
 // `block_sums` [cols / 32] holds the sums of x over each block of 32 (see
 // block_sums()); only Q4_1 and Q5_1 read it, it may be null for the others.
-// Throws Error for KernelPath::Avx2 on a CPU or build without it.
+// Throws Error for a SIMD KernelPath on a CPU or build without it.
 void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t first_row,
                   int64_t last_row, const float* x, const float* block_sums, float* y,
                   KernelPath path = best_kernel_path());
@@ -56,7 +57,7 @@ void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64
 // neuronlens::dequantize (and gguf-py) gives for finite values: the products
 // d * q are exact and "+ m" is rounded once, in the same order. (On the AVX2
 // path a NaN scale or F16 value may come out with another NaN payload: F16C
-// quiets signalling NaNs.) Throws Error for KernelPath::Avx2 on a CPU or
+// quiets signalling NaNs.) Throws Error for a SIMD KernelPath on a CPU or
 // build without it.
 void block_dequantize(BlockFormat format, const uint8_t* blocks, int64_t n_blocks, float* out,
                       KernelPath path = best_kernel_path());

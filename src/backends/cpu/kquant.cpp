@@ -219,38 +219,50 @@ int64_t kformat_block_bytes(KFormat format) {
   return 0;
 }
 
+// The quantiser and the unpacking have no AVX-512 versions (a small share of
+// the work): Avx512Vnni runs their AVX2 code, which its CPUs all have.
 void quantize_q8k(const float* x, int64_t cols, Q8KBlock* out, KernelPath path) {
   require_path(path, "quantize_q8k");
+  switch (path) {
 #if defined(__x86_64__)
-  if (path == KernelPath::Avx2) return avx2::quantize_q8k(x, cols, out);
+    case KernelPath::Avx512Vnni:
+    case KernelPath::Avx2: return avx2::quantize_q8k(x, cols, out);
 #endif
-  (void)path;
-  quantize_q8k_portable(x, cols, out);
+    default: return quantize_q8k_portable(x, cols, out);
+  }
 }
 
 void unpack_kblocks(KFormat format, const uint8_t* blocks, int64_t n_blocks, KUnpacked* out, KernelPath path) {
   require_path(path, "unpack_kblocks");
+  switch (path) {
 #if defined(__x86_64__)
-  if (path == KernelPath::Avx2) return avx2::unpack_kblocks(format, blocks, n_blocks, out);
+    case KernelPath::Avx512Vnni:
+    case KernelPath::Avx2: return avx2::unpack_kblocks(format, blocks, n_blocks, out);
 #endif
-  (void)path;
-  unpack_portable(format, blocks, n_blocks, out);
+    default: return unpack_portable(format, blocks, n_blocks, out);
+  }
 }
 
 void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KBlock* x, int64_t tokens, float* y,
                     int64_t ldy, KernelPath path) {
   require_path(path, "kquant_product");
+  switch (path) {
 #if defined(__x86_64__)
-  if (path == KernelPath::Avx2) return avx2::kquant_product(w, rows, blocks, x, tokens, y, ldy);
+    case KernelPath::Avx512Vnni: return avx512::kquant_product(w, rows, blocks, x, tokens, y, ldy);
+    case KernelPath::Avx2: return avx2::kquant_product(w, rows, blocks, x, tokens, y, ldy);
 #endif
-  (void)path;
-  product_portable(w, rows, blocks, x, tokens, y, ldy);
+    default: return product_portable(w, rows, blocks, x, tokens, y, ldy);
+  }
 }
 
 void kquant_matmul(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first_row,
                    int64_t last_row, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy, KernelPath path) {
   require_path(path, "kquant_matmul");
 #if defined(__x86_64__)
+  if (path == KernelPath::Avx512Vnni &&
+      avx512::kquant_matmul_direct(format, w, row_bytes, blocks, first_row, last_row, x, tokens, y, ldy)) {
+    return;
+  }
   if (path == KernelPath::Avx2 &&
       avx2::kquant_matmul_direct(format, w, row_bytes, blocks, first_row, last_row, x, tokens, y, ldy)) {
     return;

@@ -71,8 +71,10 @@ void unpack_kblocks(KFormat format, const uint8_t* blocks, int64_t n_blocks, KUn
 // Rows [first_row, last_row) of W, stored as `format` super-blocks (row r at
 // w + r * row_bytes, cols = blocks * 256), times `tokens` rows of x as Q8_K
 // blocks [tokens, blocks]: y[t * ldy + r]. Q4_K and Q6_K, the types of most
-// downloaded files, have AVX2 kernels that read the blocks directly; the
-// others are unpacked a tile of rows at a time and go through kquant_product.
+// downloaded files, have AVX2 and AVX-512 kernels that read the blocks
+// directly; the others are unpacked a tile of rows at a time and go through
+// kquant_product. The Avx512Vnni path gives the Avx2 path's floats bit for
+// bit (the same integer lanes, the same float operations in the same order).
 void kquant_matmul(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first_row,
                    int64_t last_row, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy,
                    KernelPath path = best_kernel_path());

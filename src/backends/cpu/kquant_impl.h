@@ -43,6 +43,15 @@ void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KB
 bool kquant_matmul_direct(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first_row,
                           int64_t last_row, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy);
 }  // namespace avx2
+
+// The products only: Avx512Vnni unpacks and quantises with the AVX2 code.
+// Bit for bit the AVX2 results (kquant_avx512.cpp says why).
+namespace avx512 {
+void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KBlock* x, int64_t tokens, float* y,
+                    int64_t ldy);
+bool kquant_matmul_direct(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first_row,
+                          int64_t last_row, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy);
+}  // namespace avx512
 #endif
 
 }  // namespace neuronlens::cpu

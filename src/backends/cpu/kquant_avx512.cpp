@@ -1,0 +1,282 @@
+// K-quant products on AVX-512 with VNNI (kquant.h): the Q4_K and Q6_K rows
+// read straight from the file's blocks (the types of Q4_K_M files), and the
+// product of the unpacked common form that Q2_K, Q3_K and Q5_K go through.
+// The unpacking and the activation quantiser stay AVX2 (kquant.cpp sends the
+// Avx512Vnni path there): they are a small share of the work.
+//
+// One step takes 64 weight values (four or two sub-blocks) of one token in
+// one 512-bit register. vpmaddubsw multiplies the unsigned values by the
+// signed activations and adds pairs into int16, exactly: q <= 63 in every
+// type's common form, so |pair| <= 2 * 63 * 127 = 16002 and its saturation
+// cannot happen. VNNI's vpdpwssd then multiplies the pairs by their
+// sub-block's scale and adds them into the int32 sums in one instruction,
+// where the AVX2 code needs vpmaddwd and vpaddd. (vpdpbusd adds four byte
+// products into int32 at once, but the per-sub-block scale would then cost a
+// vpmulld per step: three instructions to this code's two.)
+//
+// Results are bit for bit the AVX2 path's. Int32 lane k of each 256-bit half
+// of a step holds the products of bytes 4k .. 4k + 3 of its 32 values, as
+// lane k of the AVX2 code's step does; the two halves are added (exact
+// integers) onto those 8 lanes before any float is touched, and the float
+// part is the AVX2 code's, operation for operation, on the same 8 lanes.
+// Compiled for every x86-64 CPU by target, called only where can_run says
+// the CPU has all of it.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "backends/cpu/kquant_impl.h"
+
+// gcc takes the target as a pragma, clang as an attribute on every function
+// defined until the pop.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+// GCC 12's AVX-512 cast and shift intrinsics start from an "undefined"
+// register that -Wmaybe-uninitialized flags inside these headers (clang
+// has no such warning, and would warn of the unknown name).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace neuronlens::cpu::avx512 {
+namespace {
+
+inline float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+
+// The 16 int32 sums of 512-bit steps onto the AVX2 code's 8 lanes: lane k + 8
+// onto lane k.
+inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
+
+// sums + the products of 64 values u [64] (unsigned) with x [64] (signed),
+// int16 pair k times scale [k] (int16 [32]), into int32 lane k / 2.
+inline __m512i add_scaled(__m512i sums, __m512i u, const int8_t* x, __m512i scale) {
+  return _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(u, load512(x)), scale);
+}
+
+// int16 [32]: scales [first + index [i]], from 16 int16 scales.
+inline __m512i spread_scales(__m256i scales, __m512i index, int first) {
+  return _mm512_permutexvar_epi16(_mm512_add_epi16(index, _mm512_set1_epi16(static_cast<int16_t>(first))),
+                                  _mm512_castsi256_si512(scales));
+}
+
+// The sub-block of each int16 pair of a step of four sub-blocks of 16
+// values: 0 0 0 0 0 0 0 0 1 ... 3.
+inline __m512i quarter_index() {
+  return _mm512_cvtepu8_epi16(
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+}
+
+// Sum of the products of 8 int16 pairs, (a0 b0 + ... + a7 b7).
+inline int32_t dot8_epi16(__m128i a, __m128i b) {
+  __m128i s = _mm_madd_epi16(a, b);
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// The Q8_K sums of x per 32 values (sums[2j] + sums[2j + 1]), as 8 int16.
+inline __m128i sums_of_32(const Q8KBlock& x) {
+  const __m256i sums = load256(x.sums);
+  return _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+}
+
+// One row of unpacked weights against T tokens: out[t * ldy] = W_row . x_t.
+template <int T>
+void row_times_tokens(const KUnpacked* w, int64_t blocks, const Q8KBlock* const* x, float* out, int64_t ldy) {
+  const __m512i quarters = quarter_index();
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const KUnpacked& wb = w[b];
+    const __m256i scales = load256(wb.scale);
+    __m512i dot[T];
+    for (int t = 0; t < T; ++t) dot[t] = _mm512_setzero_si512();
+    for (int p = 0; p < 4; ++p) {
+      // 64 values: sub-blocks 4p .. 4p + 3.
+      const __m512i u = load512(wb.q + 64 * p);
+      const __m512i scale = spread_scales(scales, quarters, 4 * p);
+      for (int t = 0; t < T; ++t) dot[t] = add_scaled(dot[t], u, x[t][b].q + 64 * p, scale);
+    }
+    const __m256i min = load256(wb.min);
+    for (int t = 0; t < T; ++t) {
+      const Q8KBlock& xb = x[t][b];
+      const __m256i offset = _mm256_madd_epi16(min, load256(xb.sums));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(dot[t])), _mm256_set1_ps(wb.d * xb.d), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(offset), _mm256_set1_ps(wb.dmin * xb.d), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t * ldy] = horizontal_sum(acc[t]);
+}
+
+// Rows of Q4_K blocks times T tokens, read straight from the file's layout:
+// chunk j of 32 bytes holds sub-block 2j in its low nibbles and 2j + 1 in its
+// high ones, each with one 6-bit scale and min. One step is one chunk, the
+// low nibbles in the low 256 bits and the high in the high: x's values
+// 64j .. 64j + 63 in order.
+template <int T>
+void q4_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
+               const Q8KBlock* const* x, float* y, int64_t ldy) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F), shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  // The sub-block of each int16 pair, 0 for the low nibbles and 1 for the high.
+  const __m512i halves = _mm512_cvtepu8_epi16(
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+  for (int64_t r = first; r < last; ++r) {
+    __m256 acc[T];
+    float offset[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), offset[t] = 0;
+    const uint8_t* block = w + r * row_bytes;
+    for (int64_t b = 0; b < blocks; ++b, block += 144) {
+      uint8_t scales_and_mins[16];
+      k4_scales_and_mins(block + 4, scales_and_mins);
+      const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(block));
+      const float dmin = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(block + 2));
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales_and_mins));
+      const __m256i scales = _mm256_cvtepu8_epi16(packed);  // [0, 8) the scales, [8, 16) the mins
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(packed, 8));
+      __m512i dot[T];
+      for (int t = 0; t < T; ++t) dot[t] = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_broadcast_i64x4(load256(block + 16 + 32 * j));
+        const __m512i u = _mm512_and_si512(_mm512_srlv_epi64(v, shift), nibble);
+        const __m512i scale = spread_scales(scales, halves, 2 * j);
+        for (int t = 0; t < T; ++t) dot[t] = add_scaled(dot[t], u, x[t][b].q + 64 * j, scale);
+      }
+      for (int t = 0; t < T; ++t) {
+        const Q8KBlock& xb = x[t][b];
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(dot[t])), _mm256_set1_ps(d * xb.d), acc[t]);
+        offset[t] += dmin * xb.d * static_cast<float>(dot8_epi16(mins, sums_of_32(xb)));
+      }
+    }
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = horizontal_sum(acc[t]) - offset[t];
+  }
+}
+
+// Rows of Q6_K blocks times T tokens: per 128-value half, 64 bytes of low
+// nibbles and 32 of high bit pairs; value = q6 - 32 with 16 int8 scales of
+// 16 values each. The -32 is taken out through x's sums (32 * scale * sum).
+// The AVX2 code's groups 0 and 1 (x's values 0 .. 63 of the half) are one
+// step, groups 2 and 3 the next: the 64 bytes of low nibbles are one load.
+template <int T>
+void q6_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
+               const Q8KBlock* const* x, float* y, int64_t ldy) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F), pair = _mm512_set1_epi8(0x30);
+  // Bit pairs 0 and 1 of qh (the low and high 256 bits of a step) up to bits
+  // 4-5, and pairs 2 and 3 down to them.
+  const __m512i up = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), down = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+  const __m512i quarters = quarter_index();
+  for (int64_t r = first; r < last; ++r) {
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    const uint8_t* block = w + r * row_bytes;
+    for (int64_t b = 0; b < blocks; ++b, block += 210) {
+      const __m128i packed_scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192));
+      const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(block + 208));
+      const __m256i scales = _mm256_cvtepi8_epi16(packed_scales);
+      // -32 * scale per sub-block of 16 (|32 * scale| <= 4096), against x's
+      // sums of 16, added to the AVX2 lanes as the AVX2 code starts from it.
+      const __m256i offsets = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(scales, 5));
+      __m512i dot[T];
+      for (int t = 0; t < T; ++t) dot[t] = _mm512_setzero_si512();
+      for (int half = 0; half < 2; ++half) {
+        const __m512i ql = load512(block + 64 * half);
+        const __m512i qh = _mm512_broadcast_i64x4(load256(block + 128 + 32 * half));
+        const __m512i u01 =
+            _mm512_or_si512(_mm512_and_si512(ql, nibble), _mm512_and_si512(_mm512_sllv_epi64(qh, up), pair));
+        const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble),
+                                            _mm512_and_si512(_mm512_srlv_epi64(qh, down), pair));
+        const __m512i scale01 = spread_scales(scales, quarters, 8 * half);
+        const __m512i scale23 = spread_scales(scales, quarters, 8 * half + 4);
+        for (int t = 0; t < T; ++t) {
+          const int8_t* q = x[t][b].q + 128 * half;
+          dot[t] = add_scaled(add_scaled(dot[t], u01, q, scale01), u23, q + 64, scale23);
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const __m256i sums = _mm256_add_epi32(_mm256_madd_epi16(offsets, load256(x[t][b].sums)), fold(dot[t]));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d * x[t][b].d), acc[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = horizontal_sum(acc[t]);
+  }
+}
+
+template <int T>
+void direct_rows(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
+                 const Q8KBlock* const* x, float* y, int64_t ldy) {
+  if (format == KFormat::Q4_K) {
+    q4_k_rows<T>(w, row_bytes, blocks, first, last, x, y, ldy);
+  } else {
+    q6_k_rows<T>(w, row_bytes, blocks, first, last, x, y, ldy);
+  }
+}
+
+}  // namespace
+
+bool kquant_matmul_direct(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first_row,
+                          int64_t last_row, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy) {
+  if (format != KFormat::Q4_K && format != KFormat::Q6_K) return false;
+  // Tokens in groups of 4 against rows in runs of 16, as on AVX2: each run's
+  // blocks are decoded once per group and stay in L1 for the next group.
+  constexpr int64_t kGroup = 4, kRun = 16;
+  for (int64_t r = first_row; r < last_row; r += kRun) {
+    const int64_t run_end = std::min(last_row, r + kRun);
+    for (int64_t t0 = 0; t0 < tokens; t0 += kGroup) {
+      const int64_t group = std::min(kGroup, tokens - t0);
+      const Q8KBlock* xs[kGroup];
+      for (int64_t t = 0; t < group; ++t) xs[t] = x + (t0 + t) * blocks;
+      float* out = y + t0 * ldy;
+      switch (group) {
+        case 4: direct_rows<4>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        case 3: direct_rows<3>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        case 2: direct_rows<2>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        default: direct_rows<1>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+      }
+    }
+  }
+  return true;
+}
+
+void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KBlock* x, int64_t tokens, float* y,
+                    int64_t ldy) {
+  // Tokens in groups of 4 against each row, as on AVX2: a row's unpacked
+  // blocks are read once per group.
+  constexpr int64_t kGroup = 4;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kGroup) {
+    const int64_t group = std::min(kGroup, tokens - t0);
+    const Q8KBlock* xs[kGroup];
+    for (int64_t t = 0; t < group; ++t) xs[t] = x + (t0 + t) * blocks;
+    for (int64_t r = 0; r < rows; ++r) {
+      const KUnpacked* row = w + r * blocks;
+      float* out = y + t0 * ldy + r;
+      switch (group) {
+        case 4: row_times_tokens<4>(row, blocks, xs, out, ldy); break;
+        case 3: row_times_tokens<3>(row, blocks, xs, out, ldy); break;
+        case 2: row_times_tokens<2>(row, blocks, xs, out, ldy); break;
+        default: row_times_tokens<1>(row, blocks, xs, out, ldy); break;
+      }
+    }
+  }
+}
+
+}  // namespace neuronlens::cpu::avx512
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+#endif
