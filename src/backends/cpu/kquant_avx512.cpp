@@ -228,9 +228,11 @@ void direct_rows(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t bl
 bool kquant_matmul_direct(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first_row,
                           int64_t last_row, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy) {
   if (format != KFormat::Q4_K && format != KFormat::Q6_K) return false;
-  // Tokens in groups of 4 against rows in runs of 16, as on AVX2: each run's
-  // blocks are decoded once per group and stay in L1 for the next group.
-  constexpr int64_t kGroup = 4, kRun = 16;
+  // Tokens in groups of 8 against rows in runs of 16: each run's blocks are
+  // decoded once per group and stay in L1 for the next group. AVX2 takes 4,
+  // all its 16 registers hold; 8 tokens' sums fit in 32, and decode half as
+  // often (measured on Zen 4: pp with 16 tokens 10-30% faster than with 4).
+  constexpr int64_t kGroup = 8, kRun = 16;
   for (int64_t r = first_row; r < last_row; r += kRun) {
     const int64_t run_end = std::min(last_row, r + kRun);
     for (int64_t t0 = 0; t0 < tokens; t0 += kGroup) {
@@ -239,6 +241,10 @@ bool kquant_matmul_direct(KFormat format, const uint8_t* w, int64_t row_bytes, i
       for (int64_t t = 0; t < group; ++t) xs[t] = x + (t0 + t) * blocks;
       float* out = y + t0 * ldy;
       switch (group) {
+        case 8: direct_rows<8>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        case 7: direct_rows<7>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        case 6: direct_rows<6>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        case 5: direct_rows<5>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
         case 4: direct_rows<4>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
         case 3: direct_rows<3>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
         case 2: direct_rows<2>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
