@@ -120,6 +120,11 @@ struct WeightKernelUse {
 };
 // Decided from the tensors' types alone: nothing is read or allocated.
 std::vector<WeightKernelUse> plan_weight_kernels(const Model& model, WeightFormat format = WeightFormat::Quantized);
+// The instruction set the runtime's block and K-quant kernels use in this
+// process: "avx512vnni", "avx2" or "portable", the fastest this CPU runs
+// unless NEURONLENS_KERNEL_PATH names another (throws Error if it names one
+// this CPU lacks, or none).
+std::string_view runtime_kernel_path();
 
 class Session {
  public:

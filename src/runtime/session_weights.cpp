@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backends/cpu/kernel_path.h"
 #include "model/norm_weight.h"
 #include "neuronlens/runtime.h"
 #include "neuronlens/tensor.h"
@@ -94,6 +95,8 @@ SessionWeights load_session_weights(const Model& model, WeightFormat format) {
 }  // namespace neuronlens::runtime
 
 namespace neuronlens {
+
+std::string_view runtime_kernel_path() { return cpu::kernel_path_name(cpu::best_kernel_path()); }
 
 std::vector<WeightKernelUse> plan_weight_kernels(const Model& model, WeightFormat format) {
   std::vector<const TensorView*> tensors{&model.weight(WeightKind::TokenEmbedding)};

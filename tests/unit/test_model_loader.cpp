@@ -1,11 +1,12 @@
 // Model loading through both readers, and the default model's description.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 #include "neuronlens/error.h"
 #include "neuronlens/model.h"
+#include "neuronlens/runtime.h"
 #include "test_paths.h"
 #include "test_process.h"
 
@@ -138,6 +139,24 @@ TEST(InfoCommand, PrintsTheDefaultModelsNumbers) {
   ASSERT_EQ(run_command(testing::cli_path() + " info --json --no-timing " + path, json), 0) << json;
   EXPECT_NE(json.find("\"tied_embeddings\": true"), std::string::npos) << json;
   EXPECT_NE(json.find("\"layers\": 30"), std::string::npos) << json;
+}
+
+// info names the runtime's kernels; NEURONLENS_KERNEL_PATH picks others, and
+// a name that is none is a bad argument.
+TEST(InfoCommand, NamesTheRuntimeKernelsAndHonoursTheirOverride) {
+  const std::string tiny = testing::fixture_path("tiny_llama.gguf");
+  std::string out;
+  ASSERT_EQ(run_command(testing::cli_path() + " info --no-timing " + tiny, out), 0) << out;
+  EXPECT_NE(out.find("; " + std::string(runtime_kernel_path()) + " kernels"), std::string::npos) << out;
+  out.clear();
+  ASSERT_EQ(
+      run_command("NEURONLENS_KERNEL_PATH=portable " + testing::cli_path() + " info --json --no-timing " + tiny, out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"kernel_path\": \"portable\""), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run_command("NEURONLENS_KERNEL_PATH=sse9 " + testing::cli_path() + " info --no-timing " + tiny, out), 2);
+  EXPECT_NE(out.find("NEURONLENS_KERNEL_PATH=sse9: not a kernel path"), std::string::npos) << out;
 }
 
 TEST(InfoCommand, BadArgumentsExitWithCode2) {

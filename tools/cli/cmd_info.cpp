@@ -90,6 +90,7 @@ int run_info(const InfoOptions& opt) {
     }
     nlohmann::json& rt = j["runtime_weights"];
     rt["copied_bytes"] = copied_bytes;
+    rt["kernel_path"] = runtime_kernel_path();
     rt["matrices"] = nlohmann::json::array();
     for (const WeightKernelUse& u : runtime_weights) {
       rt["matrices"].push_back({{"file_type", u.file_type}, {"kernel", u.kernel}, {"in_place", u.in_place},
@@ -137,8 +138,8 @@ int run_info(const InfoOptions& opt) {
                 b.runs_here ? "runs here" : ("needs " + b.needs).c_str());
   }
   // What `generate` and the other runtime commands will hold.
-  std::printf("runtime        matrices read in place from the file; %s copied\n",
-              human_bytes(static_cast<double>(copied_bytes)).c_str());
+  std::printf("runtime        matrices read in place from the file; %s copied; %s kernels\n",
+              human_bytes(static_cast<double>(copied_bytes)).c_str(), std::string(runtime_kernel_path()).c_str());
   for (const WeightKernelUse& u : runtime_weights) {
     const std::string how = u.kernel == "kquant"   ? "8-bit integer kernel, in place"
                             : u.kernel == "blocks" ? "block kernel, in place"
