@@ -6,7 +6,8 @@ PyModel::PyModel(const std::string& path) : text_(std::make_shared<const TextMod
 
 std::shared_ptr<const LmHeadDecoder> PyModel::decoder(const DecodeSettings& settings) const {
   const std::lock_guard<std::mutex> lock(decoder_mutex_);
-  if (!decoder_ || decoder_->settings().norm != settings.norm || decoder_->settings().top_k != settings.top_k) {
+  if (!decoder_ || decoder_->settings().norm != settings.norm || decoder_->settings().top_k != settings.top_k ||
+      decoder_->settings().precision != settings.precision) {
     decoder_.reset();  // free the old head before the new one is made
     decoder_ = std::make_shared<const LmHeadDecoder>(model(), settings);
   }

@@ -45,7 +45,7 @@ def test_vectors_equal_gguf_py_dequantisation(model, gguf_ref, kind):
 @pytest.mark.parametrize("kind", ["up", "down"])
 def test_decode_equals_a_float64_numpy_decode(model, gguf_ref, kind):
     neurons = [0, 5, 777, model.d_ffn - 1]
-    d = model.decode(kind, LAYER, neurons=neurons, top_k=10)
+    d = model.decode(kind, LAYER, neurons=neurons, top_k=10, precision="exact")
     ids, probs, lse = gguf_ref.decode(gguf_ref.neuron_vectors(kind, LAYER)[neurons], 10)
     assert d.token_ids.shape == (4, 10) and d.token_ids.dtype == np.int32
     np.testing.assert_array_equal(d.token_ids, ids)
@@ -54,6 +54,24 @@ def test_decode_equals_a_float64_numpy_decode(model, gguf_ref, kind):
     np.testing.assert_array_equal(d.neurons, neurons)
     np.testing.assert_allclose(np.exp(d.logits - d.logsumexp[:, None]), d.probs, rtol=1e-12)
     assert d.token_texts[0][0] == model.token_text(int(ids[0, 0]))
+
+
+def test_decode_precisions(model, gguf_ref):
+    """bf16 where the CPU has the units: the exact ids and logits, logsumexp
+    within its bound; elsewhere a clear error. auto is one of the two."""
+    neurons = [3, 808]
+    ids, _, lse = gguf_ref.decode(gguf_ref.neuron_vectors("up", LAYER)[neurons], 10)
+    try:
+        b = model.decode("up", LAYER, neurons=neurons, top_k=10, precision="bf16")
+    except nl.Error as e:
+        assert "bf16 dot-product units" in str(e) and e.kind == "bad_input"
+        automatic = model.decode("up", LAYER, neurons=neurons, top_k=10)
+        np.testing.assert_allclose(automatic.logsumexp, lse, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(b.token_ids, ids)
+        np.testing.assert_allclose(b.logsumexp, lse, atol=0.05)  # the default model's bf16 bounds reach 0.8
+    with pytest.raises(nl.Error, match="expected auto, exact or bf16"):
+        model.decode("up", LAYER, neurons=neurons, precision="fp16")
 
 
 def test_decode_equals_show(model, cli_atlas, run_cli):

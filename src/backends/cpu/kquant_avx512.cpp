@@ -25,6 +25,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "backends/cpu/kquant_impl.h"
 
@@ -79,14 +80,6 @@ inline __m512i quarter_index() {
       _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
 }
 
-// Sum of the products of 8 int16 pairs, (a0 b0 + ... + a7 b7).
-inline int32_t dot8_epi16(__m128i a, __m128i b) {
-  __m128i s = _mm_madd_epi16(a, b);
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
-
 // The Q8_K sums of x per 32 values (sums[2j] + sums[2j + 1]), as 8 int16.
 inline __m128i sums_of_32(const Q8KBlock& x) {
   const __m256i sums = load256(x.sums);
@@ -121,22 +114,53 @@ void row_times_tokens(const KUnpacked* w, int64_t blocks, const Q8KBlock* const*
   for (int t = 0; t < T; ++t) out[t * ldy] = horizontal_sum(acc[t]);
 }
 
+// What the rows' epilogues need of x, for one block and one group of up to
+// 8 tokens: each token's sums per 32 values (sums_of_32, for Q4_K's mins)
+// and its scale. Made once per group and call, where the AVX2 code reads or
+// makes them once per row; tokens past the group's end are zeros.
+struct GroupBlockSums {
+  int16_t sums32[8][8];  // [token][32-value chunk]
+  float d[8];            // [token]
+};
+
+// The 8 tokens' integer offsets of one block, sum_j mins[j] * sums32[t][j]
+// (exact integers, as the AVX2 code's dot8_epi16 of each token).
+inline __m256i group_offsets(__m128i mins, const GroupBlockSums& g) {
+  const __m512i m = _mm512_broadcast_i32x4(mins);
+  __m512i low = _mm512_madd_epi16(m, load512(&g.sums32[0][0]));   // tokens 0-3, 4 int32 each
+  __m512i high = _mm512_madd_epi16(m, load512(&g.sums32[4][0]));  // tokens 4-7
+  low = _mm512_add_epi32(low, _mm512_shuffle_epi32(low, _MM_PERM_BADC));
+  low = _mm512_add_epi32(low, _mm512_shuffle_epi32(low, _MM_PERM_CDAB));
+  high = _mm512_add_epi32(high, _mm512_shuffle_epi32(high, _MM_PERM_BADC));
+  high = _mm512_add_epi32(high, _mm512_shuffle_epi32(high, _MM_PERM_CDAB));
+  // Lane 4k of each now holds token k's total.
+  const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castsi512_si256(_mm512_permutex2var_epi32(low, firsts, high));
+}
+
 // Rows of Q4_K blocks times T tokens, read straight from the file's layout:
 // chunk j of 32 bytes holds sub-block 2j in its low nibbles and 2j + 1 in its
 // high ones, each with one 6-bit scale and min. One step is one chunk, the
 // low nibbles in the low 256 bits and the high in the high: x's values
-// 64j .. 64j + 63 in order.
+// 64j .. 64j + 63 in order. The mins' offsets of all T tokens are one vector
+// (group [blocks]): per lane the AVX2 code's float operations, in its order.
 template <int T>
 void q4_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
-               const Q8KBlock* const* x, float* y, int64_t ldy) {
+               const Q8KBlock* const* x, const GroupBlockSums* group, float* y, int64_t ldy) {
+  // Tokens in pairs, 2p in the low 8 float lanes of acc[p] and 2p + 1 in the
+  // high: one conversion and one FMA a pair, per lane the AVX2 code's. An odd
+  // T's last pair has an idle upper half (dot zero, scale zero).
+  constexpr int P = (T + 1) / 2;
   const __m512i nibble = _mm512_set1_epi8(0x0F), shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   // The sub-block of each int16 pair, 0 for the low nibbles and 1 for the high.
   const __m512i halves = _mm512_cvtepu8_epi16(
       _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+  // Float lane l of pair p takes token 2p + l / 8.
+  const __m512i pair_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   for (int64_t r = first; r < last; ++r) {
-    __m256 acc[T];
-    float offset[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), offset[t] = 0;
+    __m512 acc[P];
+    for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
+    __m256 offsets = _mm256_setzero_ps();  // [token]
     const uint8_t* block = w + r * row_bytes;
     for (int64_t b = 0; b < blocks; ++b, block += 144) {
       uint8_t scales_and_mins[16];
@@ -146,21 +170,37 @@ void q4_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t firs
       const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales_and_mins));
       const __m256i scales = _mm256_cvtepu8_epi16(packed);  // [0, 8) the scales, [8, 16) the mins
       const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(packed, 8));
-      __m512i dot[T];
-      for (int t = 0; t < T; ++t) dot[t] = _mm512_setzero_si512();
+      __m512i dot[2 * P];
+      for (int t = 0; t < 2 * P; ++t) dot[t] = _mm512_setzero_si512();
       for (int j = 0; j < 4; ++j) {
         const __m512i v = _mm512_broadcast_i64x4(load256(block + 16 + 32 * j));
         const __m512i u = _mm512_and_si512(_mm512_srlv_epi64(v, shift), nibble);
         const __m512i scale = spread_scales(scales, halves, 2 * j);
         for (int t = 0; t < T; ++t) dot[t] = add_scaled(dot[t], u, x[t][b].q + 64 * j, scale);
       }
-      for (int t = 0; t < T; ++t) {
-        const Q8KBlock& xb = x[t][b];
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(dot[t])), _mm256_set1_ps(d * xb.d), acc[t]);
-        offset[t] += dmin * xb.d * static_cast<float>(dot8_epi16(mins, sums_of_32(xb)));
+      const GroupBlockSums& g = group[b];
+      // d * d_x[t] for the 8 tokens, each the AVX2 code's scalar product.
+      const __m512 d_dx = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(g.d)));
+      for (int p = 0; p < P; ++p) {
+        // fold() of tokens 2p and 2p + 1 at once: their 256-bit halves added.
+        const __m512i a = dot[2 * p], c = dot[2 * p + 1];
+        const __m512i folded = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, _MM_SHUFFLE(1, 0, 1, 0)),
+                                                _mm512_shuffle_i64x2(a, c, _MM_SHUFFLE(3, 2, 3, 2)));
+        const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * p)), d_dx);
+        acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(folded), scale, acc[p]);
       }
+      // offset[t] += dmin * d_x[t] * float(integer offset[t]), as AVX2 does.
+      const __m256 dmin_dx = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_loadu_ps(g.d));
+      offsets = _mm256_add_ps(offsets, _mm256_mul_ps(dmin_dx, _mm256_cvtepi32_ps(group_offsets(mins, g))));
     }
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = horizontal_sum(acc[t]) - offset[t];
+    float offset[8];
+    _mm256_storeu_ps(offset, offsets);
+    for (int p = 0; p < P; ++p) {
+      const __m256 low = _mm512_castps512_ps256(acc[p]);
+      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1));
+      y[2 * p * ldy + r] = horizontal_sum(low) - offset[2 * p];
+      if (2 * p + 1 < T) y[(2 * p + 1) * ldy + r] = horizontal_sum(high) - offset[2 * p + 1];
+    }
   }
 }
 
@@ -171,15 +211,17 @@ void q4_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t firs
 // step, groups 2 and 3 the next: the 64 bytes of low nibbles are one load.
 template <int T>
 void q6_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
-               const Q8KBlock* const* x, float* y, int64_t ldy) {
+               const Q8KBlock* const* x, const GroupBlockSums* group, float* y, int64_t ldy) {
+  constexpr int P = (T + 1) / 2;  // token pairs, as in q4_k_rows
   const __m512i nibble = _mm512_set1_epi8(0x0F), pair = _mm512_set1_epi8(0x30);
   // Bit pairs 0 and 1 of qh (the low and high 256 bits of a step) up to bits
   // 4-5, and pairs 2 and 3 down to them.
   const __m512i up = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), down = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
   const __m512i quarters = quarter_index();
+  const __m512i pair_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   for (int64_t r = first; r < last; ++r) {
-    __m256 acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    __m512 acc[P];
+    for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
     const uint8_t* block = w + r * row_bytes;
     for (int64_t b = 0; b < blocks; ++b, block += 210) {
       const __m128i packed_scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192));
@@ -188,8 +230,8 @@ void q6_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t firs
       // -32 * scale per sub-block of 16 (|32 * scale| <= 4096), against x's
       // sums of 16, added to the AVX2 lanes as the AVX2 code starts from it.
       const __m256i offsets = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(scales, 5));
-      __m512i dot[T];
-      for (int t = 0; t < T; ++t) dot[t] = _mm512_setzero_si512();
+      __m512i dot[2 * P];  // dot[T] stays zero when T is odd
+      for (int t = 0; t < 2 * P; ++t) dot[t] = _mm512_setzero_si512();
       for (int half = 0; half < 2; ++half) {
         const __m512i ql = load512(block + 64 * half);
         const __m512i qh = _mm512_broadcast_i64x4(load256(block + 128 + 32 * half));
@@ -204,22 +246,38 @@ void q6_k_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t firs
           dot[t] = add_scaled(add_scaled(dot[t], u01, q, scale01), u23, q + 64, scale23);
         }
       }
-      for (int t = 0; t < T; ++t) {
-        const __m256i sums = _mm256_add_epi32(_mm256_madd_epi16(offsets, load256(x[t][b].sums)), fold(dot[t]));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d * x[t][b].d), acc[t]);
+      const __m512i offsets2 = _mm512_broadcast_i64x4(offsets);
+      const __m512 d_dx = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(group[b].d)));
+      for (int p = 0; p < P; ++p) {
+        // Tokens 2p and 2p + 1: x's sums of 16 against the offsets, plus
+        // fold() of both dots (their 256-bit halves added), all exact.
+        const __m256i sums_b = 2 * p + 1 < T ? load256(x[2 * p + 1][b].sums) : _mm256_setzero_si256();
+        const __m512i x_sums = _mm512_inserti64x4(_mm512_castsi256_si512(load256(x[2 * p][b].sums)), sums_b, 1);
+        const __m512i a = dot[2 * p], c = dot[2 * p + 1];
+        const __m512i folded = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, _MM_SHUFFLE(1, 0, 1, 0)),
+                                                _mm512_shuffle_i64x2(a, c, _MM_SHUFFLE(3, 2, 3, 2)));
+        const __m512i sums = _mm512_add_epi32(_mm512_madd_epi16(offsets2, x_sums), folded);
+        const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * p)), d_dx);
+        acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc[p]);
       }
     }
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = horizontal_sum(acc[t]);
+    for (int p = 0; p < P; ++p) {
+      y[2 * p * ldy + r] = horizontal_sum(_mm512_castps512_ps256(acc[p]));
+      if (2 * p + 1 < T) {
+        y[(2 * p + 1) * ldy + r] =
+            horizontal_sum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p]), 1)));
+      }
+    }
   }
 }
 
 template <int T>
 void direct_rows(KFormat format, const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
-                 const Q8KBlock* const* x, float* y, int64_t ldy) {
+                 const Q8KBlock* const* x, const GroupBlockSums* group, float* y, int64_t ldy) {
   if (format == KFormat::Q4_K) {
-    q4_k_rows<T>(w, row_bytes, blocks, first, last, x, y, ldy);
+    q4_k_rows<T>(w, row_bytes, blocks, first, last, x, group, y, ldy);
   } else {
-    q6_k_rows<T>(w, row_bytes, blocks, first, last, x, y, ldy);
+    q6_k_rows<T>(w, row_bytes, blocks, first, last, x, group, y, ldy);
   }
 }
 
@@ -233,22 +291,38 @@ bool kquant_matmul_direct(KFormat format, const uint8_t* w, int64_t row_bytes, i
   // all its 16 registers hold; 8 tokens' sums fit in 32, and decode half as
   // often (measured on Zen 4: pp with 16 tokens 10-30% faster than with 4).
   constexpr int64_t kGroup = 8, kRun = 16;
+  const int64_t groups = (tokens + kGroup - 1) / kGroup;
+  // x's sums per 32 values and scales, [groups, blocks], for every group's
+  // epilogue (q4_k_rows, q6_k_rows); made once per call, reused by every row.
+  thread_local std::vector<GroupBlockSums> group_sums;
+  {
+    group_sums.assign(static_cast<size_t>(groups * blocks), GroupBlockSums{});
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        const Q8KBlock& xb = x[t * blocks + b];
+        GroupBlockSums& g = group_sums[static_cast<size_t>((t / kGroup) * blocks + b)];
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(g.sums32[t % kGroup]), sums_of_32(xb));
+        g.d[t % kGroup] = xb.d;
+      }
+    }
+  }
   for (int64_t r = first_row; r < last_row; r += kRun) {
     const int64_t run_end = std::min(last_row, r + kRun);
     for (int64_t t0 = 0; t0 < tokens; t0 += kGroup) {
       const int64_t group = std::min(kGroup, tokens - t0);
       const Q8KBlock* xs[kGroup];
       for (int64_t t = 0; t < group; ++t) xs[t] = x + (t0 + t) * blocks;
+      const GroupBlockSums* sums = &group_sums[static_cast<size_t>(t0 / kGroup * blocks)];
       float* out = y + t0 * ldy;
       switch (group) {
-        case 8: direct_rows<8>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        case 7: direct_rows<7>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        case 6: direct_rows<6>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        case 5: direct_rows<5>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        case 4: direct_rows<4>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        case 3: direct_rows<3>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        case 2: direct_rows<2>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
-        default: direct_rows<1>(format, w, row_bytes, blocks, r, run_end, xs, out, ldy); break;
+        case 8: direct_rows<8>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        case 7: direct_rows<7>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        case 6: direct_rows<6>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        case 5: direct_rows<5>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        case 4: direct_rows<4>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        case 3: direct_rows<3>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        case 2: direct_rows<2>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
+        default: direct_rows<1>(format, w, row_bytes, blocks, r, run_end, xs, sums, out, ldy); break;
       }
     }
   }
