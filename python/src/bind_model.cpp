@@ -153,35 +153,32 @@ void bind_model(nb::module_& m) {
                       "template. Made by neuronlens.load(path).")
       .def(nb::init<const std::string&>(), nb::arg("path"), nb::call_guard<nb::gil_scoped_release>(),
            "Loads a GGUF file or a Hugging Face folder; raises neuronlens.Error on a bad file.")
-      .def_prop_ro(
-          "path", [](const PyModel& p) { return p.model().path(); }, "The file or folder the model was loaded from.")
-      .def_prop_ro(
-          "architecture", [](const PyModel& p) { return std::string(architecture_name(p.config().arch)); },
-          "The family: llama, qwen2, mistral, qwen3, gemma2, gemma3, olmo2 or phi3.")
-      .def_prop_ro(
-          "name", [](const PyModel& p) { return p.config().name; }, "The model's name, from its metadata.")
-      .def_prop_ro(
-          "n_layers", [](const PyModel& p) { return p.config().n_layers; }, "Transformer blocks.")
-      .def_prop_ro(
-          "d_model", [](const PyModel& p) { return p.config().d_model; }, "Width of the residual stream (d).")
-      .def_prop_ro(
-          "d_ffn", [](const PyModel& p) { return p.config().d_ffn; }, "Neurons per MLP layer (F).")
-      .def_prop_ro(
-          "n_heads", [](const PyModel& p) { return p.config().n_heads; }, "Query heads per layer.")
-      .def_prop_ro(
-          "n_kv_heads", [](const PyModel& p) { return p.config().n_kv_heads; },
-          "Key/value heads per layer (grouped-query attention).")
-      .def_prop_ro(
-          "head_dim", [](const PyModel& p) { return p.config().head_dim; }, "Width of one attention head.")
-      .def_prop_ro(
-          "vocab_size", [](const PyModel& p) { return p.config().vocab_size; }, "Tokens in the vocabulary (V).")
-      .def_prop_ro(
-          "context_length", [](const PyModel& p) { return p.config().context_length; },
-          "Most positions the model takes.")
-      .def_prop_ro(
-          "has_chat_template", [](const PyModel& p) { return p.text().chat.has_value(); },
-          "Whether generate(chat=True) and tokenize(chat=True) can render a chat template.")
-      .def("tokenize", &tokenize, nb::arg("text"), nb::kw_only(), nb::arg("chat") = false, nb::arg("special") = false,
+      .def_prop_ro("path", [](const PyModel& p) { return p.model().path(); },
+                   "The file or folder the model was loaded from.")
+      .def_prop_ro("architecture", [](const PyModel& p) { return std::string(architecture_name(p.config().arch)); },
+                   "The family: llama, qwen2, mistral, qwen3, gemma2, gemma3, olmo2 or phi3.")
+      .def_prop_ro("name", [](const PyModel& p) { return p.config().name; },
+                   "The model's name, from its metadata.")
+      .def_prop_ro("n_layers", [](const PyModel& p) { return p.config().n_layers; },
+                   "Transformer blocks.")
+      .def_prop_ro("d_model", [](const PyModel& p) { return p.config().d_model; },
+                   "Width of the residual stream (d).")
+      .def_prop_ro("d_ffn", [](const PyModel& p) { return p.config().d_ffn; },
+                   "Neurons per MLP layer (F).")
+      .def_prop_ro("n_heads", [](const PyModel& p) { return p.config().n_heads; },
+                   "Query heads per layer.")
+      .def_prop_ro("n_kv_heads", [](const PyModel& p) { return p.config().n_kv_heads; },
+                   "Key/value heads per layer (grouped-query attention).")
+      .def_prop_ro("head_dim", [](const PyModel& p) { return p.config().head_dim; },
+                   "Width of one attention head.")
+      .def_prop_ro("vocab_size", [](const PyModel& p) { return p.config().vocab_size; },
+                   "Tokens in the vocabulary (V).")
+      .def_prop_ro("context_length", [](const PyModel& p) { return p.config().context_length; },
+                   "Most positions the model takes.")
+      .def_prop_ro("has_chat_template", [](const PyModel& p) { return p.text().chat.has_value(); },
+                   "Whether generate(chat=True) and tokenize(chat=True) can render a chat template.")
+      .def("tokenize", &tokenize, nb::arg("text"), nb::kw_only(), nb::arg("chat") = false,
+           nb::arg("special") = false,
            "Token ids of `text`, as generate and probe feed them: BOS in front where the model wants one. "
            "chat=True renders the text as one user message of the chat template; special=True lets control "
            "tokens written in the text (\"<|im_start|>\") become their ids.")
@@ -193,8 +190,8 @@ void bind_model(nb::module_& m) {
           },
           nb::arg("ids"), "The text of token ids (a split UTF-8 character becomes U+FFFD).")
       .def(
-          "token_text", [](const PyModel& p, int64_t id) { return p.model().vocab().token(id).display; }, nb::arg("id"),
-          "The display text of one token (what the CLI and the atlas show).")
+          "token_text", [](const PyModel& p, int64_t id) { return p.model().vocab().token(id).display; },
+          nb::arg("id"), "The display text of one token (what the CLI and the atlas show).")
       .def("vectors", &vectors, nb::arg("kind"), nb::arg("layer"), nb::kw_only(), nb::arg("read_norm") = "none",
            "The dequantised neuron vectors of a kind, [d_ffn, d_model] float32: rows of up_proj or gate_proj, or "
            "the columns of down_proj as rows (times the MLP post-norm weight in families that have one). "

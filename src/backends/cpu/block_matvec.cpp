@@ -4,20 +4,8 @@
 #include "backends/cpu/block_matvec_kernels.h"
 
 namespace neuronlens::cpu {
-namespace {
-
-// These kernels have no AVX-512 versions: that path runs the AVX2 ones,
-// which every CPU it runs on has (kernel_path.h).
-bool runs_avx2_code(KernelPath path) {
-  switch (path) {
-    case KernelPath::Avx512Vnni:
-    case KernelPath::Avx2: return true;
-    case KernelPath::Portable: return false;
-  }
-  return false;
-}
-
-}  // namespace
+// These kernels have no AVX-512 versions: that path runs the AVX2 ones
+// (runs_avx2_kernels).
 
 std::optional<BlockFormat> block_format_of(DType type) {
   switch (type) {
@@ -34,7 +22,7 @@ std::optional<BlockFormat> block_format_of(DType type) {
 
 void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t first_row,
                   int64_t last_row, const float* x, const float* block_sums, float* y, KernelPath path) {
-  if (runs_avx2_code(path)) {
+  if (runs_avx2_kernels(path)) {
     require_path(path, "block_matvec");
 #if defined(__x86_64__)
     return avx2::block_matvec(format, w, row_bytes, cols, first_row, last_row, x, block_sums, y);
@@ -44,7 +32,7 @@ void block_matvec(BlockFormat format, const uint8_t* w, int64_t row_bytes, int64
 }
 
 void block_dequantize(BlockFormat format, const uint8_t* blocks, int64_t n_blocks, float* out, KernelPath path) {
-  if (runs_avx2_code(path)) {
+  if (runs_avx2_kernels(path)) {
     require_path(path, "block_dequantize");
 #if defined(__x86_64__)
     return avx2::block_dequantize(format, blocks, n_blocks, out);

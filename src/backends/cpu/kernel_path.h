@@ -18,6 +18,10 @@ enum class KernelPath {
   Portable,    // plain C++, any CPU
 };
 
+// Whether a kernel that has only AVX2 and portable versions runs its AVX2
+// code on `path` (Avx2 and Avx512Vnni: every CPU of the latter has AVX2).
+constexpr bool runs_avx2_kernels(KernelPath path) { return path != KernelPath::Portable; }
+
 // Whether this CPU can run `path`.
 bool can_run(KernelPath path);
 // The path kernels take by default: the fastest this CPU can run, unless the

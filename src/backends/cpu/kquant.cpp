@@ -220,27 +220,21 @@ int64_t kformat_block_bytes(KFormat format) {
 }
 
 // The quantiser and the unpacking have no AVX-512 versions (a small share of
-// the work): Avx512Vnni runs their AVX2 code, which its CPUs all have.
+// the work): Avx512Vnni runs their AVX2 code (runs_avx2_kernels).
 void quantize_q8k(const float* x, int64_t cols, Q8KBlock* out, KernelPath path) {
   require_path(path, "quantize_q8k");
-  switch (path) {
 #if defined(__x86_64__)
-    case KernelPath::Avx512Vnni:
-    case KernelPath::Avx2: return avx2::quantize_q8k(x, cols, out);
+  if (runs_avx2_kernels(path)) return avx2::quantize_q8k(x, cols, out);
 #endif
-    default: return quantize_q8k_portable(x, cols, out);
-  }
+  quantize_q8k_portable(x, cols, out);
 }
 
 void unpack_kblocks(KFormat format, const uint8_t* blocks, int64_t n_blocks, KUnpacked* out, KernelPath path) {
   require_path(path, "unpack_kblocks");
-  switch (path) {
 #if defined(__x86_64__)
-    case KernelPath::Avx512Vnni:
-    case KernelPath::Avx2: return avx2::unpack_kblocks(format, blocks, n_blocks, out);
+  if (runs_avx2_kernels(path)) return avx2::unpack_kblocks(format, blocks, n_blocks, out);
 #endif
-    default: return unpack_portable(format, blocks, n_blocks, out);
-  }
+  unpack_portable(format, blocks, n_blocks, out);
 }
 
 void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KBlock* x, int64_t tokens, float* y,

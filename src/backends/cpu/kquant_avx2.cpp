@@ -314,26 +314,11 @@ NEURONLENS_AVX2 void unpack_kblocks(KFormat format, const uint8_t* blocks, int64
   }
 }
 
-NEURONLENS_AVX2 void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KBlock* x,
-                                    int64_t tokens, float* y, int64_t ldy) {
-  // Tokens in groups of 4 against each row: a row's unpacked blocks are read
-  // once per group, the group's activations stay in registers' reach (L1).
-  constexpr int64_t kGroup = 4;
-  for (int64_t t0 = 0; t0 < tokens; t0 += kGroup) {
-    const int64_t group = std::min(kGroup, tokens - t0);
-    const Q8KBlock* xs[kGroup];
-    for (int64_t t = 0; t < group; ++t) xs[t] = x + (t0 + t) * blocks;
-    for (int64_t r = 0; r < rows; ++r) {
-      const KUnpacked* row = w + r * blocks;
-      float* out = y + t0 * ldy + r;
-      switch (group) {
-        case 4: row_times_tokens<4>(row, blocks, xs, out, ldy); break;
-        case 3: row_times_tokens<3>(row, blocks, xs, out, ldy); break;
-        case 2: row_times_tokens<2>(row, blocks, xs, out, ldy); break;
-        default: row_times_tokens<1>(row, blocks, xs, out, ldy); break;
-      }
-    }
-  }
+NEURONLENS_AVX2 void kquant_product(const KUnpacked* w, int64_t rows, int64_t blocks, const Q8KBlock* x, int64_t tokens,
+                                    float* y, int64_t ldy) {
+  static constexpr UnpackedRowKernel row_for[4] = {row_times_tokens<1>, row_times_tokens<2>, row_times_tokens<3>,
+                                                   row_times_tokens<4>};
+  product_by_token_groups(row_for, w, rows, blocks, x, tokens, y, ldy);
 }
 
 }  // namespace neuronlens::cpu::avx2

@@ -2,6 +2,7 @@
 // kquant.cpp picks one; tests reach each through KernelPath.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -25,6 +26,26 @@ inline void k4_scales_and_mins(const uint8_t* packed, uint8_t out[16]) {
       ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4),  // mins 4-7
   };
   std::memcpy(out, words, sizeof words);
+}
+
+// One row of unpacked weights times up to 4 tokens: out[t * ldy] = W_row . x_t
+// for the row's `blocks` blocks and x[t]'s, t < the count the kernel is for.
+using UnpackedRowKernel = void (*)(const KUnpacked* w, int64_t blocks, const Q8KBlock* const* x, float* out,
+                                   int64_t ldy);
+
+// kquant_product for a SIMD path, given its row kernels for 1 to 4 tokens
+// (row_for[count - 1]): tokens in groups of 4 against each row, so that a
+// row's unpacked blocks are read once per group, the group's activations in
+// L1.
+inline void product_by_token_groups(const UnpackedRowKernel (&row_for)[4], const KUnpacked* w, int64_t rows,
+                                    int64_t blocks, const Q8KBlock* x, int64_t tokens, float* y, int64_t ldy) {
+  constexpr int64_t kGroup = 4;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kGroup) {
+    const int64_t group = std::min(kGroup, tokens - t0);
+    const Q8KBlock* xs[kGroup];
+    for (int64_t t = 0; t < group; ++t) xs[t] = x + (t0 + t) * blocks;
+    for (int64_t r = 0; r < rows; ++r) row_for[group - 1](w + r * blocks, blocks, xs, y + t0 * ldy + r, ldy);
+  }
 }
 
 namespace portable {
