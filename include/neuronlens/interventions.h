@@ -1,6 +1,7 @@
-// Neuron interventions as a user writes them and as a Session applies them:
-// clamp (fix the MLP post-activation act(gate)*up of one neuron) or ablate
-// (set it to 0), parsed from "LAYER:NEURON=VALUE" / "LAYER:NEURON" text.
+// Interventions as a user writes them and as a Session applies them: clamp
+// (fix the MLP post-activation act(gate)*up of one neuron) or ablate (set it
+// to 0), parsed from "LAYER:NEURON=VALUE" / "LAYER:NEURON" text; and scale or
+// ablate one attention head's output, "LAYER:HEAD=FACTOR" / "LAYER:HEAD".
 //
 // The parsers' messages name the text and what is wrong with it, never an
 // option or a request field: a front end puts its own name in front
@@ -8,8 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "neuronlens/model.h"
@@ -30,9 +33,31 @@ struct NeuronIntervention {
   std::optional<float> clamp_value;  // nullopt: ablate
 };
 
-// Adds the interventions to the session as hooks on the MLP post-activation,
-// in order; returns their ids (one each).
-std::vector<HookId> apply_interventions(Session& session, const std::vector<NeuronIntervention>& interventions);
+// Scale one attention head's output z (HookPoint::AttnZ, before o_proj) by
+// `factor`; 0 ablates it.
+struct HeadIntervention {
+  int64_t layer = 0;
+  int64_t head = 0;
+  float factor = 0.0f;
+};
+
+// What the commands that run a model apply: neurons and heads.
+struct Interventions {
+  std::vector<NeuronIntervention> neurons;
+  std::vector<HeadIntervention> heads;
+  Interventions() = default;
+  // Implicit: a list of neuron interventions is an Interventions.
+  Interventions(std::vector<NeuronIntervention> n, std::vector<HeadIntervention> h = {})  // NOLINT
+      : neurons(std::move(n)), heads(std::move(h)) {}
+  Interventions(std::initializer_list<NeuronIntervention> n) : neurons(n) {}  // NOLINT
+  bool empty() const { return neurons.empty() && heads.empty(); }
+};
+
+// Adds the interventions to the session as hooks (neurons on the MLP
+// post-activation, heads on attn_z), in order, all or none: a bad entry
+// throws Error and leaves no hook of this call behind. Returns their ids
+// (one each).
+std::vector<HookId> apply_interventions(Session& session, const Interventions& interventions);
 
 // "LAYER:NEURON" (e.g. "5:123"), both checked against the model. Throws
 // Error, e.g. "'5' is not LAYER:NEURON, e.g. 5:123" or
@@ -44,5 +69,20 @@ NeuronIntervention parse_clamp(const std::string& text, const ModelConfig& confi
 // "LAYER:NEURON": the ablation of that neuron. Throws Error as
 // parse_ffn_neuron.
 NeuronIntervention parse_ablation(const std::string& text, const ModelConfig& config);
+
+// One attention head: "LAYER:HEAD", both checked against the model (query
+// heads: 0 to n_heads - 1).
+struct AttentionHead {
+  int64_t layer = 0;
+  int64_t head = 0;
+};
+// Throws Error, e.g. "'3' is not LAYER:HEAD, e.g. 5:2" or "'5:40': head 40
+// is out of range (layers have heads 0 to 8)".
+AttentionHead parse_attention_head(const std::string& text, const ModelConfig& config);
+// "LAYER:HEAD": that head ablated (factor 0).
+HeadIntervention parse_head_ablation(const std::string& text, const ModelConfig& config);
+// "LAYER:HEAD=FACTOR", FACTOR a finite number. Throws Error, e.g. "'5:2' is
+// not LAYER:HEAD=FACTOR, e.g. 5:2=0.5".
+HeadIntervention parse_head_scale(const std::string& text, const ModelConfig& config);
 
 }  // namespace neuronlens

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "neuronlens/decode.h"
+#include "neuronlens/interventions.h"
 #include "neuronlens/model.h"
 #include "neuronlens/runtime.h"
 
@@ -41,8 +42,10 @@ struct LensResult {
 LensResult logit_lens(Session& session, const LmHeadDecoder& decoder, const std::vector<int32_t>& tokens);
 
 // The same on a fresh Session (default options) and decoder of `model`,
-// keeping `top_k` tokens per row. Throws Error as LmHeadDecoder does on a
-// top_k outside 1 to min(1000, vocabulary).
-LensResult logit_lens(const Model& model, const std::vector<int32_t>& tokens, int top_k);
+// keeping `top_k` tokens per row, with `interventions` in force (the lens of
+// the intervened model). Throws Error as LmHeadDecoder does on a top_k
+// outside 1 to min(1000, vocabulary), or on an intervention outside the model.
+LensResult logit_lens(const Model& model, const std::vector<int32_t>& tokens, int top_k,
+                      const Interventions& interventions = {});
 
 }  // namespace neuronlens

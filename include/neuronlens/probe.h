@@ -40,7 +40,6 @@ struct ProbeResult {
 // Throws Error as Session::forward does (empty prompt, bad id, past the
 // context) or on an intervention or recorded neuron outside the model.
 ProbeResult probe_next_token(Session& session, const std::vector<int32_t>& prompt,
-                             const std::vector<NeuronIntervention>& interventions,
-                             const std::vector<FfnNeuron>& recorded = {});
+                             const Interventions& interventions, const std::vector<FfnNeuron>& recorded = {});
 
 }  // namespace neuronlens

@@ -40,6 +40,8 @@ namespace neuronlens {
 
 enum class HookPoint {
   ResidualIn,    // x entering the layer                          [n, d]
+  AttnZ,         // each head's attention output before o_proj: head h is
+                 // columns h*head_dim .. (h+1)*head_dim-1   [n, n_heads * head_dim]
   AttnOut,       // attention output after o_proj (and post_a), before x +=  [n, d]
   MlpGate,       // gate_proj(h), before the activation            [n, F]
   MlpUp,         // up_proj(h)                                     [n, F]
@@ -48,7 +50,7 @@ enum class HookPoint {
   ResidualOut,   // x leaving the layer                            [n, d]
   FinalNorm,     // rmsnorm(x) * output_norm, the LM head's input  [n, d]
 };
-inline constexpr int kHookPointCount = 8;
+inline constexpr int kHookPointCount = 9;
 std::string_view hook_point_name(HookPoint point);  // "residual_in", "mlp_act", ...
 
 // Called with the layer (FinalNorm: n_layers), the point, the activations
@@ -66,6 +68,23 @@ struct ActivationRecord {
   std::vector<int64_t> positions;  // [rows]
   std::vector<float> values;       // [rows, width]
   int64_t rows() const { return static_cast<int64_t>(positions.size()); }
+};
+
+// Attention weights captured by Session::record_attention, one entry per
+// forward call: the softmax over the keys of each head and new token.
+struct AttentionPattern {
+  int64_t first_position = 0;  // position of the call's first token
+  int64_t n_tokens = 0;        // the call's tokens (queries)
+  int64_t n_keys = 0;          // first_position + n_tokens: every cached position
+  // [n_heads, n_tokens, n_keys] row-major: weights[(h * n_tokens + t) * n_keys + j]
+  // is how much head h of the token at first_position + t attends to
+  // position j; 0 for keys it cannot see (later ones, or outside a sliding
+  // window). Each (h, t) row sums to 1.
+  std::vector<float> weights;
+};
+struct AttentionRecord {
+  int64_t n_heads = 0;
+  std::vector<AttentionPattern> calls;
 };
 
 enum class LogitsFor { AllTokens, LastToken };
@@ -175,9 +194,21 @@ class Session {
   // (ResidualIn, AttnOut, MlpOut or ResidualOut; default: steering the
   // residual stream leaving the layer).
   HookId add_to_residual(int64_t layer, const std::vector<float>& vector, HookPoint point = HookPoint::ResidualOut);
+  // Head interventions, at AttnZ (before o_proj, so a post-norm still
+  // applies; no supported family has an o_proj bias): multiply the outputs of `heads` by
+  // `factor`; ablate sets them to 0. They throw Error on a layer outside
+  // [0, n_layers), a head outside [0, n_heads), no heads, or a factor that
+  // is not finite.
+  HookId scale_heads(int64_t layer, const std::vector<int64_t>& heads, float factor);
+  HookId ablate_heads(int64_t layer, const std::vector<int64_t>& heads);
   // Copies the activations at `point` of one `layer` (FinalNorm: n_layers or
   // kEveryLayer) into the returned record on every forward call, rows appended.
   std::shared_ptr<ActivationRecord> record(HookPoint point, int64_t layer, HookId* id = nullptr);
+  // Records the attention weights of every head of `layer` on every forward
+  // call (remove it with remove_hook, like a hook). Costs n_heads * n_tokens *
+  // n_keys floats a call; a layer without a record computes no pattern.
+  // Throws Error on a bad layer.
+  std::shared_ptr<AttentionRecord> record_attention(int64_t layer, HookId* id = nullptr);
 
  private:
   struct Impl;

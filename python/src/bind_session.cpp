@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,25 @@ PointAt point_at(nb::handle spec, int64_t n_layers) {
   }
   throw bad_input("a hook point is a name ('mlp_act') or a (name, layer) pair, got " +
                   nb::cast<std::string>(nb::repr(spec)));
+}
+
+// "attn_pattern" or ("attn_pattern", layer) in run_with_cache's points.
+constexpr std::string_view kAttentionPattern = "attn_pattern";
+bool is_attention_pattern(nb::handle spec) {
+  if (nb::isinstance<nb::str>(spec)) return nb::cast<std::string>(spec) == kAttentionPattern;
+  return nb::isinstance<nb::tuple>(spec) && nb::len(spec) == 2 && nb::isinstance<nb::str>(spec[0]) &&
+         nb::cast<std::string>(spec[0]) == kAttentionPattern;
+}
+std::vector<int64_t> pattern_layers(nb::handle spec, int64_t n_layers) {
+  std::vector<int64_t> layers;
+  if (nb::isinstance<nb::str>(spec)) {
+    for (int64_t l = 0; l < n_layers; ++l) layers.push_back(l);
+  } else {
+    const int64_t layer = nb::cast<int64_t>(spec[1]);
+    check_layer(layer, n_layers);
+    layers.push_back(layer);
+  }
+  return layers;
 }
 
 // Removes hooks when it goes out of scope, with the GIL held (a Python hook's
@@ -137,8 +157,21 @@ std::pair<NumpyArray<float>, nb::dict> PySession::run_with_cache(const std::vect
     std::shared_ptr<ActivationRecord> record;
   };
   std::vector<Recorded> recorded;
+  struct RecordedPattern {
+    int64_t layer;
+    std::shared_ptr<AttentionRecord> record;
+  };
+  std::vector<RecordedPattern> patterns;
   HookScope scope(session_);
   for (nb::handle spec : points) {
+    if (is_attention_pattern(spec)) {
+      for (int64_t layer : pattern_layers(spec, n_layers())) {
+        HookId id = 0;
+        patterns.push_back({layer, session_.record_attention(layer, &id)});
+        scope.add(id);
+      }
+      continue;
+    }
     const PointAt at = point_at(spec, n_layers());
     const int64_t first = at.layer == kEveryLayer ? 0 : at.layer;
     const int64_t last = at.layer == kEveryLayer ? n_layers() - 1 : at.layer;
@@ -153,6 +186,12 @@ std::pair<NumpyArray<float>, nb::dict> PySession::run_with_cache(const std::vect
   for (Recorded& r : recorded) {
     const size_t rows = size_t(r.record->rows()), width = size_t(r.record->width);
     cache[nb::make_tuple(r.name, r.layer)] = numpy_from_vector(std::move(r.record->values), {rows, width});
+  }
+  for (RecordedPattern& r : patterns) {
+    // One forward call: its one pattern, [n_heads, n, n_keys].
+    AttentionPattern& p = r.record->calls.at(0);
+    cache[nb::make_tuple(std::string(kAttentionPattern), r.layer)] = numpy_from_vector(
+        std::move(p.weights), {size_t(r.record->n_heads), size_t(p.n_tokens), size_t(p.n_keys)});
   }
   return {std::move(logits), std::move(cache)};
 }
@@ -173,18 +212,26 @@ NumpyArray<float> PySession::run_with_hooks(const std::vector<int32_t>& tokens, 
 std::string PySession::generate(const std::string& prompt, int64_t max_tokens, bool chat, uint64_t seed, double temperature,
                      int64_t top_k, double top_p, const std::map<std::pair<int64_t, int64_t>, float>& clamp,
                      const std::vector<std::pair<int64_t, int64_t>>& ablate,
+                     const std::map<std::pair<int64_t, int64_t>, float>& scale_heads,
+                     const std::vector<std::pair<int64_t, int64_t>>& ablate_heads,
                      std::optional<nb::callable> on_token) {
   const ModelConfig& c = text_->model.config();
   if (max_tokens < 1 || max_tokens > c.context_length) {
     throw bad_input("max_tokens must be 1 to " + std::to_string(c.context_length) + " (the model's context), got " +
                     std::to_string(max_tokens));
   }
-  std::vector<NeuronIntervention> interventions;
-  for (const auto& [at, value] : clamp) interventions.push_back({at.first, at.second, value});
-  for (const auto& at : ablate) interventions.push_back({at.first, at.second, std::nullopt});
-  for (const NeuronIntervention& iv : interventions) {
+  Interventions interventions;
+  for (const auto& [at, value] : clamp) interventions.neurons.push_back({at.first, at.second, value});
+  for (const auto& at : ablate) interventions.neurons.push_back({at.first, at.second, std::nullopt});
+  for (const NeuronIntervention& iv : interventions.neurons) {
     check_layer(iv.layer, c.n_layers);
     check_neuron(iv.neuron, c.d_ffn);
+  }
+  for (const auto& [at, factor] : scale_heads) interventions.heads.push_back({at.first, at.second, factor});
+  for (const auto& at : ablate_heads) interventions.heads.push_back({at.first, at.second, 0.0f});
+  for (const HeadIntervention& iv : interventions.heads) {
+    check_layer(iv.layer, c.n_layers);
+    check_head(iv.head, c.n_heads);
   }
   SamplingOptions sampling;
   sampling.seed = seed;
@@ -216,9 +263,11 @@ std::string PySession::generate(const std::string& prompt, int64_t max_tokens, b
 void bind_session(nb::module_& m) {
   nb::class_<PySession>(m, "Session",
                         "The forward pass of a Model with a KV cache and hook points. Made by Model.session().\n\n"
-                        "Hook points (each [n_tokens, width] float32): residual_in, attn_out, mlp_gate, mlp_up, "
-                        "mlp_act (the neuron activations act(gate)*up, width d_ffn), mlp_out, residual_out, and "
-                        "final_norm (the LM head's input, at layer n_layers).")
+                        "Hook points (each [n_tokens, width] float32): residual_in, attn_z (each head's attention "
+                        "output before o_proj, width n_heads * head_dim, head h at columns h*head_dim...), attn_out, "
+                        "mlp_gate, mlp_up, mlp_act (the neuron activations act(gate)*up, width d_ffn), mlp_out, "
+                        "residual_out, and final_norm (the LM head's input, at layer n_layers). run_with_cache also "
+                        "takes attn_pattern: the attention weights [n_heads, n_tokens, n_keys].")
       .def(nb::init<const PyModel&, const std::string&, const std::string&>(), nb::arg("model"),
            nb::arg("weights") = "quantized", nb::arg("kv_cache") = "f32", nb::keep_alive<1, 2>(),
            nb::call_guard<nb::gil_scoped_release>())
@@ -234,7 +283,9 @@ void bind_session(nb::module_& m) {
       .def("run_with_cache", &PySession::run_with_cache, nb::arg("tokens"), nb::arg("points"), nb::kw_only(),
            nb::arg("keep_cache") = false, nb::arg("last_only") = false,
            "Runs forward and returns (logits, cache): cache[(point, layer)] is the activations there, "
-           "[n, width] float32. `points` lists names (every layer) or (name, layer) pairs.")
+           "[n, width] float32. `points` lists names (every layer) or (name, layer) pairs. The point "
+           "'attn_pattern' gives the softmax attention weights [n_heads, n, n_keys] (n_keys: the cached "
+           "positions plus n; row (h, t) sums to 1, 0 where the token cannot see the key).")
       .def("run_with_hooks", &PySession::run_with_hooks, nb::arg("tokens"), nb::arg("hooks"), nb::kw_only(),
            nb::arg("keep_cache") = false, nb::arg("last_only") = false,
            "Runs forward with hooks {(point, layer) or point: fn} and returns the logits. fn(acts, layer, "
@@ -245,10 +296,14 @@ void bind_session(nb::module_& m) {
       .def("generate", &PySession::generate, nb::arg("prompt"), nb::kw_only(), nb::arg("max_tokens") = 40,
            nb::arg("chat") = false, nb::arg("seed") = 0, nb::arg("temperature") = 0.0, nb::arg("top_k") = 0,
            nb::arg("top_p") = 1.0, nb::arg("clamp") = std::map<std::pair<int64_t, int64_t>, float>{},
-           nb::arg("ablate") = std::vector<std::pair<int64_t, int64_t>>{}, nb::arg("on_token") = nb::none(),
+           nb::arg("ablate") = std::vector<std::pair<int64_t, int64_t>>{},
+           nb::arg("scale_heads") = std::map<std::pair<int64_t, int64_t>, float>{},
+           nb::arg("ablate_heads") = std::vector<std::pair<int64_t, int64_t>>{}, nb::arg("on_token") = nb::none(),
            "Generates up to max_tokens after `prompt` (chat: as one user message of the chat template) and "
            "returns the text, as `neuronlens generate` does with the same options: clamp={(layer, neuron): "
-           "value} fixes a neuron's activation act(gate)*up, ablate=[(layer, neuron)] zeroes it. temperature 0 "
+           "value} fixes a neuron's activation act(gate)*up, ablate=[(layer, neuron)] zeroes it; "
+           "scale_heads={(layer, head): factor} multiplies an attention head's output (attn_z) and "
+           "ablate_heads=[(layer, head)] zeroes it. temperature 0 "
            "is greedy; seed makes sampling reproducible. on_token(text) is called as text arrives; return "
            "False to stop.");
 }

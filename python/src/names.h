@@ -11,7 +11,7 @@
 
 namespace neuronlens::python {
 
-// "residual_in", "attn_out", "mlp_gate", "mlp_up", "mlp_act", "mlp_out",
+// "residual_in", "attn_z", "attn_out", "mlp_gate", "mlp_up", "mlp_act", "mlp_out",
 // "residual_out", "final_norm". Throws Error naming the valid ones.
 inline HookPoint hook_point_from_name(std::string_view name) {
   std::string valid;
@@ -36,6 +36,14 @@ inline void check_neuron(int64_t neuron, int64_t d_ffn) {
   if (neuron < 0 || neuron >= d_ffn) {
     throw bad_input("neuron " + std::to_string(neuron) + " is out of range (layers have neurons 0 to " +
                     std::to_string(d_ffn - 1) + ")");
+  }
+}
+
+// Throws Error unless 0 <= head < n_heads.
+inline void check_head(int64_t head, int64_t n_heads) {
+  if (head < 0 || head >= n_heads) {
+    throw bad_input("head " + std::to_string(head) + " is out of range (layers have heads 0 to " +
+                    std::to_string(n_heads - 1) + ")");
   }
 }
 

@@ -33,7 +33,8 @@ class PySession {
   // The logits [n, V] (last_only: [1, V]) of `tokens`; from an empty cache
   // unless keep_cache, when they continue the cached sequence.
   NumpyArray<float> forward(const std::vector<int32_t>& tokens, bool keep_cache, bool last_only);
-  // The logits and {(point, layer): activations [n, width]}.
+  // The logits and {(point, layer): activations [n, width]}; the point
+  // "attn_pattern" records attention weights [n_heads, n, position + n].
   std::pair<NumpyArray<float>, nanobind::dict> run_with_cache(const std::vector<int32_t>& tokens,
                                                               nanobind::iterable points, bool keep_cache,
                                                               bool last_only);
@@ -45,6 +46,8 @@ class PySession {
   std::string generate(const std::string& prompt, int64_t max_tokens, bool chat, uint64_t seed, double temperature,
                        int64_t top_k, double top_p, const std::map<std::pair<int64_t, int64_t>, float>& clamp,
                        const std::vector<std::pair<int64_t, int64_t>>& ablate,
+                       const std::map<std::pair<int64_t, int64_t>, float>& scale_heads,
+                       const std::vector<std::pair<int64_t, int64_t>>& ablate_heads,
                        std::optional<nanobind::callable> on_token);
 
  private:

@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "analysis/svg.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens {
@@ -83,24 +84,8 @@ std::string agreement_plot_svg(const Comparison& cmp, const std::string& title) 
   for (const auto& r : cmp.layers) max_layer = std::max(max_layer, r.layer);
   auto x_of = [&](int64_t layer) { return left + (max_layer ? pw * static_cast<double>(layer) / static_cast<double>(max_layer) : pw / 2); };
   auto y_of = [&](double share) { return top + ph * (1 - share); };
-  auto escape = [](const std::string& s) {
-    std::string o;
-    for (char c : s) {
-      if (c == '<') o += "&lt;";
-      else if (c == '>') o += "&gt;";
-      else if (c == '&') o += "&amp;";
-      else o += c;
-    }
-    return o;
-  };
-  std::string svg;
+  std::string svg = svg::open(width, height, left, title);
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-                width, height);
-  svg += buf;
-  svg += "<text x=\"" + std::to_string(static_cast<int>(left)) + "\" y=\"24\" font-size=\"15\">" + escape(title) + "</text>\n";
   for (int i = 0; i <= 4; ++i) {
     const double share = i / 4.0;
     std::snprintf(buf, sizeof buf,

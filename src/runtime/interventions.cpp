@@ -4,6 +4,7 @@
 // (neuronlens/interventions.h), a list of clamps and ablations as such hooks.
 #include "neuronlens/interventions.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -46,7 +47,49 @@ Hook neuron_hook(std::vector<int64_t> neurons, Op op) {
   };
 }
 
+void check_heads(const ModelConfig& c, const std::vector<int64_t>& heads, const char* what) {
+  if (heads.empty()) throw bad_input(std::string(what) + ": no heads given");
+  for (int64_t h : heads) {
+    if (h < 0 || h >= c.n_heads) {
+      throw bad_input(std::string(what) + ": head " + std::to_string(h) + " is outside [0, " +
+                      std::to_string(c.n_heads) + ")");
+    }
+  }
+}
+
 }  // namespace
+
+HookId Session::scale_heads(int64_t layer, const std::vector<int64_t>& heads, float factor) {
+  const ModelConfig& c = config();
+  check_layer(c, layer, "scale_heads");
+  check_heads(c, heads, "scale_heads");
+  check_finite(factor, "scale_heads");
+  const int64_t head_dim = c.head_dim;
+  // z [n, n_heads * head_dim]: head h is a run of head_dim columns.
+  return add_hook(HookPoint::AttnZ, layer,
+                  [heads, head_dim, factor](int64_t, HookPoint, float* data, int64_t n, int64_t width, int64_t) {
+                    for (int64_t t = 0; t < n; ++t) {
+                      for (int64_t h : heads) {
+                        float* z = data + t * width + h * head_dim;
+                        for (int64_t e = 0; e < head_dim; ++e) z[e] *= factor;
+                      }
+                    }
+                  });
+}
+
+HookId Session::ablate_heads(int64_t layer, const std::vector<int64_t>& heads) {
+  // Multiplying by 0 would keep a NaN or an infinity; set the values instead.
+  const ModelConfig& c = config();
+  check_layer(c, layer, "ablate_heads");
+  check_heads(c, heads, "ablate_heads");
+  const int64_t head_dim = c.head_dim;
+  return add_hook(HookPoint::AttnZ, layer,
+                  [heads, head_dim](int64_t, HookPoint, float* data, int64_t n, int64_t width, int64_t) {
+                    for (int64_t t = 0; t < n; ++t) {
+                      for (int64_t h : heads) std::fill_n(data + t * width + h * head_dim, head_dim, 0.0f);
+                    }
+                  });
+}
 
 HookId Session::clamp_neurons(int64_t layer, const std::vector<int64_t>& neurons, float value) {
   check_layer(config(), layer, "clamp");
@@ -102,12 +145,16 @@ std::shared_ptr<ActivationRecord> Session::record(HookPoint point, int64_t layer
   return rec;
 }
 
-std::vector<HookId> apply_interventions(Session& session, const std::vector<NeuronIntervention>& interventions) {
+std::vector<HookId> apply_interventions(Session& session, const Interventions& interventions) {
   std::vector<HookId> ids;
   try {
-    for (const auto& iv : interventions) {
+    for (const auto& iv : interventions.neurons) {
       ids.push_back(iv.clamp_value ? session.clamp_neurons(iv.layer, {iv.neuron}, *iv.clamp_value)
                                    : session.ablate_neurons(iv.layer, {iv.neuron}));
+    }
+    for (const auto& iv : interventions.heads) {
+      ids.push_back(iv.factor == 0.0f ? session.ablate_heads(iv.layer, {iv.head})
+                                      : session.scale_heads(iv.layer, {iv.head}, iv.factor));
     }
   } catch (...) {
     // All or none: a bad entry must not leave the ones before it in force.

@@ -52,7 +52,8 @@ LensResult logit_lens(Session& session, const LmHeadDecoder& decoder, const std:
   return result;
 }
 
-LensResult logit_lens(const Model& model, const std::vector<int32_t>& tokens, int top_k) {
+LensResult logit_lens(const Model& model, const std::vector<int32_t>& tokens, int top_k,
+                      const Interventions& interventions) {
   DecodeSettings settings;
   settings.norm = NormMode::Final;
   settings.top_k = top_k;
@@ -62,6 +63,7 @@ LensResult logit_lens(const Model& model, const std::vector<int32_t>& tokens, in
   settings.precision = Precision::Exact;
   const LmHeadDecoder decoder(model, settings);
   Session session(model);
+  apply_interventions(session, interventions);
   return logit_lens(session, decoder, tokens);
 }
 

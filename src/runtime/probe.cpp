@@ -25,8 +25,7 @@ int32_t single_token_id(const Tokenizer& tokenizer, const std::string& text) {
 }
 
 ProbeResult probe_next_token(Session& session, const std::vector<int32_t>& prompt,
-                             const std::vector<NeuronIntervention>& interventions,
-                             const std::vector<FfnNeuron>& recorded) {
+                             const Interventions& interventions, const std::vector<FfnNeuron>& recorded) {
   // Reset however this ends: the cache would hold the prompt under
   // interventions that are gone, or half of a failed pass.
   struct ResetAtEnd {

@@ -2,6 +2,7 @@
 // hook registry. The interventions built on hooks are in interventions.cpp.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -87,6 +88,7 @@ ModelConfig local_rope_config(const ModelConfig& c) {
 std::string_view hook_point_name(HookPoint point) {
   switch (point) {
     case HookPoint::ResidualIn: return "residual_in";
+    case HookPoint::AttnZ: return "attn_z";
     case HookPoint::AttnOut: return "attn_out";
     case HookPoint::MlpGate: return "mlp_gate";
     case HookPoint::MlpUp: return "mlp_up";
@@ -128,12 +130,18 @@ struct Session::Impl {
   int64_t position = 0;
   // [(n_layers + 1) * kHookPointCount]; FinalNorm lives in layer slot n_layers.
   std::vector<std::vector<Entry>> hooks;
+  struct PatternEntry {
+    HookId id;
+    std::shared_ptr<AttentionRecord> record;
+  };
+  std::vector<std::vector<PatternEntry>> pattern_records;  // [n_layers]
   HookId next_id = 1;
 
   Impl(const ModelConfig& c, runtime::SessionWeights w, KvCacheType kv_cache)
       : config(c), weights(std::move(w)), rope(config, weights.rope_freqs),
         local_rope(local_rope_config(config), std::vector<float>{}),
-        cache(kv_cache, c.n_layers, c.n_kv_heads * c.head_dim), hooks(sz((c.n_layers + 1) * kHookPointCount)) {}
+        cache(kv_cache, c.n_layers, c.n_kv_heads * c.head_dim), hooks(sz((c.n_layers + 1) * kHookPointCount)),
+        pattern_records(sz(c.n_layers)) {}
 
   std::vector<Entry>& slot(int64_t layer, HookPoint point) {
     return hooks[sz(layer * kHookPointCount + static_cast<int64_t>(point))];
@@ -170,6 +178,7 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
   std::vector<float> x(sz(n * d)), h(sz(n * d)), q(sz(n * q_width)), attn(sz(n * q_width)), out(sz(n * d));
   std::vector<float> gate(sz(n * f)), up(sz(n * f));
   std::vector<float> keys(sz(n * kv_width)), values(sz(n * kv_width));  // the new tokens', before the cache
+  std::vector<float> pattern;  // [n_heads, n, p0 + n], only for a layer whose attention is recorded
 
   for (int64_t t = 0; t < n; ++t) {
     weights.token_embedding.copy_row(tokens[sz(t)], x.data() + t * d);
@@ -206,8 +215,16 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     layer_rope.apply(q.data(), n, q_width, c.n_heads, p0);
     layer_rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
     cache.store(layer, p0, n, new_keys, new_values);
+    const std::vector<PatternEntry>& pattern_sinks = pattern_records[sz(layer)];
+    if (!pattern_sinks.empty()) pattern.resize(sz(c.n_heads * n * (p0 + n)));
     runtime::causal_attention(q.data(), n, p0, cache.layer(layer), c.n_heads, c.n_kv_heads, hd, attn.data(), window,
-                              static_cast<float>(c.attention_scale), static_cast<float>(c.attn_softcap));
+                              static_cast<float>(c.attention_scale), static_cast<float>(c.attn_softcap),
+                              pattern_sinks.empty() ? nullptr : pattern.data());
+    for (const PatternEntry& sink : pattern_sinks) {
+      sink.record->n_heads = c.n_heads;
+      sink.record->calls.push_back(AttentionPattern{p0, n, p0 + n, pattern});
+    }
+    run_hooks(layer, HookPoint::AttnZ, attn.data(), n, q_width, p0);
     w.attn_output.multiply(attn.data(), n, out.data());
     if (c.post_norms) rms_norm(out.data(), w.attn_post_norm.data(), n, d, c.rms_norm_eps, out.data());
     run_hooks(layer, HookPoint::AttnOut, out.data(), n, d, p0);
@@ -286,10 +303,28 @@ HookId Session::add_hook(HookPoint point, int64_t layer, Hook hook) {
   return id;
 }
 
+std::shared_ptr<AttentionRecord> Session::record_attention(int64_t layer, HookId* id) {
+  const int64_t n_layers = impl_->config.n_layers;
+  if (layer < 0 || layer >= n_layers) {
+    throw bad_input("record_attention: layer " + std::to_string(layer) + " is outside [0, " +
+                    std::to_string(n_layers) + ")");
+  }
+  auto record = std::make_shared<AttentionRecord>();
+  record->n_heads = impl_->config.n_heads;
+  const HookId hook_id = impl_->next_id++;
+  impl_->pattern_records[sz(layer)].push_back({hook_id, record});
+  if (id != nullptr) *id = hook_id;
+  return record;
+}
+
 void Session::remove_hook(HookId id) {
   bool found = false;
   for (auto& entries : impl_->hooks) {
     const auto removed = std::erase_if(entries, [id](const Impl::Entry& e) { return e.id == id; });
+    found = found || removed > 0;
+  }
+  for (auto& entries : impl_->pattern_records) {
+    const auto removed = std::erase_if(entries, [id](const Impl::PatternEntry& e) { return e.id == id; });
     found = found || removed > 0;
   }
   if (!found) throw bad_input("remove_hook: no hook with id " + std::to_string(id));
@@ -297,6 +332,7 @@ void Session::remove_hook(HookId id) {
 
 void Session::clear_hooks() {
   for (auto& entries : impl_->hooks) entries.clear();
+  for (auto& entries : impl_->pattern_records) entries.clear();
 }
 
 }  // namespace neuronlens

@@ -154,3 +154,43 @@ def test_bad_session_arguments_raise_error(session, call, message):
 def test_bad_session_options_raise_error(model):
     with pytest.raises(nl.Error, match="weight format 'int3' is not one of"):
         model.session(weights="int3")
+
+
+def test_attn_z_through_o_proj_is_attn_out(model, model_path, session):
+    tokens = model.tokenize(PROMPT)
+    _, cache = session.run_with_cache(tokens, points=[("attn_z", LAYER), ("attn_out", LAYER)])
+    w_o = GgufReference(model_path).matrix(f"blk.{LAYER}.attn_output.weight").astype(np.float64)  # [d, heads * head_dim]
+    z = cache[("attn_z", LAYER)]
+    assert z.shape == (len(tokens), w_o.shape[1])
+    np.testing.assert_allclose(z @ w_o.T, cache[("attn_out", LAYER)], rtol=1e-4, atol=1e-4)
+
+
+def test_attention_pattern_is_causal_and_normalised(model, session):
+    tokens = model.tokenize(PROMPT)
+    session.forward(tokens[:2])
+    _, cache = session.run_with_cache(tokens[2:], points=[("attn_pattern", LAYER)], keep_cache=True)
+    pattern = cache[("attn_pattern", LAYER)]
+    n = len(tokens)
+    assert pattern.shape == (model.n_heads, n - 2, n) and pattern.dtype == np.float32
+    np.testing.assert_allclose(pattern.sum(axis=-1), 1.0, atol=1e-5)
+    for t in range(n - 2):
+        assert (pattern[:, t, t + 3:] == 0).all()  # query at position t + 2 sees keys 0 .. t + 2
+        assert (pattern[:, t, :t + 3] > 0).all()
+
+
+def test_head_interventions_equal_the_cli_and_a_hook(model, session, model_path, run_cli):
+    head_dim = model.d_model // model.n_heads
+    probe = run_cli("probe", model_path, "-p", PROMPT, "--tokens", " is", "--ablate-head", f"{LAYER}:2", "--json")
+
+    def zero_head_2(acts, layer, position):
+        acts[:, 2 * head_dim:3 * head_dim] = 0
+
+    p = softmax(session.run_with_hooks(model.tokenize(PROMPT), {("attn_z", LAYER): zero_head_2})[-1])
+    assert p[probe["tokens"][0]["id"]] == pytest.approx(probe["tokens"][0]["p_with"], abs=1e-7)
+    text = session.generate("Tell me about your day", max_tokens=16, chat=True, ablate_heads=[(LAYER, 2)],
+                            scale_heads={(LAYER + 1, 0): 2.0})
+    cli = run_cli("generate", model_path, "-p", "Tell me about your day", "--chat", "-n", 16, "--ablate-head",
+                  f"{LAYER}:2", "--scale-head", f"{LAYER + 1}:0=2", as_json=False)
+    assert text + "\n" == cli
+    with pytest.raises(nl.Error, match="head 99 is out of range"):
+        session.generate("hi", ablate_heads=[(LAYER, 99)])

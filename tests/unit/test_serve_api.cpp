@@ -503,6 +503,25 @@ TEST_F(ServeApi, ProbeEqualsTheSoftmaxOfDirectForwardPasses) {
   }
 }
 
+TEST_F(ServeApi, ProbeWithHeadInterventionsEqualsADirectSession) {
+  const TextModel tm = TextModel::load(Atlas::open(*atlas_path_).settings().model_path);
+  const std::vector<int32_t> prompt = tm.prompt_tokens("the dog", false);
+  Session session(tm.model);
+  session.ablate_heads(1, {2});
+  session.scale_heads(0, {0}, 3.0f);
+  const std::vector<double> after = reference_softmax(session.forward(prompt, LogitsFor::LastToken));
+  const json body = {{"prompt", "the dog"},
+                     {"tokens", {" dog"}},
+                     {"heads", {{{"layer", 1}, {"head", 2}, {"factor", 0}}, {{"layer", 0}, {"head", 0}, {"factor", 3}}}}};
+  const auto r = server_->post("/api/probe", body);
+  ASSERT_EQ(r.status, 200) << r.text;
+  const json& t = r.body.at("tokens")[0];
+  EXPECT_NEAR(t.at("clamped").get<double>(), after[t.at("id").get<size_t>()], 1e-12);
+  EXPECT_NE(t.at("baseline"), t.at("clamped"));
+  // /api/info tells the playground how many heads a layer has.
+  EXPECT_EQ(server_->get("/api/info").body.at("n_heads"), tm.model.config().n_heads);
+}
+
 TEST_F(ServeApi, ActivationsEqualARecordedForwardPass) {
   const TextModel tm = TextModel::load(Atlas::open(*atlas_path_).settings().model_path);
   const std::vector<int32_t> prompt = tm.prompt_tokens("my dog barks", false);

@@ -213,6 +213,11 @@ TEST_F(ServeBadInput, BodiesAreValidatedBeforeAnythingRuns) {
       {"/api/generate", R"({"prompt": "hi", "clamps": [{"layer": "0", "index": 1, "value": 5}]})", "clamps[0].layer"},
       {"/api/generate", R"({"prompt": "hi", "ablate": [{"layer": 0}]})", "ablate[0].index: required"},
       {"/api/generate", json{{"prompt", "hi"}, {"clamps", seventeen}}.dump(), "clamps"},
+      {"/api/generate", R"({"prompt": "hi", "heads": [3]})", "heads[0]"},
+      {"/api/generate", R"({"prompt": "hi", "heads": [{"layer": 0, "head": 99, "factor": 0}]})", "heads[0].head"},
+      {"/api/generate", R"({"prompt": "hi", "heads": [{"layer": 2, "head": 0}]})", "heads[0].layer"},
+      {"/api/generate", R"({"prompt": "hi", "heads": [{"layer": 0, "head": 0, "factor": 1e5}]})", "heads[0].factor"},
+      {"/api/probe", R"({"prompt": "hi", "tokens": [" dog"], "heads": [{"layer": 0}]})", "heads[0].head: required"},
       {"/api/generate", nine_and_nine.dump(), "clamps + ablate"},
       {"/api/generate", json{{"prompt", big_prompt}}.dump(), "prompt"},
       // Probe and activations.

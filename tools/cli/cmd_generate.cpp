@@ -16,8 +16,7 @@ struct GenerateCommandOptions {
   std::string model;
   std::string prompt;
   bool chat = false;
-  std::vector<std::string> clamps;
-  std::vector<std::string> ablations;
+  InterventionOptions interventions;
   int64_t max_tokens = 64;
   uint64_t seed = 0;
   double temperature = 0.0;
@@ -30,7 +29,7 @@ struct GenerateCommandOptions {
 int run_generate(const GenerateCommandOptions& opt) {
   const TextModel tm = TextModel::load(opt.model);
   const ModelConfig& config = tm.model.config();
-  const auto interventions = parse_interventions(opt.clamps, opt.ablations, config);
+  const auto interventions = parse_interventions(opt.interventions, config);
   if (opt.max_tokens < 1 || opt.max_tokens > config.context_length) {
     throw bad_input("-n: must be 1 to " + std::to_string(config.context_length) + " (the model's context), got " +
                     std::to_string(opt.max_tokens));
@@ -65,8 +64,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("model", opt->model, "Model (GGUF file / Hugging Face folder)")->required();
   cmd->add_option("-p,--prompt", opt->prompt, "Prompt text")->required();
   cmd->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as a user message");
-  cmd->add_option("--clamp", opt->clamps, "Fix neuron activation: LAYER:NEURON=VALUE (repeatable)");
-  cmd->add_option("--ablate", opt->ablations, "Zero neuron activation: LAYER:NEURON (repeatable)");
+  add_intervention_options(cmd, opt->interventions);
   cmd->add_option("-n,--tokens", opt->max_tokens, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--kv", opt->kv_cache, "KV cache precision: f32, or f16 for half the memory")->capture_default_str();
   cmd->add_option("--weights", opt->weights,

@@ -2,7 +2,8 @@
 // leaving every layer, at every prompt position, is put through the model's
 // final norm and LM head, and its top tokens are shown: what the model would
 // predict next if it stopped at that layer. The last layer's row is the
-// model's real prediction. The lens itself is neuronlens/lens.h; this prints it.
+// model's real prediction; with --clamp / --ablate-head ..., the lens of the
+// intervened model. The lens itself is neuronlens/lens.h; this prints it.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "neuronlens/error.h"
 #include "neuronlens/lens.h"
 #include "neuronlens/text_model.h"
+#include "text_model.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -25,6 +27,7 @@ struct LensCommandOptions {
   bool chat = false;
   int top = 5;
   bool json = false;
+  InterventionOptions interventions;
 };
 
 int run_lens(const LensCommandOptions& opt) {
@@ -33,7 +36,7 @@ int run_lens(const LensCommandOptions& opt) {
   const ModelConfig& config = tm.model.config();
   const std::vector<int32_t> prompt = tm.prompt_tokens(opt.prompt, opt.chat);
   const auto n_positions = static_cast<int64_t>(prompt.size());
-  const LensResult lens = logit_lens(tm.model, prompt, opt.top);
+  const LensResult lens = logit_lens(tm.model, prompt, opt.top, parse_interventions(opt.interventions, config));
 
   const Vocabulary& vocab = tm.tokenizer.vocabulary();
   auto text_of = [&](int32_t id) { return vocab.token(id).display; };
@@ -86,6 +89,7 @@ Runner add_lens_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", opt->prompt, "Prompt text")->required();
   cmd->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as a user message");
   cmd->add_option("--top", opt->top, "Top tokens per layer and position")->capture_default_str();
+  add_intervention_options(cmd, opt->interventions);
   cmd->add_flag("--json", opt->json, "Print JSON");
   return [opt] { return run_lens(*opt); };
 }

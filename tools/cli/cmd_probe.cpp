@@ -29,15 +29,14 @@ struct ProbeCommandOptions {
   std::string prompt;
   std::vector<std::string> tokens;
   bool chat = false;
-  std::vector<std::string> clamps;
-  std::vector<std::string> ablations;
+  InterventionOptions interventions;
   bool json = false;
   std::vector<std::string> show_neurons;  // "L:I"
 };
 
 int run_probe(const ProbeCommandOptions& opt) {
   const TextModel tm = TextModel::load(opt.model);
-  const auto interventions = parse_interventions(opt.clamps, opt.ablations, tm.model.config());
+  const auto interventions = parse_interventions(opt.interventions, tm.model.config());
   const Vocabulary& vocab = tm.tokenizer.vocabulary();
   std::vector<int32_t> probe_ids;
   for (const std::string& text : opt.tokens) {
@@ -70,8 +69,7 @@ int run_probe(const ProbeCommandOptions& opt) {
     nlohmann::json j;
     j["prompt_tokens"] = prompt.size();
     j["interventions"] = nlohmann::json::array();
-    for (const auto& c : opt.clamps) j["interventions"].push_back("clamp " + c);
-    for (const auto& a : opt.ablations) j["interventions"].push_back("ablate " + a);
+    for (const std::string& iv : opt.interventions.described()) j["interventions"].push_back(iv);
     j["tokens"] = nlohmann::json::array();
     for (size_t i = 0; i < probe_ids.size(); ++i) {
       const auto id = static_cast<size_t>(probe_ids[i]);
@@ -137,8 +135,7 @@ Runner add_probe_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", opt->prompt, "Prompt text")->required();
   cmd->add_option("--tokens", opt->tokens, "Token to report, e.g. \" dog\" (repeatable; each one token)")->required();
   cmd->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as a user message");
-  cmd->add_option("--clamp", opt->clamps, "Fix neuron activation: LAYER:NEURON=VALUE (repeatable)");
-  cmd->add_option("--ablate", opt->ablations, "Zero neuron activation: LAYER:NEURON (repeatable)");
+  add_intervention_options(cmd, opt->interventions);
   cmd->add_option("--show-neuron", opt->show_neurons,
                   "Also print LAYER:NEURON's MLP post-activation at each prompt token (plain model; repeatable)");
   cmd->add_flag("--json", opt->json, "Print JSON");

@@ -17,6 +17,8 @@ Runner add_compare_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_probe_command(CLI::App& app);
 Runner add_lens_command(CLI::App& app);
+Runner add_attribute_command(CLI::App& app);
+Runner add_patch_command(CLI::App& app);
 Runner add_serve_command(CLI::App& app);
 
 }  // namespace neuronlens::cli

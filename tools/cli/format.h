@@ -51,3 +51,19 @@ inline std::string quote_token(const std::string& text) {
 }
 
 }  // namespace neuronlens::cli
+
+#include <fstream>
+
+#include "neuronlens/error.h"
+
+namespace neuronlens::cli {
+
+// Writes `text` to `path` (an --plot or --csv file); a path that cannot be
+// written is the caller's mistake: bad_input naming the option.
+inline void write_text_file(const std::string& option, const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  if (out) out << text;
+  if (!out) throw bad_input(option + ": cannot write '" + path + "'");
+}
+
+}  // namespace neuronlens::cli

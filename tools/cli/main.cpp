@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   add(neuronlens::cli::add_generate_command);
   add(neuronlens::cli::add_probe_command);
   add(neuronlens::cli::add_lens_command);
+  add(neuronlens::cli::add_attribute_command);
+  add(neuronlens::cli::add_patch_command);
   add(neuronlens::cli::add_serve_command);
 
   try {

@@ -48,6 +48,8 @@ nlohmann::json info_json(const ServerContext& context) {
           {"note", context.model_note()},
           {"compare", std::move(compare)},
           {"chat_template", model != nullptr && model->chat.has_value()},
+          // The loaded model's attention heads, for the playground's head interventions.
+          {"n_heads", model != nullptr ? nlohmann::json(model->model.config().n_heads) : nlohmann::json()},
           {"limits",
            {{"max_tokens", kMaxTokens}, {"max_clamps", kMaxInterventions}, {"max_prompt_bytes", kMaxPromptBytes}}}};
 }

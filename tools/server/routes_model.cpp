@@ -61,13 +61,16 @@ auto in_entry(const std::string& list, size_t i, Read read) {
   }
 }
 
-std::vector<NeuronIntervention> read_interventions(const nlohmann::json& body, const ModelConfig& config) {
+// "clamps" [{layer, index, value}], "ablate" [{layer, index}] on neurons and
+// "heads" [{layer, head, factor}] on attention heads (factor 0 ablates).
+Interventions read_interventions(const nlohmann::json& body, const ModelConfig& config) {
   const nlohmann::json& clamps = json_array(body, "clamps", kMaxInterventions);
   const nlohmann::json& ablate = json_array(body, "ablate", kMaxInterventions);
-  if (clamps.size() + ablate.size() > kMaxInterventions) {
-    bad_request("clamps + ablate: at most " + std::to_string(kMaxInterventions) + " interventions in all");
+  const nlohmann::json& heads = json_array(body, "heads", kMaxInterventions);
+  if (clamps.size() + ablate.size() + heads.size() > kMaxInterventions) {
+    bad_request("clamps + ablate + heads: at most " + std::to_string(kMaxInterventions) + " interventions in all");
   }
-  std::vector<NeuronIntervention> out;
+  Interventions out;
   for (const auto* list : {&clamps, &ablate}) {
     const std::string name = list == &clamps ? "clamps" : "ablate";
     for (size_t i = 0; i < list->size(); ++i) {
@@ -84,8 +87,20 @@ std::vector<NeuronIntervention> read_interventions(const nlohmann::json& body, c
         iv.clamp_value = static_cast<float>(
             in_entry(name, i, [&] { return json_number(entry, "value", 0.0, -kMaxClampValue, kMaxClampValue); }));
       }
-      out.push_back(iv);
+      out.neurons.push_back(iv);
     }
+  }
+  for (size_t i = 0; i < heads.size(); ++i) {
+    const nlohmann::json& entry = heads[i];
+    if (!entry.is_object()) {
+      bad_request("heads[" + std::to_string(i) + "]: must be an object like {\"layer\": 3, \"head\": 2, \"factor\": 0}");
+    }
+    HeadIntervention iv;
+    iv.layer = in_entry("heads", i, [&] { return json_integer(entry, "layer", std::nullopt, 0, config.n_layers - 1); });
+    iv.head = in_entry("heads", i, [&] { return json_integer(entry, "head", std::nullopt, 0, config.n_heads - 1); });
+    iv.factor = static_cast<float>(
+        in_entry("heads", i, [&] { return json_number(entry, "factor", 0.0, -kMaxClampValue, kMaxClampValue); }));
+    out.heads.push_back(iv);
   }
   return out;
 }
@@ -131,7 +146,7 @@ void probe(ServerContext& context, const httplib::Request& request, httplib::Res
   const std::string text = json_string(body, "prompt", 1, kMaxPromptBytes);
   const bool chat = json_bool(body, "chat", false);
   const auto top = json_integer(body, "top", 10, 1, 100);
-  const std::vector<NeuronIntervention> interventions = read_interventions(body, tm.model.config());
+  const Interventions interventions = read_interventions(body, tm.model.config());
   const nlohmann::json& token_texts = json_array(body, "tokens", kMaxProbeTokens);
   std::vector<std::pair<std::string, int32_t>> probed;
   for (size_t i = 0; i < token_texts.size(); ++i) {
@@ -179,7 +194,7 @@ struct GenerationPlan {
   std::vector<int32_t> prompt;
   int64_t max_tokens = 64;
   SamplingOptions sampling;
-  std::vector<NeuronIntervention> interventions;
+  Interventions interventions;
   bool baseline = true;
 };
 

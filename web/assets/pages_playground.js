@@ -1,8 +1,9 @@
-// Playground (/playground): a prompt, neurons to clamp (sliders) or ablate,
-// and the baseline and clamped generations side by side as they stream in
-// (POST /api/generate, NDJSON); the probe of chosen next tokens with and
-// without the interventions (POST /api/probe). Query string: prompt, chat,
-// clamp=L:I=V (repeatable), ablate=L:I (repeatable), max_tokens, seed,
+// Playground (/playground): a prompt, neurons to clamp (sliders) or ablate
+// and attention heads to scale or ablate, and the baseline and clamped
+// generations side by side as they stream in (POST /api/generate, NDJSON);
+// the probe of chosen next tokens with and without the interventions (POST
+// /api/probe). Query string: prompt, chat, clamp=L:I=V, ablate=L:I,
+// scale_head=L:H=F, ablate_head=L:H (each repeatable), max_tokens, seed,
 // temperature, top_k, top_p, tokens (probe, one per line).
 "use strict";
 window.NL = window.NL || {};
@@ -20,14 +21,29 @@ NL.pages = NL.pages || {};
     return withValue && !Number.isFinite(item.value) ? null : item;
   }
 
-  // One row of the intervention list: layer, index, clamp/ablate, value
-  // slider and number kept in step.
-  function interventionRow(list, item, nLayers, dFfn) {
+  // The quick-add box: "29:808=36" clamps, "3:17" ablates a neuron; "h5:2=0.5"
+  // scales and "h5:2" ablates attention head 2 of layer 5.
+  function parseQuick(text) {
+    const head = /^h/i.test(text);
+    const body = head ? text.slice(1) : text;
+    const valued = parseIntervention(body, true);
+    if (valued) return Object.assign(valued, { mode: head ? "scale-head" : "clamp" });
+    const bare = parseIntervention(body, false);
+    return bare ? Object.assign(bare, { mode: head ? "ablate-head" : "ablate" }) : null;
+  }
+  const HEAD_MODES = ["scale-head", "ablate-head"];
+
+  // One row of the intervention list: layer, index (a neuron, or a head for
+  // the head modes), what to do, value slider and number kept in step (the
+  // clamp value, or the head's factor).
+  function interventionRow(list, item, nLayers, dFfn, nHeads) {
     const row = el("div", { class: "pg-row", testid: "pg-neuron-row" });
     const range = (v) => Math.max(50, Math.ceil(Math.abs(v) * 2 / 10) * 10);
     const layer = el("input", { type: "number", min: 0, max: nLayers - 1, value: item.layer, class: "pg-layer", testid: "pg-layer", "aria-label": "layer" });
     const index = el("input", { type: "number", min: 0, max: dFfn - 1, value: item.index, class: "pg-index", testid: "pg-index", "aria-label": "neuron index" });
-    const mode = NL.select({ class: "pg-mode", testid: "pg-mode", "aria-label": "intervention" }, [["clamp", "clamp to"], ["ablate", "ablate (zero)"]], item.mode || "clamp");
+    const modes = [["clamp", "clamp neuron to"], ["ablate", "ablate neuron (zero)"]];
+    if (nHeads) modes.push(["scale-head", "scale head by"], ["ablate-head", "ablate head (zero)"]);
+    const mode = NL.select({ class: "pg-mode", testid: "pg-mode", "aria-label": "intervention" }, modes, item.mode || "clamp");
     const value0 = item.value === undefined ? 10 : item.value;
     const slider = el("input", { type: "range", min: -range(value0), max: range(value0), step: 0.5, value: value0, class: "pg-slider", testid: "pg-slider", "aria-label": "clamp value" });
     const value = el("input", { type: "number", step: "any", min: -1e4, max: 1e4, value: value0, class: "pg-value", testid: "pg-value", "aria-label": "clamp value" });
@@ -38,11 +54,18 @@ NL.pages = NL.pages || {};
       if (Math.abs(v) > Number(slider.max)) { slider.max = range(v); slider.min = -range(v); }
       slider.value = v;
     });
-    const syncMode = () => { slider.disabled = value.disabled = mode.value === "ablate"; };
+    const indexLabel = el("span", {}, "neuron ");
+    const syncMode = () => {
+      slider.disabled = value.disabled = mode.value === "ablate" || mode.value === "ablate-head";
+      const head = HEAD_MODES.includes(mode.value);
+      indexLabel.textContent = head ? "head " : "neuron ";
+      index.max = head ? nHeads - 1 : dFfn - 1;
+      index.setAttribute("aria-label", head ? "head index" : "neuron index");
+    };
     mode.addEventListener("change", syncMode);
     syncMode();
     row.append(
-      el("label", {}, "layer ", layer), el("label", {}, "neuron ", index), mode, slider, value,
+      el("label", {}, "layer ", layer), el("label", {}, indexLabel, index), mode, slider, value,
       el("button", { type: "button", class: "icon", testid: "pg-remove", title: "remove", onclick: () => row.remove() }, "✕"));
     row.read = () => ({ mode: mode.value, layer: parseInt(layer.value, 10), index: parseInt(index.value, 10), value: parseFloat(value.value) });
     list.appendChild(row);
@@ -52,13 +75,16 @@ NL.pages = NL.pages || {};
   function readInterventions(list) {
     const clamps = [];
     const ablate = [];
+    const heads = [];
     for (const row of list.querySelectorAll(".pg-row")) {
       const r = row.read();
       if (!Number.isInteger(r.layer) || !Number.isInteger(r.index)) continue;
       if (r.mode === "ablate") ablate.push({ layer: r.layer, index: r.index });
+      else if (r.mode === "ablate-head") heads.push({ layer: r.layer, head: r.index, factor: 0 });
+      else if (r.mode === "scale-head") { if (Number.isFinite(r.value)) heads.push({ layer: r.layer, head: r.index, factor: r.value }); }
       else if (Number.isFinite(r.value)) clamps.push({ layer: r.layer, index: r.index, value: r.value });
     }
-    return { clamps, ablate };
+    return { clamps, ablate, heads };
   }
 
   // A streamed token: its text as is, with a faint ↵ before each line break
@@ -115,14 +141,16 @@ NL.pages = NL.pages || {};
     const seed = num("pg-seed", query.get("seed") || 0, { min: 0 });
 
     const list = el("div", { class: "pg-list", testid: "pg-neurons", id: "pg-neurons" });
-    const addRow = (item) => interventionRow(list, item, info.model.n_layers, info.model.d_ffn);
+    const addRow = (item) => interventionRow(list, item, info.model.n_layers, info.model.d_ffn, info.n_heads);
     query.getAll("clamp").map((c) => parseIntervention(c, true)).filter(Boolean).forEach((c) => addRow(c));
     query.getAll("ablate").map((c) => parseIntervention(c, false)).filter(Boolean).forEach((c) => addRow(Object.assign(c, { mode: "ablate" })));
-    const quick = el("input", { type: "text", id: "pg-quick", testid: "pg-quick", placeholder: "29:808=36 or 3:17", size: 14, "aria-label": "add neuron" });
+    query.getAll("scale_head").map((c) => parseIntervention(c, true)).filter(Boolean).forEach((c) => addRow(Object.assign(c, { mode: "scale-head" })));
+    query.getAll("ablate_head").map((c) => parseIntervention(c, false)).filter(Boolean).forEach((c) => addRow(Object.assign(c, { mode: "ablate-head" })));
+    const quick = el("input", { type: "text", id: "pg-quick", testid: "pg-quick", placeholder: "29:808=36, 3:17, h5:2=0.5 or h5:2", size: 22, "aria-label": "add neuron or head" });
     const addQuick = () => {
       const text = quick.value.trim();
-      const item = parseIntervention(text, true) || Object.assign(parseIntervention(text, false) || {}, { mode: "ablate" });
-      if (item.layer === undefined) { quick.classList.add("invalid"); return; }
+      const item = parseQuick(text);
+      if (!item || (HEAD_MODES.includes(item.mode) && !info.n_heads)) { quick.classList.add("invalid"); return; }
       quick.classList.remove("invalid");
       quick.value = "";
       addRow(item);
@@ -137,9 +165,9 @@ NL.pages = NL.pages || {};
     const outputs = el("div", { class: "gen-grid", testid: "pg-outputs", id: "pg-outputs", "data-state": "idle" }, base.column, clamped.column);
 
     const settings = () => {
-      const { clamps, ablate } = readInterventions(list);
+      const { clamps, ablate, heads } = readInterventions(list);
       return {
-        prompt: prompt.value, chat: chat.checked, clamps, ablate,
+        prompt: prompt.value, chat: chat.checked, clamps, ablate, heads,
         max_tokens: parseInt(maxTokens.value, 10), seed: parseInt(seed.value, 10), temperature: parseFloat(temperature.value),
         top_k: parseInt(topK.value, 10), top_p: parseFloat(topP.value), baseline: baseline.checked,
       };
@@ -151,6 +179,7 @@ NL.pages = NL.pages || {};
       q.set("chat", s.chat ? "1" : "0");
       s.clamps.forEach((c) => q.append("clamp", `${c.layer}:${c.index}=${c.value}`));
       s.ablate.forEach((a) => q.append("ablate", `${a.layer}:${a.index}`));
+      s.heads.forEach((h) => (h.factor === 0 ? q.append("ablate_head", `${h.layer}:${h.head}`) : q.append("scale_head", `${h.layer}:${h.head}=${h.factor}`)));
       for (const k of ["max_tokens", "seed", "temperature", "top_k", "top_p"]) q.set(k, String(s[k]));
       if (probeTokens !== undefined) q.set("tokens", probeTokens);
       history.replaceState(null, "", `/playground?${q}`);
@@ -162,7 +191,7 @@ NL.pages = NL.pages || {};
       for (const k of ["max_tokens", "seed", "top_k"]) if (!Number.isInteger(s[k])) bad.push(k.replace("_", " "));
       for (const k of ["temperature", "top_p"]) if (!Number.isFinite(s[k])) bad.push(k.replace("_", " "));
       const rows = list.querySelectorAll(".pg-row").length;
-      if (s.clamps.length + s.ablate.length < rows) bad.push("a neuron row (layer, index or value)");
+      if (s.clamps.length + s.ablate.length + s.heads.length < rows) bad.push("a neuron or head row (layer, index or value)");
       return bad;
     };
 
@@ -176,7 +205,7 @@ NL.pages = NL.pages || {};
         return;
       }
       remember(s);
-      if (!s.clamps.length && !s.ablate.length) message.appendChild(notice("info", "No neuron chosen: both runs will be the same. Add one above."));
+      if (!s.clamps.length && !s.ablate.length && !s.heads.length) message.appendChild(notice("info", "No neuron or head chosen: both runs will be the same. Add one above."));
       const columns = { baseline: base, clamped };
       for (const c of Object.values(columns)) {
         NL.clear(c.text);
@@ -229,8 +258,8 @@ NL.pages = NL.pages || {};
       el("label", {}, "max tokens ", maxTokens), el("label", {}, "temperature ", temperature),
       el("label", {}, "top-k ", topK), el("label", {}, "top-p ", topP), el("label", {}, "seed ", seed),
       el("label", { class: "check" }, baseline, "run the baseline too")),
-    el("h3", {}, "Neurons"),
-    el("p", { class: "muted small" }, `Clamping sets the neuron's activation silu(gate)·up to the value at every position; at most ${limits.max_clamps}. The neuron page shows its largest activation on a text, a useful scale.`),
+    el("h3", {}, "Neurons and heads"),
+    el("p", { class: "muted small" }, `Clamping sets the neuron's activation silu(gate)·up to the value at every position; at most ${limits.max_clamps} interventions. The neuron page shows its largest activation on a text, a useful scale. A head's output (before the output projection) is multiplied by its factor, or zeroed.`),
     list,
     el("div", { class: "row gap" },
       el("button", { type: "button", id: "pg-add", testid: "pg-add", onclick: () => addRow({ layer: info.model.n_layers - 1, index: 0, value: 10 }) }, "+ add neuron"),
@@ -267,7 +296,7 @@ NL.pages = NL.pages || {};
         probeButton.disabled = true;
         NL.clear(probeOut).appendChild(NL.loading("Probing…"));
         try {
-          const res = await api.post("/api/probe", { prompt: s.prompt, chat: s.chat, tokens, clamps: s.clamps, ablate: s.ablate, top: parseInt(probeTop.value, 10) }, ctx.signal);
+          const res = await api.post("/api/probe", { prompt: s.prompt, chat: s.chat, tokens, clamps: s.clamps, ablate: s.ablate, heads: s.heads, top: parseInt(probeTop.value, 10) }, ctx.signal);
           NL.clear(probeOut).appendChild(probeTable(res));
         } catch (err) {
           if (err.name !== "AbortError") NL.clear(probeOut).appendChild(NL.errorBox(err));
