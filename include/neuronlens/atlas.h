@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "neuronlens/model.h"
+#include "neuronlens/head_circuits.h"
 #include "neuronlens/neuron.h"
 
 struct sqlite3;
@@ -55,6 +56,27 @@ struct AtlasNeuron {
   std::vector<int32_t> top_ids;
   std::vector<double> top_logits;
   std::vector<double> top_probs;
+};
+
+// One singular direction of an attention head's circuit, decoded on both
+// sides (neuronlens/head_circuits.h; the schema in docs/atlas.md).
+struct AtlasHeadSide {
+  double logsumexp = 0;
+  double entropy = 0;
+  double topk_mass = 0;
+  std::vector<int32_t> top_ids;
+  std::vector<double> top_logits;
+  std::vector<double> top_probs;
+};
+struct AtlasHeadDirection {
+  HeadCircuit circuit = HeadCircuit::Ov;
+  int64_t layer = 0;
+  int64_t head = 0;
+  int rank = 0;
+  double singular_value = 0;
+  // [0]: OV out (decoded like a down vector: final norm, LM head) or QK
+  // query; [1]: OV in or QK key (decoded through the token embedding).
+  AtlasHeadSide sides[2];
 };
 
 class Atlas {
@@ -118,6 +140,38 @@ class Atlas {
   // One page of neurons_with_token(token), and how many there are in all.
   std::vector<TokenHit> neurons_with_token(int32_t token, int64_t offset, int64_t limit) const;
   int64_t count_neurons_with_token(int32_t token) const;
+
+  // Heads (neuronlens/head_circuits.h): the directions of one (circuit,
+  // layer), all its heads' `rank` directions, in one transaction;
+  // decoded[0][i] and decoded[1][i] are directions[i]'s two sides. Every
+  // layer of an atlas has the same rank: another throws Error.
+  void write_head_layer(HeadCircuit circuit, int64_t layer, const std::vector<HeadDirection>& directions,
+                        const std::vector<NeuronDecoding> (&decoded)[2]);
+  bool head_layer_done(HeadCircuit circuit, int64_t layer) const;
+  std::vector<std::pair<HeadCircuit, int64_t>> head_layers_done() const;
+  // The rank the heads were mapped at; 0 when none were.
+  int head_rank() const;
+  // One head's directions, by rank; empty when its layer is not mapped.
+  std::vector<AtlasHeadDirection> head(HeadCircuit circuit, int64_t layer, int64_t head) const;
+  // Per layer, over its head directions' side 0 (OV out, QK query): count,
+  // mean entropy and how many have top-1 probability above `threshold`.
+  std::vector<LayerSummary> summarize_heads(HeadCircuit circuit, double threshold) const;
+  // The `limit` directions of `circuit` whose side 0 (OV out, QK query) is
+  // the most specialised (highest top-1 probability), with their tokens.
+  std::vector<AtlasHeadDirection> sharpest_heads(HeadCircuit circuit, int limit) const;
+  // Head directions that have `token` among a side's stored top-k, most
+  // probable first.
+  struct HeadTokenHit {
+    HeadCircuit circuit;
+    int64_t layer;
+    int64_t head;
+    int rank;
+    int side;
+    int position;
+    double logit;
+    double prob;
+  };
+  std::vector<HeadTokenHit> heads_with_token(int32_t token) const;
 
   // top-1 token of every neuron of (kind, layer), by index.
   std::vector<int32_t> layer_top1(VectorKind kind, int64_t layer) const;

@@ -68,4 +68,28 @@ std::vector<ConceptHit> find_concept(const Model& model, const LmHeadDecoder& de
 std::vector<ConceptHit> find_concept_in_atlas(const Atlas& atlas, const ConceptTokens& concept_tokens,
                                               const FindOptions& options, int64_t* ranked = nullptr);
 
+// A head direction (neuronlens/head_circuits.h) whose decoded side holds a
+// concept token, ranked as a neuron would be: summed probability of the
+// concept's tokens, best logit, best rank within the stored top-k.
+struct HeadConceptHit {
+  HeadCircuit circuit = HeadCircuit::Ov;
+  int64_t layer = 0;
+  int64_t head = 0;
+  int direction = 0;  // singular direction, 0 = the largest
+  int side = 0;       // 0: OV out / QK query; 1: OV in / QK key
+  double prob = 0;
+  double logit = 0;
+  int64_t rank = -1;
+  std::vector<int32_t> top_ids;  // that side's own top tokens
+  std::vector<double> top_probs;
+};
+
+// The head directions of an atlas's mapped circuits (`circuits`, in
+// options.layers) that hold the concept's tokens in a side's stored top-k,
+// best options.limit first by options.rank_by. Empty when no heads are
+// mapped.
+std::vector<HeadConceptHit> find_concept_in_heads(const Atlas& atlas, const ConceptTokens& concept_tokens,
+                                                  const std::vector<HeadCircuit>& circuits,
+                                                  const FindOptions& options);
+
 }  // namespace neuronlens

@@ -36,7 +36,13 @@ enum class Precision {
 std::string_view precision_name(Precision precision);          // "auto", "exact", "bf16"
 Precision precision_from_name(std::string_view name);          // throws Error
 
+// What the vectors are decoded against: the LM head (the model's output
+// path, with its final norm and soft-cap), or the token embedding, the input
+// side (which tokens a direction reads: E · v, no norm, no cap).
+enum class DecodeMatrix { LmHead, TokenEmbedding };
+
 struct DecodeSettings {
+  DecodeMatrix matrix = DecodeMatrix::LmHead;  // TokenEmbedding ignores `norm`
   NormMode norm = NormMode::Final;
   ReadNorm read_norm = ReadNorm::None;
   int top_k = 20;

@@ -9,12 +9,17 @@
 
 #include "neuronlens/atlas.h"
 #include "neuronlens/decode.h"
+#include "neuronlens/head_circuits.h"
 #include "neuronlens/model.h"
 
 namespace neuronlens {
 
 struct MapOptions {
   std::vector<VectorKind> kinds{VectorKind::Up, VectorKind::Gate, VectorKind::Down};
+  // Attention heads too: each head's top `head_rank` singular directions of
+  // these circuits (neuronlens/head_circuits.h), both sides decoded.
+  std::vector<HeadCircuit> circuits;
+  int head_rank = 4;
   std::vector<int64_t> layers;  // empty: all
   DecodeSettings settings;
 };
@@ -35,14 +40,23 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t n_layers)
 // Parses "up,gate,down" (or "all"). Throws Error ("unknown neuron kind ...",
 // "no kind given ...").
 std::vector<VectorKind> parse_kind_list(const std::string& text);
+// What `map --kinds` takes: neuron kinds and head circuits, e.g.
+// "up,down,ov,qk" ("all": the three neuron kinds). Throws Error as
+// parse_kind_list does.
+struct MapKinds {
+  std::vector<VectorKind> kinds;
+  std::vector<HeadCircuit> circuits;
+};
+MapKinds parse_map_kinds(const std::string& text);
 
 // The settings an atlas of this model records (hashes the model file(s)).
 AtlasSettings atlas_settings_for(const Model& model, const DecodeSettings& settings);
 
 struct MapProgress {
-  int64_t vectors_done = 0;    // in this run
+  int64_t vectors_done = 0;    // in this run (a head direction counts its two sides)
   int64_t vectors_total = 0;   // to do in this run
-  int64_t layers_skipped = 0;  // (kind, layer) pairs already in the atlas
+  int64_t layers_skipped = 0;  // (kind or circuit, layer) pairs already in the atlas
+  int64_t layers_mapped = 0;   // (kind or circuit, layer) pairs written in this run
 };
 
 // Decodes what the atlas lacks. `on_progress` is called often (may be empty).

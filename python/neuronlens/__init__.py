@@ -118,10 +118,15 @@ class Atlas:
 def map(model: Union[Model, PathLike], atlas: PathLike, kinds: Sequence[str] = KINDS,
         layers: Optional[Iterable[int]] = None, top_k: int = 20, norm: str = "final",
         read_norm: str = "none", progress: Progress = True, precision: str = "auto",
-        backend: str = "") -> dict:
+        backend: str = "", head_rank: int = 4) -> dict:
     """Decodes every neuron of the chosen kinds and layers (default: all) into
     the atlas at ``atlas``, as ``neuronlens map`` does, skipping what the atlas
     already holds. Returns {vectors_done, vectors_total, layers_skipped}.
+
+    ``kinds`` may also name attention heads' circuits, "ov" and "qk": each
+    head's top ``head_rank`` singular directions, both sides decoded, in the
+    atlas's head tables (docs/atlas.md; read them with ``neuronlens show`` or
+    SQL).
 
     ``precision``: "exact" (float32 bulk products), "bf16" (needs AVX512_BF16)
     or "auto" (bf16 where the CPU has it). Either way the top-k ids are those
@@ -136,7 +141,7 @@ def map(model: Union[Model, PathLike], atlas: PathLike, kinds: Sequence[str] = K
     """
     m = model if isinstance(model, Model) else load(model)
     return _core._map(m, os.fspath(atlas), list(kinds), _layer_list(layers), top_k, norm, read_norm,
-                      precision, backend, _progress_callback(progress, "mapping", "vectors"))
+                      precision, backend, head_rank, _progress_callback(progress, "mapping", "vectors"))
 
 
 def find(source: Union[Model, Atlas, PathLike], concept: str, top: int = 10, by: str = "prob",

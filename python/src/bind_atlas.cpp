@@ -161,9 +161,19 @@ nb::dict top_token_table(const Atlas& atlas, int64_t layer, const std::string& k
 nb::dict map_model(const PyModel& model, const std::string& atlas_path, const std::vector<std::string>& kinds,
                    const std::optional<std::vector<int64_t>>& layers, int top_k, const std::string& norm,
                    const std::string& read_norm, const std::string& precision, const std::string& backend,
-                   std::optional<nb::callable> on_progress) {
+                   int head_rank, std::optional<nb::callable> on_progress) {
   MapOptions options;
-  options.kinds = kinds_from_names(kinds);
+  // Neuron kinds and head circuits ("ov", "qk"), as `map --kinds` takes them.
+  std::string joined;
+  for (const std::string& k : kinds) {
+    if (k.empty() || k.find(',') != std::string::npos) throw bad_input("kind '" + k + "' is not one kind");
+    joined += (joined.empty() ? "" : ",") + k;
+  }
+  if (joined.empty()) throw bad_input("no kinds given (expected some of up, gate, down, ov, qk)");
+  const MapKinds parsed = parse_map_kinds(joined);
+  options.kinds = parsed.kinds;
+  options.circuits = parsed.circuits;
+  options.head_rank = head_rank;
   options.layers = checked_layers(layers, model.config().n_layers);
   options.settings.norm = norm_mode_from_name(norm);
   options.settings.read_norm = read_norm_from_name(read_norm);
@@ -376,7 +386,7 @@ void bind_atlas(nb::module_& m) {
 
   m.def("_map", &map_model, nb::arg("model"), nb::arg("atlas_path"), nb::arg("kinds"), nb::arg("layers"),
         nb::arg("top_k"), nb::arg("norm"), nb::arg("read_norm"), nb::arg("precision") = "auto",
-        nb::arg("backend") = "", nb::arg("on_progress") = nb::none());
+        nb::arg("backend") = "", nb::arg("head_rank") = 4, nb::arg("on_progress") = nb::none());
   m.def("_find_in_atlas", &find_in_atlas, nb::arg("atlas"), nb::arg("concept"), nb::arg("kinds"), nb::arg("layers"),
         nb::arg("by"), nb::arg("limit"), nb::arg("show_top"), nb::arg("exact"), nb::arg("model_path"));
   m.def("_find_in_model", &find_in_model, nb::arg("model"), nb::arg("concept"), nb::arg("kinds"), nb::arg("layers"),

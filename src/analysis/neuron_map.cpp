@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "io/sha256.h"
+#include "model/norm_weight.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens {
@@ -70,6 +71,35 @@ std::vector<VectorKind> parse_kind_list(const std::string& text) {
   return kinds;
 }
 
+MapKinds parse_map_kinds(const std::string& text) {
+  if (text.empty() || text == "all") return {parse_kind_list("all"), {}};
+  MapKinds out;
+  std::stringstream parts(text);
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    if (part == "ov" || part == "qk") {
+      const HeadCircuit c = head_circuit_from_name(part);
+      if (std::find(out.circuits.begin(), out.circuits.end(), c) == out.circuits.end()) out.circuits.push_back(c);
+      continue;
+    }
+    if (part == "all") {
+      for (VectorKind k : parse_kind_list("all")) {
+        if (std::find(out.kinds.begin(), out.kinds.end(), k) == out.kinds.end()) out.kinds.push_back(k);
+      }
+      continue;
+    }
+    VectorKind k;
+    try {
+      k = vector_kind_from_name(part);
+    } catch (const Error&) {
+      throw bad_input("unknown neuron kind '" + part + "' (expected up, gate, down, or a head circuit: ov, qk)");
+    }
+    if (std::find(out.kinds.begin(), out.kinds.end(), k) == out.kinds.end()) out.kinds.push_back(k);
+  }
+  if (out.kinds.empty() && out.circuits.empty()) throw bad_input("no kind given (expected up, gate, down, ov or qk)");
+  return out;
+}
+
 std::string model_sha256(const Model& model) {
   if (model.format() == ModelFormat::Gguf) return sha256_file_hex(model.path());
   // A Hugging Face folder: hash the digests of its safetensors files, by name.
@@ -109,6 +139,76 @@ AtlasSettings atlas_settings_for(const Model& model, const DecodeSettings& setti
   return s;
 }
 
+namespace {
+
+// The heads of each (circuit, layer): an OV output direction is decoded as
+// a down vector is (what reaches the residual stream: γ_post ⊙ u where the
+// family norms the attention output; the final norm; the LM head); every
+// other side is decoded through the token embedding. A layer has only
+// n_heads · rank directions, too few to keep every thread's blocks full, so
+// layers of a circuit are decoded together in batches of at least
+// kHeadBatch directions, then written a layer at a time.
+void map_head_layers(const Model& model, const MapOptions& options,
+                     const std::vector<std::pair<HeadCircuit, int64_t>>& todo, const LmHeadDecoder& output,
+                     Atlas& atlas, MapProgress& progress, const std::function<void(const MapProgress&)>& on_progress) {
+  constexpr int64_t kHeadBatch = 2048;
+  const ModelConfig& c = model.config();
+  const int64_t d = c.d_model;
+  DecodeSettings embedding_settings = options.settings;
+  embedding_settings.matrix = DecodeMatrix::TokenEmbedding;
+  const LmHeadDecoder embedding(model, embedding_settings);
+  const int64_t per_layer = c.n_heads * options.head_rank;
+  size_t next = 0;
+  while (next < todo.size()) {
+    // One batch: consecutive layers of one circuit.
+    const HeadCircuit circuit = todo[next].first;
+    std::vector<int64_t> layers;
+    while (next < todo.size() && todo[next].first == circuit &&
+           (layers.empty() || static_cast<int64_t>(layers.size()) * per_layer < kHeadBatch)) {
+      layers.push_back(todo[next++].second);
+    }
+    std::vector<std::vector<HeadDirection>> directions;
+    std::vector<float> rows[2];  // [layers * per_layer, d] per side
+    for (int64_t layer : layers) {
+      directions.push_back(head_circuit_directions(model, circuit, layer, options.head_rank));
+      std::vector<float> gamma;
+      if (circuit == HeadCircuit::Ov && c.post_norms) gamma = applied_norm_weight(model, WeightKind::AttnPostNorm, layer);
+      for (const HeadDirection& dir : directions.back()) {
+        for (int side = 0; side < 2; ++side) {
+          const std::vector<float>& v = side == 0 ? dir.left : dir.right;
+          const size_t at = rows[side].size();
+          rows[side].insert(rows[side].end(), v.begin(), v.end());
+          if (side == 0 && !gamma.empty()) {
+            for (int64_t e = 0; e < d; ++e) rows[side][at + static_cast<size_t>(e)] *= gamma[static_cast<size_t>(e)];
+          }
+        }
+      }
+    }
+    const int64_t n = static_cast<int64_t>(layers.size()) * per_layer;
+    std::vector<NeuronDecoding> decoded[2];
+    for (int side = 0; side < 2; ++side) {
+      const LmHeadDecoder& decoder = circuit == HeadCircuit::Ov && side == 0 ? output : embedding;
+      decoder.normalize(rows[side].data(), n);
+      const int64_t before = progress.vectors_done;
+      decoded[side] = decoder.decode_normalized(rows[side].data(), n, [&](int64_t done) {
+        progress.vectors_done = before + done;
+        if (on_progress) on_progress(progress);
+      });
+    }
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const auto first = static_cast<std::ptrdiff_t>(i) * per_layer;
+      std::vector<NeuronDecoding> layer_decoded[2];
+      for (int side = 0; side < 2; ++side) {
+        layer_decoded[side].assign(decoded[side].begin() + first, decoded[side].begin() + first + per_layer);
+      }
+      atlas.write_head_layer(circuit, layers[i], directions[i], layer_decoded);
+      ++progress.layers_mapped;
+    }
+  }
+}
+
+}  // namespace
+
 MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas& atlas,
                            const std::function<void(const MapProgress&)>& on_progress) {
   const ModelConfig& c = model.config();
@@ -131,8 +231,29 @@ MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas&
       }
     }
   }
-  progress.vectors_total = static_cast<int64_t>(todo.size()) * c.d_ffn;
-  if (todo.empty()) return progress;
+  std::vector<std::pair<HeadCircuit, int64_t>> head_todo;
+  if (!options.circuits.empty() && (options.head_rank < 1 || options.head_rank > c.head_dim)) {
+    throw bad_input("head rank " + std::to_string(options.head_rank) + " is outside 1 to " +
+                    std::to_string(c.head_dim) + " (the head dimension)");
+  }
+  for (HeadCircuit circuit : options.circuits) {  // circuit-major: map_head_layers batches a circuit's layers
+    for (int64_t layer : layers) {
+      if (atlas.head_layer_done(circuit, layer)) {
+        ++progress.layers_skipped;
+      } else {
+        head_todo.emplace_back(circuit, layer);
+      }
+    }
+  }
+  if (!options.circuits.empty() && atlas.head_rank() != 0 && atlas.head_rank() != options.head_rank) {
+    throw bad_input(atlas.path() + ": this atlas's heads were mapped with --head-rank " +
+                    std::to_string(atlas.head_rank()) + ", not " + std::to_string(options.head_rank) +
+                    "; write to a new atlas file or use the same rank");
+  }
+  const int64_t directions_per_layer = c.n_heads * options.head_rank;
+  progress.vectors_total = static_cast<int64_t>(todo.size()) * c.d_ffn +
+                           static_cast<int64_t>(head_todo.size()) * directions_per_layer * 2;
+  if (todo.empty() && head_todo.empty()) return progress;
 
   const LmHeadDecoder decoder(model, options.settings);
   std::vector<float> vectors;  // [F, d]
@@ -146,7 +267,9 @@ MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas&
       if (on_progress) on_progress(progress);
     });
     atlas.write_layer(kind, layer, decoded);
+    ++progress.layers_mapped;
   }
+  if (!head_todo.empty()) map_head_layers(model, options, head_todo, decoder, atlas, progress, on_progress);
   return progress;
 }
 

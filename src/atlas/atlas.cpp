@@ -43,13 +43,6 @@ CREATE TABLE layers_done (kind INTEGER NOT NULL, layer INTEGER NOT NULL, finishe
   PRIMARY KEY (kind, layer));
 )sql";
 
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 sqlite3* open_db(const std::string& path, int flags) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
@@ -186,7 +179,7 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
     set("format", kFormat);
     set("schema_version", std::to_string(kSchemaVersion));
     set("neuronlens_version", std::string(kVersion));
-    set("created_at", now_utc());
+    set("created_at", sql::now_utc());
     set("model_name", s.model_name);
     set("model_path", s.model_path);
     set("model_sha256", s.model_sha256);
@@ -263,7 +256,7 @@ void Atlas::write_layer(VectorKind kind, int64_t layer, const std::vector<Neuron
       }
     }
     sql::Statement done(db_, "INSERT OR REPLACE INTO layers_done VALUES (?, ?, ?)");
-    done.bind(1, k).bind(2, layer).bind(3, now_utc());
+    done.bind(1, k).bind(2, layer).bind(3, sql::now_utc());
     done.run();
     for (const NeuronDecoding& r : decodings) {
       settings_.max_logsumexp_error = std::max(settings_.max_logsumexp_error, r.logsumexp_error);

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 
 #include "neuronlens/error.h"
@@ -24,6 +25,14 @@ inline void exec(sqlite3* db, const std::string& sql) {
     const char* file = sqlite3_db_filename(db, "main");
     throw bad_file(std::string(file && *file ? file : "atlas") + ": " + m);
   }
+}
+
+// Now, as the atlas records times: "2026-12-07T02:04:00Z".
+inline std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
 }
 
 class Statement {

@@ -109,9 +109,11 @@ LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : setting
   vocab_size_ = c.vocab_size;
   d_model_ = c.d_model;
   rms_eps_ = c.rms_norm_eps;
-  final_softcap_ = c.final_softcap;
+  const bool embedding = settings_.matrix == DecodeMatrix::TokenEmbedding;
+  if (embedding) settings_.norm = NormMode::None;
+  final_softcap_ = embedding ? 0.0 : c.final_softcap;
   choose_decode_backend(settings_);  // refused now, before the big copy, if this CPU cannot run it
-  const TensorView& head = model.lm_head();
+  const TensorView& head = embedding ? model.weight(WeightKind::TokenEmbedding) : model.lm_head();
   lm_head_.resize(static_cast<size_t>(vocab_size_ * d_model_));
   // Dequantise in row blocks, in parallel: this is the one big copy a map makes.
   constexpr int64_t kRows = 1024;
@@ -123,7 +125,8 @@ LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : setting
       float* rows = lm_head_.data() + first * d_model_;
       dequantize_rows(head, first, n, rows);
       require_finite(rows, n * d_model_, [&](int64_t at) {
-        return "the LM head's row for token " + std::to_string(first + at / d_model_);
+        return std::string(embedding ? "the token embedding's" : "the LM head's") + " row for token " +
+               std::to_string(first + at / d_model_);
       });
     });
   }

@@ -164,3 +164,17 @@ def test_top_tokens_of_an_unmapped_layer_raise_error(cli_atlas):
         nl.Atlas(cli_atlas).top_tokens(LAYER + 1, "up", 0)
     with pytest.raises(nl.Error, match="neuron 99999 is out of range"):
         nl.Atlas(cli_atlas).top_tokens(LAYER, "up", 99999)
+
+
+def test_map_takes_head_circuits_as_the_cli_does(model, model_path, tmp_path, run_cli):
+    path = tmp_path / "heads.db"
+    done = nl.map(model, path, kinds=["ov", "qk"], layers=[LAYER], head_rank=2, progress=False, precision="exact")
+    assert done["vectors_total"] == 2 * model.n_heads * 2 * 2 == done["vectors_done"]
+    cli_path = tmp_path / "cli_heads.db"
+    run_cli("map", model_path, "-o", cli_path, "--kinds", "ov,qk", "--layers", LAYER, "--head-rank", 2,
+            "--precision", "exact", "--examples", "", as_json=False)
+    ours = run_cli("show", path, f"{LAYER}:ov:3", f"{LAYER}:qk:1", "--json")
+    theirs = run_cli("show", cli_path, f"{LAYER}:ov:3", f"{LAYER}:qk:1", "--json")
+    assert ours == theirs and len(ours[0]["directions"]) == 2
+    with pytest.raises(nl.Error, match="head rank 999 is outside"):
+        nl.map(model, tmp_path / "z.db", kinds=["ov"], layers=[LAYER], head_rank=999, progress=False)

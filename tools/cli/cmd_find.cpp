@@ -35,7 +35,10 @@ struct FindCommandOptions {
 
 int run_find(const FindCommandOptions& opt) {
   FindOptions find;
-  find.kinds = for_option("--kinds", [&] { return parse_kind_list(opt.kinds); });
+  // "all" takes the mapped heads too; naming kinds takes those only.
+  MapKinds kinds = for_option("--kinds", [&] { return parse_map_kinds(opt.kinds); });
+  if (opt.kinds == "all") kinds.circuits = {HeadCircuit::Ov, HeadCircuit::Qk};
+  find.kinds = kinds.kinds;
   find.rank_by = rank_by_from_name(opt.by);
   if (opt.limit < 1 || opt.limit > 10000) throw bad_input("--limit must be 1 to 10000");
   if (opt.show_top < 0 || opt.show_top > 100) throw bad_input("--show-top must be 0 to 100");
@@ -73,6 +76,15 @@ int run_find(const FindCommandOptions& opt) {
   }
 
   nlohmann::json all = nlohmann::json::array();
+  // Head directions rank within the stored top-k (there are few of them,
+  // and a sharp one keeps its concept tokens there).
+  const bool search_heads = atlas && atlas->head_rank() > 0 && !kinds.circuits.empty();
+  auto add_heads = [&](const ConceptTokens& ct, const TokenText& text, nlohmann::json* j) {
+    if (!search_heads) return;
+    const auto head_hits = find_concept_in_heads(*atlas, ct, kinds.circuits, find);
+    if (j != nullptr) (*j)["heads"] = head_concept_hits_json(head_hits, text);
+    else print_head_concept_hits(head_hits, text);
+  };
   for (const std::string& concept_text : opt.concepts) {
     if (model) {
       const ConceptTokens ct = expand_concept(model->vocab(), concept_text, opt.exact);
@@ -81,8 +93,14 @@ int run_find(const FindCommandOptions& opt) {
       const auto hits = find_concept(*model, decoder, atlas ? &*atlas : nullptr, ct, find,
                                      [&](int64_t done, int64_t total) { bar.update(done, total); });
       bar.finish();
-      if (opt.json) all.push_back(concept_hits_json(ct, hits, token_text_of(model->vocab()), true));
-      else print_concept_hits(ct, hits, token_text_of(model->vocab()), true);
+      if (opt.json) {
+        nlohmann::json j = concept_hits_json(ct, hits, token_text_of(model->vocab()), true);
+        add_heads(ct, token_text_of(model->vocab()), &j);
+        all.push_back(std::move(j));
+      } else {
+        print_concept_hits(ct, hits, token_text_of(model->vocab()), true);
+        add_heads(ct, token_text_of(model->vocab()), nullptr);
+      }
     } else {
       // Without weights there is no vocabulary object: match the concept's
       // variants against the atlas's token texts.
@@ -93,9 +111,11 @@ int run_find(const FindCommandOptions& opt) {
       if (opt.json) {
         auto j = concept_hits_json(ct, hits, token_text_of(*atlas), false);
         j["note"] = why_inexact;
+        add_heads(ct, token_text_of(*atlas), &j);
         all.push_back(j);
       } else {
         print_concept_hits(ct, hits, token_text_of(*atlas), false);
+        add_heads(ct, token_text_of(*atlas), nullptr);
       }
     }
     if (!opt.json) std::printf("\n");
@@ -112,7 +132,9 @@ Runner add_find_command(CLI::App& app) {
   cmd->add_option("source", opt->source, "Atlas (SQLite) or model (GGUF file / Hugging Face folder)")->required();
   cmd->add_option("concepts", opt->concepts, "Concepts to look up")->required();
   cmd->add_option("--model", opt->model_override, "Weights for an atlas, if not at the path it records");
-  cmd->add_option("--kinds", opt->kinds, "Vector kinds: up,gate,down or all")->capture_default_str();
+  cmd->add_option("--kinds", opt->kinds,
+                  "Vector kinds: up,gate,down, head circuits ov,qk (from an atlas that mapped them), or all")
+      ->capture_default_str();
   cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10, or all")->capture_default_str();
   cmd->add_option("--by", opt->by, "Ranking: prob (p of the concept tokens), logit, or rank")->capture_default_str();
   cmd->add_option("-n,--limit", opt->limit, "Neurons to list")->capture_default_str();

@@ -1,7 +1,9 @@
-// `neuronlens map MODEL -o ATLAS.db`: decode every FFN neuron into an atlas,
-// then print a summary with example concepts.
+// `neuronlens map MODEL -o ATLAS.db`: decode every FFN neuron (and with
+// --kinds ov,qk every attention head's circuits) into an atlas, then print a
+// summary with example concepts.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -21,6 +23,7 @@ struct MapCommandOptions {
   std::string model;
   std::string atlas;
   std::string kinds = "all";
+  int head_rank = 4;
   std::string layers = "all";
   int top_k = 20;
   std::string norm = "final";
@@ -42,8 +45,34 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
+// A head direction's first tokens on one side, quoted.
+std::string head_side_tokens(const Atlas& atlas, const AtlasHeadSide& side, size_t count) {
+  std::string out;
+  for (size_t i = 0; i < std::min(count, side.top_ids.size()); ++i) {
+    out += (i ? " " : "") + quote_token(atlas.token_text(side.top_ids[i]));
+  }
+  return out;
+}
+
+void print_head_summary(const Atlas& atlas, const MapOptions& map_options) {
+  for (HeadCircuit circuit : map_options.circuits) {
+    const std::string name(head_circuit_name(circuit));
+    std::printf("\n%s heads: the %d directions with the most specialised %s side (L:%s:H rank, singular value)\n",
+                name.c_str(), 8, std::string(head_side_name(circuit, 0)).c_str(), name.c_str());
+    for (const AtlasHeadDirection& d : atlas.sharpest_heads(circuit, 8)) {
+      std::printf("  %4lld:%s:%-3lld r%d  σ %8.3f  %s %5.2f %-40s  %s %s\n", static_cast<long long>(d.layer),
+                  name.c_str(), static_cast<long long>(d.head), d.rank, d.singular_value,
+                  std::string(head_side_name(circuit, 0)).c_str(), d.sides[0].top_probs.empty() ? 0.0 : d.sides[0].top_probs[0],
+                  head_side_tokens(atlas, d.sides[0], 3).c_str(), std::string(head_side_name(circuit, 1)).c_str(),
+                  head_side_tokens(atlas, d.sides[1], 3).c_str());
+    }
+  }
+}
+
 void print_summary(const Model& model, const Atlas& atlas, const LmHeadDecoder& decoder, const MapOptions& map_options,
                    const MapCommandOptions& opt) {
+  print_head_summary(atlas, map_options);
+  if (map_options.kinds.empty()) return;
   std::printf("\nper layer: mean entropy (nats) and neurons whose top-1 token has p > %.2f\n", opt.specialised);
   std::printf("  %5s", "layer");
   for (VectorKind k : map_options.kinds) std::printf("  %8s-H %10s", std::string(vector_kind_name(k)).c_str(), "specialised");
@@ -82,7 +111,10 @@ int run_map(const MapCommandOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
   const Model model = Model::load(opt.model);
   MapOptions map_options;
-  map_options.kinds = for_option("--kinds", [&] { return parse_kind_list(opt.kinds); });
+  const MapKinds kinds = for_option("--kinds", [&] { return parse_map_kinds(opt.kinds); });
+  map_options.kinds = kinds.kinds;
+  map_options.circuits = kinds.circuits;
+  map_options.head_rank = opt.head_rank;
   map_options.layers =
       for_option("--layers", [&] { return parse_layer_list(opt.layers, model.config().n_layers); });
   map_options.settings.top_k = opt.top_k;
@@ -109,7 +141,7 @@ int run_map(const MapCommandOptions& opt) {
                 static_cast<long long>(done.layers_skipped));
   } else {
     std::printf("mapped %lld vectors (%lld kind-layers, %lld already done) in %s: %.0f vectors/s -> %s\n",
-                static_cast<long long>(done.vectors_done), static_cast<long long>(done.vectors_total / model.config().d_ffn),
+                static_cast<long long>(done.vectors_done), static_cast<long long>(done.layers_mapped),
                 static_cast<long long>(done.layers_skipped), human_seconds(seconds).c_str(),
                 static_cast<double>(done.vectors_done) / seconds, opt.atlas.c_str());
   }
@@ -125,7 +157,11 @@ Runner add_map_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("map", "Decode every FFN neuron through the LM head into an atlas");
   cmd->add_option("model", opt->model, "GGUF file or Hugging Face model folder")->required();
   cmd->add_option("-o,--output", opt->atlas, "Atlas file to write or resume (SQLite)")->required();
-  cmd->add_option("--kinds", opt->kinds, "Vector kinds: up,gate,down or all")->capture_default_str();
+  cmd->add_option("--kinds", opt->kinds,
+                  "Vector kinds: up,gate,down (all: the three), and attention heads' circuits ov,qk")
+      ->capture_default_str();
+  cmd->add_option("--head-rank", opt->head_rank, "Singular directions kept per head and circuit (ov, qk)")
+      ->capture_default_str();
   cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10 or 0,5,7-9, or all")->capture_default_str();
   cmd->add_option("--top-k", opt->top_k, "Top tokens stored per neuron")->capture_default_str();
   cmd->add_option("--norm", opt->norm, "Norm before the LM head: final (model's final RMSNorm) or none")

@@ -1,4 +1,6 @@
-// `neuronlens show ATLAS L:KIND:I`: one neuron's decoded tokens.
+// `neuronlens show ATLAS L:KIND:I`: one neuron's decoded tokens; with KIND
+// ov or qk, one attention head's singular directions, both sides decoded.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -27,7 +29,7 @@ struct NeuronRef {
 NeuronRef parse_neuron_ref(const std::string& text) {
   const size_t a = text.find(':'), b = text.rfind(':');
   if (a == std::string::npos || a == b) {
-    throw bad_input("neuron '" + text + "' is not of the form LAYER:KIND:INDEX (e.g. 16:up:4031)");
+    throw bad_input("neuron '" + text + "' is not of the form LAYER:KIND:INDEX (e.g. 16:up:4031, or 12:ov:3 for a head)");
   }
   auto number = [&](const std::string& s, const char* what) {
     return parse_nonnegative_integer(s, "neuron '" + text + "': " + what);
@@ -36,11 +38,81 @@ NeuronRef parse_neuron_ref(const std::string& text) {
           number(text.substr(b + 1), "index")};
 }
 
+nlohmann::json side_json(const Atlas& atlas, HeadCircuit circuit, int side, const AtlasHeadSide& s) {
+  nlohmann::json top = nlohmann::json::array();
+  for (size_t i = 0; i < s.top_ids.size(); ++i) {
+    top.push_back({{"rank", i + 1}, {"id", s.top_ids[i]}, {"text", atlas.token_text(s.top_ids[i])},
+                   {"logit", s.top_logits[i]}, {"prob", s.top_probs[i]}});
+  }
+  return {{"side", head_side_name(circuit, side)}, {"logsumexp", s.logsumexp}, {"entropy", s.entropy},
+          {"topk_mass", s.topk_mass}, {"top_tokens", std::move(top)}};
+}
+
+// LAYER:ov:HEAD or LAYER:qk:HEAD.
+void show_head(const Atlas& atlas, const std::string& ref_text, HeadCircuit circuit, int64_t layer, int64_t head,
+               bool json, nlohmann::json& all) {
+  const std::string name(head_circuit_name(circuit));
+  const std::vector<AtlasHeadDirection> dirs = atlas.head(circuit, layer, head);
+  if (dirs.empty()) {
+    if (atlas.head_layer_done(circuit, layer)) {
+      throw bad_input("'" + ref_text + "': head " + std::to_string(head) + " is out of range (layer " +
+                      std::to_string(layer) + " has fewer heads)");
+    }
+    throw bad_input(atlas.path() + ": layer " + std::to_string(layer) + "'s " + name +
+                    " circuits are not mapped in this atlas (map --kinds " + name + ")");
+  }
+  if (json) {
+    nlohmann::json directions = nlohmann::json::array();
+    for (const AtlasHeadDirection& d : dirs) {
+      directions.push_back({{"rank", d.rank},
+                            {"singular_value", d.singular_value},
+                            {"sides", {side_json(atlas, circuit, 0, d.sides[0]), side_json(atlas, circuit, 1, d.sides[1])}}});
+    }
+    all.push_back({{"layer", layer}, {"kind", name}, {"head", head}, {"directions", std::move(directions)}});
+    return;
+  }
+  const char* side0_text = circuit == HeadCircuit::Ov ? "what the head writes (final norm, LM head)"
+                                                 : "the query direction (token embedding)";
+  const char* side1_text = circuit == HeadCircuit::Ov ? "what it reads where it attends (token embedding)"
+                                                  : "the key direction it looks for (token embedding)";
+  std::printf("%lld:%s:%lld   %s circuit of head %lld in layer %lld, top %zu singular directions (%s)\n",
+              static_cast<long long>(layer), name.c_str(), static_cast<long long>(head),
+              circuit == HeadCircuit::Ov ? "OV" : "QK", static_cast<long long>(head), static_cast<long long>(layer),
+              dirs.size(), atlas.settings().model_name.c_str());
+  for (const AtlasHeadDirection& d : dirs) {
+    std::printf("  r%d  singular value %.4f\n", d.rank, d.singular_value);
+    for (int side = 0; side < 2; ++side) {
+      const AtlasHeadSide& s = d.sides[side];
+      std::printf("    %-5s %s, entropy %.3f nats:\n     ", std::string(head_side_name(circuit, side)).c_str(),
+                  side == 0 ? side0_text : side1_text, s.entropy);
+      for (size_t i = 0; i < std::min<size_t>(8, s.top_ids.size()); ++i) {
+        std::printf(" %s %.3f", quote_token(atlas.token_text(s.top_ids[i])).c_str(), s.top_probs[i]);
+      }
+      std::printf("\n");
+    }
+  }
+}
+
 int run_show(const ShowOptions& opt) {
   const Atlas atlas = Atlas::open(opt.atlas);
   const AtlasSettings& s = atlas.settings();
   nlohmann::json all = nlohmann::json::array();
   for (const std::string& ref_text : opt.neurons) {
+    const size_t a = ref_text.find(':'), b = ref_text.rfind(':');
+    const std::string kind = a != std::string::npos && b > a ? ref_text.substr(a + 1, b - a - 1) : "";
+    if (kind == "ov" || kind == "qk") {
+      auto number = [&](const std::string& t, const char* what) {
+        return parse_nonnegative_integer(t, "head '" + ref_text + "': " + what);
+      };
+      const int64_t layer = number(ref_text.substr(0, a), "layer");
+      if (layer >= s.n_layers) {
+        throw bad_input("layer " + std::to_string(layer) + " is out of range (the atlas's model has layers 0 to " +
+                        std::to_string(s.n_layers - 1) + ")");
+      }
+      show_head(atlas, ref_text, head_circuit_from_name(kind), layer, number(ref_text.substr(b + 1), "head"),
+                opt.json, all);
+      continue;
+    }
     const NeuronRef ref = parse_neuron_ref(ref_text);
     if (ref.layer >= s.n_layers) {
       throw bad_input("layer " + std::to_string(ref.layer) + " is out of range (the atlas's model has layers 0 to " +
@@ -85,9 +157,11 @@ int run_show(const ShowOptions& opt) {
 
 Runner add_show_command(CLI::App& app) {
   auto opt = std::make_shared<ShowOptions>();
-  CLI::App* cmd = app.add_subcommand("show", "Show neurons' top tokens, probabilities and entropy");
+  CLI::App* cmd = app.add_subcommand("show", "Show neurons' (or heads') top tokens, probabilities and entropy");
   cmd->add_option("atlas", opt->atlas, "Atlas file")->required();
-  cmd->add_option("neurons", opt->neurons, "Neurons as LAYER:KIND:INDEX, e.g. 16:up:4031")->required();
+  cmd->add_option("neurons", opt->neurons,
+                  "Neurons as LAYER:KIND:INDEX, e.g. 16:up:4031; heads as LAYER:ov:HEAD or LAYER:qk:HEAD")
+      ->required();
   cmd->add_flag("--json", opt->json, "Print JSON");
   return [opt] { return run_show(*opt); };
 }

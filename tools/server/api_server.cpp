@@ -38,6 +38,7 @@ ApiServer::ApiServer(const ServeOptions& options, int threads)
     : impl_(std::make_unique<Impl>(options, connection_limits(threads))) {
   Router& router = impl_->router;
   add_atlas_routes(router, impl_->context);
+  add_head_routes(router, impl_->context);
   add_search_routes(router, impl_->context);
   add_model_routes(router, impl_->context);
   add_compare_routes(router, impl_->context);

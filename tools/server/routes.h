@@ -8,6 +8,8 @@ namespace neuronlens::server {
 
 // /api/info, /api/overview, /api/layers, /api/neurons, /api/tokens
 void add_atlas_routes(Router& router, ServerContext& context);
+// /api/heads (an atlas with mapped heads)
+void add_head_routes(Router& router, ServerContext& context);
 // /api/search
 void add_search_routes(Router& router, ServerContext& context);
 // /api/activations, /api/generate, /api/probe

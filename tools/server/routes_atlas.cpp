@@ -25,6 +25,11 @@ nlohmann::json info_json(const ServerContext& context) {
     const auto it = context.mapped().find(kind);
     mapped[kind_name(kind)] = it == context.mapped().end() ? nlohmann::json::array() : nlohmann::json(it->second);
   }
+  for (HeadCircuit circuit : {HeadCircuit::Ov, HeadCircuit::Qk}) {
+    const auto it = context.mapped_heads().find(circuit);
+    mapped[std::string(head_circuit_name(circuit))] =
+        it == context.mapped_heads().end() ? nlohmann::json::array() : nlohmann::json(it->second);
+  }
   nlohmann::json compare = nullptr;
   if (const CompareIndex* c = context.compare()) {
     const AtlasSettings& b = c->settings();
@@ -50,6 +55,7 @@ nlohmann::json info_json(const ServerContext& context) {
           {"chat_template", model != nullptr && model->chat.has_value()},
           // The loaded model's attention heads, for the playground's head interventions.
           {"n_heads", model != nullptr ? nlohmann::json(model->model.config().n_heads) : nlohmann::json()},
+          {"head_rank", context.head_rank()},
           {"limits",
            {{"max_tokens", kMaxTokens}, {"max_clamps", kMaxInterventions}, {"max_prompt_bytes", kMaxPromptBytes}}}};
 }

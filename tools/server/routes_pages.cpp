@@ -20,7 +20,7 @@ void send_asset(httplib::Response& response, std::string_view path) {
 
 void add_page_routes(Router& router) {
   for (const char* page : {"/", "/search", "/layer/{layer}/{kind}", "/neuron/{layer}/{kind}/{index}", "/compare",
-                           "/playground"}) {
+                           "/playground", "/heads/{layer}/{circuit}", "/head/{layer}/{circuit}/{head}"}) {
     router.add("GET", page, [](const auto&, auto& response, const auto&) { send_asset(response, "/index.html"); });
   }
   router.add_get_fallback(

@@ -19,9 +19,13 @@ ServerContext::ServerContext(const ServeOptions& options)
   }
   const AtlasPool::Lease atlas = atlas_.acquire();
   for (const auto& [kind, layer] : atlas->layers_done()) mapped_[kind].insert(layer);
+  for (const auto& [circuit, layer] : atlas->head_layers_done()) mapped_heads_[circuit].insert(layer);
+  head_rank_ = atlas->head_rank();
   // The default heat map, computed now: it also counts the neurons.
   const nlohmann::json heat_map = overview(0.5);
-  for (const auto& cell : heat_map["cells"]) neuron_count_ += cell["neurons"].get<int64_t>();
+  for (const auto& cell : heat_map["cells"]) {
+    if (cell["kind"] != "ov" && cell["kind"] != "qk") neuron_count_ += cell["neurons"].get<int64_t>();
+  }
   if (options.no_model) {
     model_note_ = "started with --no-model";
   } else {
@@ -53,6 +57,11 @@ std::string ServerContext::token_text(int32_t id) const {
   unknown += std::to_string(id);
   unknown += ">";
   return unknown;
+}
+
+bool ServerContext::is_head_mapped(HeadCircuit circuit, int64_t layer) const {
+  const auto it = mapped_heads_.find(circuit);
+  return it != mapped_heads_.end() && it->second.count(layer) > 0;
 }
 
 bool ServerContext::is_mapped(VectorKind kind, int64_t layer) const {
@@ -87,8 +96,23 @@ nlohmann::json ServerContext::overview(double threshold) {
                        {"specialised_share", s.neurons > 0 ? static_cast<double>(s.specialised) / neurons : 0.0}});
     }
   }
+  // Heads: a cell per (circuit, layer) over its directions' OV out / QK
+  // query side, "neurons" counting the directions.
+  nlohmann::json kinds = {"up", "gate", "down"};
+  for (HeadCircuit circuit : {HeadCircuit::Ov, HeadCircuit::Qk}) {
+    const std::vector<Atlas::LayerSummary> rows = atlas->summarize_heads(circuit, threshold);
+    if (!rows.empty()) kinds.push_back(std::string(head_circuit_name(circuit)));
+    for (const Atlas::LayerSummary& s : rows) {
+      cells.push_back({{"kind", std::string(head_circuit_name(circuit))},
+                       {"layer", s.layer},
+                       {"neurons", s.neurons},
+                       {"mean_entropy", s.mean_entropy},
+                       {"specialised", s.specialised},
+                       {"specialised_share", s.neurons > 0 ? static_cast<double>(s.specialised) / double(s.neurons) : 0.0}});
+    }
+  }
   nlohmann::json out = {{"threshold", threshold},
-                        {"kinds", {"up", "gate", "down"}},
+                        {"kinds", std::move(kinds)},
                         {"n_layers", settings().n_layers},
                         {"cells", std::move(cells)}};
   // Thresholds are the caller's choice: keep a bounded number of them.

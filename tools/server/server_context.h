@@ -61,6 +61,10 @@ class ServerContext {
   bool is_mapped(VectorKind kind, int64_t layer) const;
   const std::map<VectorKind, std::set<int64_t>>& mapped() const { return mapped_; }
   int64_t neuron_count() const { return neuron_count_; }
+  // The layers whose heads' circuits the atlas maps, and at what rank (0: none).
+  const std::map<HeadCircuit, std::set<int64_t>>& mapped_heads() const { return mapped_heads_; }
+  bool is_head_mapped(HeadCircuit circuit, int64_t layer) const;
+  int head_rank() const { return head_rank_; }
 
   // The model, or nullptr; `model_note` says why there is none.
   const TextModel* text_model() const { return text_model_ ? &*text_model_ : nullptr; }
@@ -98,6 +102,8 @@ class ServerContext {
   AtlasPool atlas_;
   Vocabulary atlas_vocab_;
   std::map<VectorKind, std::set<int64_t>> mapped_;
+  std::map<HeadCircuit, std::set<int64_t>> mapped_heads_;
+  int head_rank_ = 0;
   int64_t neuron_count_ = 0;
   std::optional<TextModel> text_model_;
   std::string model_note_;

@@ -12,6 +12,8 @@ window.NL = window.NL || {};
     [/^\/search$/, "search", []],
     [new RegExp(`^/layer/(\\d+)/${KIND}$`), "layer", ["layer", "kind"]],
     [new RegExp(`^/neuron/(\\d+)/${KIND}/(\\d+)$`), "neuron", ["layer", "kind", "index"]],
+    [/^\/heads\/(\d+)\/(ov|qk)$/, "heads", ["layer", "kind"]],
+    [/^\/head\/(\d+)\/(ov|qk)\/(\d+)$/, "head", ["layer", "kind", "index"]],
     [/^\/compare$/, "compare", []],
     [/^\/playground$/, "playground", []],
   ];
@@ -45,15 +47,16 @@ window.NL = window.NL || {};
   function header() {
     const jump = el("input", {
       id: "jump-input", testid: "jump-input", type: "text", placeholder: "16:up:4031",
-      "aria-label": "go to neuron layer:kind:index", autocomplete: "off", spellcheck: "false",
+      "aria-label": "go to neuron layer:kind:index or head layer:ov:head", autocomplete: "off", spellcheck: "false",
     });
     const form = el("form", {
       class: "jump", testid: "jump-form",
       onsubmit: (e) => {
         e.preventDefault();
-        const m = /^\s*(\d+)\s*[:/ ]\s*(up|gate|down)\s*[:/ ]\s*(\d+)\s*$/.exec(jump.value);
-        if (m) navigate(NL.neuronPath(m[1], m[2], m[3]));
-        else jump.classList.add("invalid");
+        const m = /^\s*(\d+)\s*[:/ ]\s*(up|gate|down|ov|qk)\s*[:/ ]\s*(\d+)\s*$/.exec(jump.value);
+        if (!m) jump.classList.add("invalid");
+        else if (m[2] === "ov" || m[2] === "qk") navigate(NL.headPath(m[1], m[2], m[3]));
+        else navigate(NL.neuronPath(m[1], m[2], m[3]));
       },
     }, jump);
     return el("header", { class: "top" },
@@ -66,7 +69,7 @@ window.NL = window.NL || {};
 
   function markNav(name) {
     for (const a of document.querySelectorAll(".nav a")) {
-      a.classList.toggle("active", a.dataset.page === name || (name === "layer" && a.dataset.page === "overview"));
+      a.classList.toggle("active", a.dataset.page === name || ((name === "layer" || name === "heads" || name === "head") && a.dataset.page === "overview"));
     }
   }
 

@@ -19,7 +19,7 @@ NL.pages = NL.pages || {};
       ["norm", info.settings.norm],
       ["top-k stored", fmtInt(info.settings.top_k)],
       ["vectors mapped", fmtInt(info.neurons)],
-      ["kinds mapped", KINDS.filter((k) => (info.mapped[k] || []).length)
+      ["kinds mapped", KINDS.concat(["ov", "qk"]).filter((k) => (info.mapped[k] || []).length)
         .map((k) => `${k} (${info.mapped[k].length} layer${info.mapped[k].length === 1 ? "" : "s"})`).join(", ") || "none"],
       ["sha256", el("code", { title: m.sha256 }, (m.sha256 || "").slice(0, 16) + "…")],
       ["path", el("code", {}, m.path || "–")],
@@ -57,7 +57,7 @@ NL.pages = NL.pages || {};
     el("button", { type: "submit", id: "heat-apply", testid: "heat-apply" }, "apply"));
     const metricSelect = controls.querySelector("#heat-metric");
     const section = el("section", { class: "card" }, el("h2", {}, "Layers × kinds"),
-      el("p", { class: "muted" }, "Each cell is one (kind, layer). Click a cell to list its neurons; hover for the numbers."),
+      el("p", { class: "muted" }, "Each cell is one (kind, layer). Click a cell to list its neurons (or, for ov and qk, its attention heads: their singular directions' out or query side); hover for the numbers."),
       controls);
     root.appendChild(section);
     const holder = el("div", { class: "chart-holder", testid: "heatmap-holder" }, NL.loading());
@@ -73,9 +73,9 @@ NL.pages = NL.pages || {};
       metric: metric === "share" ? (c) => c.specialised_share : (c) => c.mean_entropy,
       metricLabel: metric === "share" ? `share with top-1 p > ${data.threshold}` : "mean entropy (nats)",
       reverse: metric === "entropy",
-      describe: (c) => `layer ${c.layer} ${c.kind}: ${fmtInt(c.neurons)} neurons, mean entropy ${fmt(c.mean_entropy, 3)} nats, ` +
+      describe: (c) => `layer ${c.layer} ${c.kind}: ${fmtInt(c.neurons)} ${c.kind === "ov" || c.kind === "qk" ? "head directions" : "neurons"}, mean entropy ${fmt(c.mean_entropy, 3)} nats, ` +
         `${fmtInt(c.specialised)} with top-1 p > ${data.threshold} (${fmtPercent(c.specialised_share, 2)})`,
-      onPick: (c) => ctx.navigate(`/layer/${c.layer}/${c.kind}`),
+      onPick: (c) => ctx.navigate(c.kind === "ov" || c.kind === "qk" ? `/heads/${c.layer}/${c.kind}` : `/layer/${c.layer}/${c.kind}`),
     }));
     const notes = [];
     if (metric === "entropy") notes.push("Bright = low entropy (a few tokens hold the mass).");

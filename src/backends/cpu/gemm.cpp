@@ -30,6 +30,8 @@ void gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, cons
   sgemm_abt(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
 }
 
+std::shared_lock<std::shared_mutex> shared_blas_lock() { return std::shared_lock<std::shared_mutex>(blas_lock()); }
+
 void gemv(int64_t rows, int64_t cols, const float* w, const float* x, float* y) {
   const std::shared_lock<std::shared_mutex> shared(blas_lock());
   cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(rows), static_cast<blasint>(cols), 1.0f, w,

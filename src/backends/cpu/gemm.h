@@ -23,6 +23,9 @@ void gemm_abt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, cons
               int64_t ldc, bool accumulate = false);
 // y[rows] = W[rows, cols] · x[cols], W row-major. On BLAS's own threads.
 void gemv(int64_t rows, int64_t cols, const float* w, const float* x, float* y);
+// The shared lock an ordinary BLAS (or LAPACK) call holds; for calls made
+// outside this file (lapack.cpp).
+std::shared_lock<std::shared_mutex> shared_blas_lock();
 // The thread count a BLAS call made now would run with (waits, as a call
 // would, while a OneThreadBlas is alive).
 int blas_threads_for_a_call();

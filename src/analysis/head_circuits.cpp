@@ -1,0 +1,182 @@
+// The head circuits' singular directions (neuronlens/head_circuits.h) without
+// forming the d x d matrix: with M = Aᵀ B for A, B [head_dim, d] (the head's
+// slices of the two projections, one row per head dimension),
+//   A Aᵀ = Qa diag(σa²) Qaᵀ and B Bᵀ = Qb diag(σb²) Qbᵀ   (head_dim x head_dim)
+// give A = Qa diag(σa) Ua, B = Qb diag(σb) Ub with orthonormal rows Ua, Ub,
+// so M = Uaᵀ K Ub with K = diag(σa) Qaᵀ Qb diag(σb), and the SVD of the small
+// K (through the eigenvectors of K Kᵀ) is M's. Cost: two head_dim² · d
+// products per head (float64 BLAS) and small eigenproblems.
+#include "neuronlens/head_circuits.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "backends/cpu/lapack.h"
+#include "neuronlens/error.h"
+#include "neuronlens/tensor.h"
+
+namespace neuronlens {
+namespace {
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+// Rows [first, first + count) of a weight, dequantised, as float64 [count, cols].
+std::vector<double> weight_rows(const TensorView& t, int64_t first, int64_t count) {
+  std::vector<float> f(sz(count * t.row_length()));
+  dequantize_rows(t, first, count, f.data());
+  return {f.begin(), f.end()};
+}
+
+// The eigen-decomposition of the Gram matrix X Xᵀ of X [hd, d]: σ (the
+// singular values of X, descending) and the matching eigenvectors [hd, hd]
+// as rows, keeping only σ above a relative floor (the rest span nothing M
+// can reach, and dividing by them would only amplify rounding).
+struct GramBasis {
+  std::vector<double> sigma;    // [r]
+  std::vector<double> vectors;  // [r, hd]
+};
+
+GramBasis gram_basis(const std::vector<double>& x, int64_t hd, int64_t d) {
+  std::vector<double> gram(sz(hd * hd)), values;
+  cpu::gemm_abt_f64(hd, hd, d, x.data(), x.data(), gram.data());
+  cpu::symmetric_eigen(hd, gram, values);
+  GramBasis basis;
+  const double largest = std::max(0.0, values.back());
+  for (int64_t i = hd - 1; i >= 0; --i) {  // descending
+    const double lambda = values[sz(i)];
+    if (!(lambda > largest * 1e-24) || lambda <= 0) break;
+    basis.sigma.push_back(std::sqrt(lambda));
+    basis.vectors.insert(basis.vectors.end(), gram.begin() + i * hd, gram.begin() + (i + 1) * hd);
+  }
+  return basis;
+}
+
+// xᵀ c for x [hd, d], c [hd]: a vector in model space [d].
+std::vector<double> combine_rows(const std::vector<double>& x, int64_t hd, int64_t d, const std::vector<double>& c) {
+  std::vector<double> out(sz(d), 0.0);
+  for (int64_t j = 0; j < hd; ++j) {
+    const double cj = c[sz(j)];
+    const double* row = x.data() + j * d;
+    for (int64_t i = 0; i < d; ++i) out[sz(i)] += cj * row[i];
+  }
+  return out;
+}
+
+// Σ_i (weights[i] / σ[i]) · basis vector i: the head-dimension coefficients
+// of a unit vector of X's row space.
+std::vector<double> coefficients(const GramBasis& b, int64_t hd, const double* weights) {
+  std::vector<double> c(sz(hd), 0.0);
+  for (size_t i = 0; i < b.sigma.size(); ++i) {
+    const double w = weights[i] / b.sigma[i];
+    for (int64_t j = 0; j < hd; ++j) c[sz(j)] += w * b.vectors[i * sz(hd) + sz(j)];
+  }
+  return c;
+}
+
+std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+}  // namespace
+
+std::string_view head_circuit_name(HeadCircuit circuit) { return circuit == HeadCircuit::Ov ? "ov" : "qk"; }
+
+HeadCircuit head_circuit_from_name(std::string_view name) {
+  if (name == "ov") return HeadCircuit::Ov;
+  if (name == "qk") return HeadCircuit::Qk;
+  throw bad_input("unknown head circuit '" + std::string(name) + "' (expected ov or qk)");
+}
+
+std::string_view head_side_name(HeadCircuit circuit, int side) {
+  if (circuit == HeadCircuit::Ov) return side == 0 ? "out" : "in";
+  return side == 0 ? "query" : "key";
+}
+
+std::vector<HeadDirection> head_circuit_directions(const Model& model, HeadCircuit circuit, int64_t layer, int rank) {
+  const ModelConfig& c = model.config();
+  if (layer < 0 || layer >= c.n_layers) {
+    throw bad_input("layer " + std::to_string(layer) + " is out of range (the model has layers 0 to " +
+                    std::to_string(c.n_layers - 1) + ")");
+  }
+  const int64_t d = c.d_model, hd = c.head_dim, qw = c.n_heads * hd;
+  if (rank < 1 || rank > hd) {
+    throw bad_input("head rank " + std::to_string(rank) + " is outside 1 to " + std::to_string(hd) +
+                    " (the head dimension)");
+  }
+  const int64_t group = c.n_heads / c.n_kv_heads;
+
+  // The left side A [hd, d] of every query head, the right side B of every KV head.
+  std::vector<double> w_o;  // OV: W_O [d, qw], read column blocks from it
+  if (circuit == HeadCircuit::Ov) w_o = weight_rows(model.weight(WeightKind::AttnOutput, layer), 0, d);
+  auto left_of = [&](int64_t h) {
+    if (circuit == HeadCircuit::Qk) return weight_rows(model.weight(WeightKind::AttnQ, layer), h * hd, hd);
+    std::vector<double> a(sz(hd * d));  // W_O[:, h·hd + j] as row j
+    for (int64_t i = 0; i < d; ++i) {
+      for (int64_t j = 0; j < hd; ++j) a[sz(j * d + i)] = w_o[sz(i * qw + h * hd + j)];
+    }
+    return a;
+  };
+  const WeightKind right_kind = circuit == HeadCircuit::Ov ? WeightKind::AttnV : WeightKind::AttnK;
+
+  std::vector<HeadDirection> out;
+  out.reserve(sz(c.n_heads * rank));
+  std::vector<double> b;
+  GramBasis b_basis;
+  for (int64_t h = 0; h < c.n_heads; ++h) {
+    if (h % group == 0) {
+      b = weight_rows(model.weight(right_kind, layer), (h / group) * hd, hd);
+      b_basis = gram_basis(b, hd, d);
+    }
+    const std::vector<double> a = left_of(h);
+    const GramBasis a_basis = gram_basis(a, hd, d);
+    const auto ra = static_cast<int64_t>(a_basis.sigma.size()), rb = static_cast<int64_t>(b_basis.sigma.size());
+    // K [ra, rb] = diag(σa) Qaᵀ Qb diag(σb); its left singular vectors are
+    // the eigenvectors of K Kᵀ [ra, ra].
+    std::vector<double> k(sz(ra * rb));
+    for (int64_t i = 0; i < ra; ++i) {
+      for (int64_t j = 0; j < rb; ++j) {
+        double dot = 0;
+        for (int64_t e = 0; e < hd; ++e) dot += a_basis.vectors[sz(i * hd + e)] * b_basis.vectors[sz(j * hd + e)];
+        k[sz(i * rb + j)] = a_basis.sigma[sz(i)] * dot * b_basis.sigma[sz(j)];
+      }
+    }
+    std::vector<double> kkt(sz(ra * ra)), s2;
+    cpu::gemm_abt_f64(ra, ra, rb, k.data(), k.data(), kkt.data());
+    cpu::symmetric_eigen(ra, kkt, s2);
+    for (int r = 0; r < rank; ++r) {
+      HeadDirection dir;
+      dir.head = h;
+      dir.rank = r;
+      const int64_t at = ra - 1 - r;  // eigenvalues ascend
+      if (at < 0 || s2[sz(at)] <= 0) {
+        // M has rank below `rank`: the remaining directions are zero.
+        dir.left.assign(sz(d), 0.0f);
+        dir.right.assign(sz(d), 0.0f);
+        out.push_back(std::move(dir));
+        continue;
+      }
+      dir.singular_value = std::sqrt(s2[sz(at)]);
+      const double* uk = kkt.data() + at * ra;  // [ra]
+      std::vector<double> wk(sz(rb), 0.0);      // Kᵀ uk / s
+      for (int64_t i = 0; i < ra; ++i) {
+        for (int64_t j = 0; j < rb; ++j) wk[sz(j)] += k[sz(i * rb + j)] * uk[i] / dir.singular_value;
+      }
+      std::vector<double> left = combine_rows(a, hd, d, coefficients(a_basis, hd, uk));
+      std::vector<double> right = combine_rows(b, hd, d, coefficients(b_basis, hd, wk.data()));
+      // The sign convention: the left vector's largest-magnitude entry is positive.
+      size_t largest = 0;
+      for (size_t i = 1; i < left.size(); ++i) {
+        if (std::fabs(left[i]) > std::fabs(left[largest])) largest = i;
+      }
+      if (left[largest] < 0) {
+        for (double& x : left) x = -x;
+        for (double& x : right) x = -x;
+      }
+      dir.left = to_float(left);
+      dir.right = to_float(right);
+      out.push_back(std::move(dir));
+    }
+  }
+  return out;
+}
+
+}  // namespace neuronlens
