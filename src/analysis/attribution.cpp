@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "analysis/logit_target.h"
 #include "analysis/svg.h"
 #include "model/norm_weight.h"
 #include "neuronlens/error.h"
@@ -79,18 +80,6 @@ std::vector<double> through_post_norm(const Model& model, WeightKind norm, int64
   return read;
 }
 
-// logit(token) − logit(versus) of the model's logits [V], which are final.
-double target_logit(const std::vector<float>& logits, int32_t token, std::optional<int32_t> versus) {
-  return double(logits[sz(token)]) - (versus ? double(logits[sz(*versus)]) : 0.0);
-}
-
-void check_token(int32_t id, const ModelConfig& c, const char* what) {
-  if (id < 0 || id >= c.vocab_size) {
-    throw bad_input(std::string(what) + ": token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                    std::to_string(c.vocab_size) + ")");
-  }
-}
-
 }  // namespace
 
 std::string_view component_kind_name(ComponentKind kind) {
@@ -129,11 +118,8 @@ Attribution attribute_logit(const Model& model, const std::vector<int32_t>& prom
                             std::optional<int32_t> versus, const Interventions& interventions) {
   const ModelConfig& c = model.config();
   if (prompt.empty()) throw bad_input("attribute: the prompt has no tokens");
-  check_token(token, c, "attribute");
-  if (versus) {
-    check_token(*versus, c, "attribute --vs");
-    if (*versus == token) throw bad_input("attribute: the token and the one it is measured against are the same");
-  }
+  const LogitTarget target{token, versus};
+  target.check(c, "attribute");
   const int64_t d = c.d_model, f = c.d_ffn, hd = c.head_dim, qw = c.n_heads * hd, n_layers = c.n_layers;
 
   // What each part wrote at the last position: x entering layer 0 (the
@@ -176,7 +162,7 @@ Attribution attribute_logit(const Model& model, const std::vector<int32_t>& prom
   // The model's logit. Behind a final soft-cap (Gemma 2) it is read before
   // the cap, from the LM head's own input: inverting the float32 capped value
   // would lose digits where tanh flattens.
-  a.logit = target_logit(logits, token, versus);
+  a.logit = target.of(logits);
   if (c.final_softcap > 0) {
     a.logit = 0;
     for (int64_t e = 0; e < d; ++e) a.logit += u[sz(e)] * double(lm_head_input[sz(e)]);
@@ -221,7 +207,7 @@ Attribution attribute_logit(const Model& model, const std::vector<int32_t>& prom
   session.reset();
   const std::vector<float> ablated = session.forward(prompt, LogitsFor::LastToken);
   // Compared on the model's final logits (capped where the family caps).
-  a.top_head_check.change = target_logit(logits, token, versus) - target_logit(ablated, token, versus);
+  a.top_head_check.change = target.of(logits) - target.of(ablated);
   return a;
 }
 

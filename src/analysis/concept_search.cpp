@@ -3,6 +3,8 @@
 // neurons of the chosen kinds and layers.
 #include "neuronlens/concept_search.h"
 
+#include "analysis/concept_rank.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -84,21 +86,7 @@ RankBy rank_by_from_name(const std::string& name) {
 namespace {
 
 bool ranks_before(const ConceptHit& a, const ConceptHit& b, RankBy by) {
-  switch (by) {
-    case RankBy::Probability:
-      if (a.prob != b.prob) return a.prob > b.prob;
-      break;
-    case RankBy::Logit:
-      if (a.logit != b.logit) return a.logit > b.logit;
-      break;
-    case RankBy::Rank:
-      if (a.rank != b.rank) return a.rank < b.rank;
-      if (a.prob != b.prob) return a.prob > b.prob;
-      break;
-  }
-  if (a.layer != b.layer) return a.layer < b.layer;
-  if (a.kind != b.kind) return a.kind < b.kind;
-  return a.index < b.index;
+  return ranks_before(a, b, by, [](const ConceptHit& h) { return std::tie(h.layer, h.kind, h.index); });
 }
 
 void fill_top_from_decoding(ConceptHit& hit, const NeuronDecoding& r, int show_top) {

@@ -5,30 +5,10 @@
 #include <set>
 #include <tuple>
 
+#include "analysis/concept_rank.h"
 #include "neuronlens/concept_search.h"
 
 namespace neuronlens {
-namespace {
-
-bool head_ranks_before(const HeadConceptHit& a, const HeadConceptHit& b, RankBy by) {
-  switch (by) {
-    case RankBy::Probability:
-      if (a.prob != b.prob) return a.prob > b.prob;
-      break;
-    case RankBy::Logit:
-      if (a.logit != b.logit) return a.logit > b.logit;
-      break;
-    case RankBy::Rank:
-      if (a.rank != b.rank) return a.rank < b.rank;
-      if (a.prob != b.prob) return a.prob > b.prob;
-      break;
-  }
-  return std::tie(a.layer, a.circuit, a.head, a.direction, a.side) <
-         std::tie(b.layer, b.circuit, b.head, b.direction, b.side);
-}
-
-}  // namespace
-
 std::vector<HeadConceptHit> find_concept_in_heads(const Atlas& atlas, const ConceptTokens& concept_tokens,
                                                   const std::vector<HeadCircuit>& circuits,
                                                   const FindOptions& options) {
@@ -59,7 +39,9 @@ std::vector<HeadConceptHit> find_concept_in_heads(const Atlas& atlas, const Conc
   const auto keep = std::min<size_t>(hits.size(), static_cast<size_t>(options.limit));
   std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(keep), hits.end(),
                     [&](const HeadConceptHit& a, const HeadConceptHit& b) {
-                      return head_ranks_before(a, b, options.rank_by);
+                      return ranks_before(a, b, options.rank_by, [](const HeadConceptHit& h) {
+                        return std::tie(h.layer, h.circuit, h.head, h.direction, h.side);
+                      });
                     });
   hits.resize(keep);
   for (HeadConceptHit& h : hits) {

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <utility>
 
+#include "analysis/logit_target.h"
 #include "analysis/svg.h"
 #include "neuronlens/error.h"
 #include "neuronlens/runtime.h"
@@ -18,13 +19,6 @@ namespace neuronlens {
 namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
-
-void check_token(int32_t id, const ModelConfig& c, const char* what) {
-  if (id < 0 || id >= c.vocab_size) {
-    throw bad_input(std::string(what) + ": token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                    std::to_string(c.vocab_size) + ")");
-  }
-}
 
 // The clean run's activations at one point, per patched layer: [layers]
 // records of [n_tokens, width].
@@ -53,11 +47,8 @@ PatchingResult patch_activations(const Model& model, const std::vector<int32_t>&
                     std::to_string(corrupt.size()) +
                     "; patching copies activations position by position, so both need the same count");
   }
-  check_token(token, c, "patch");
-  if (versus) {
-    check_token(*versus, c, "patch --vs");
-    if (*versus == token) throw bad_input("patch: the token and the one it is measured against are the same");
-  }
+  const LogitTarget target{token, versus};
+  target.check(c, "patch");
 
   if (layers.empty()) {
     for (int64_t l = 0; l < c.n_layers; ++l) layers.push_back(l);
@@ -81,8 +72,7 @@ PatchingResult patch_activations(const Model& model, const std::vector<int32_t>&
   Session session(model);
   auto metric = [&](const std::vector<int32_t>& tokens) {
     session.reset();
-    const std::vector<float> logits = session.forward(tokens, LogitsFor::LastToken);
-    return double(logits[sz(token)]) - (versus ? double(logits[sz(*versus)]) : 0.0);
+    return target.of(session.forward(tokens, LogitsFor::LastToken));
   };
   const LayerRecords residual = record_layers(session, HookPoint::ResidualOut, layers);
   const LayerRecords mlp = record_layers(session, HookPoint::MlpOut, layers);

@@ -1,9 +1,11 @@
-// Neuron interventions from text, "LAYER:NEURON" and "LAYER:NEURON=VALUE"
+// Interventions from text: neurons "LAYER:NEURON" and "LAYER:NEURON=VALUE",
+// heads "LAYER:HEAD" and "LAYER:HEAD=FACTOR"
 // (include/neuronlens/interventions.h). Messages quote the text and name no
 // option: the CLI and the server each put their own name in front.
 #include <cmath>
 #include <exception>
 #include <string>
+#include <utility>
 
 #include "neuronlens/error.h"
 #include "neuronlens/interventions.h"
@@ -12,41 +14,34 @@
 namespace neuronlens {
 namespace {
 
-// Checks "L:I" (the part before '=' of a clamp); `text` is the whole entry,
-// quoted in messages.
-FfnNeuron parse_neuron_part(const std::string& part, const std::string& text, const ModelConfig& config) {
+// "L:I" (the part before '=' of an entry): a layer and an index below
+// `count`, the index named `what` ("neuron", "head") in messages and its
+// range `range` ("layers have neurons"); `text` is the whole entry, quoted.
+std::pair<int64_t, int64_t> parse_layer_and_index(const std::string& part, const std::string& text,
+                                                  const ModelConfig& config, const std::string& what, int64_t count) {
   const size_t colon = part.find(':');
   const std::string quoted = "'" + text + "'";
-  FfnNeuron n;
-  n.layer = parse_nonnegative_integer(part.substr(0, colon), quoted + ": layer");
-  n.neuron = parse_nonnegative_integer(part.substr(colon + 1), quoted + ": neuron");
-  if (n.layer >= config.n_layers) {
-    throw bad_input(quoted + ": layer " + std::to_string(n.layer) + " is out of range (the model has layers 0 to " +
+  const int64_t layer = parse_nonnegative_integer(part.substr(0, colon), quoted + ": layer");
+  const int64_t index = parse_nonnegative_integer(part.substr(colon + 1), quoted + ": " + what);
+  if (layer >= config.n_layers) {
+    throw bad_input(quoted + ": layer " + std::to_string(layer) + " is out of range (the model has layers 0 to " +
                     std::to_string(config.n_layers - 1) + ")");
   }
-  if (n.neuron >= config.d_ffn) {
-    throw bad_input(quoted + ": neuron " + std::to_string(n.neuron) + " is out of range (layers have neurons 0 to " +
-                    std::to_string(config.d_ffn - 1) + ")");
+  if (index >= count) {
+    throw bad_input(quoted + ": " + what + " " + std::to_string(index) + " is out of range (layers have " + what +
+                    "s 0 to " + std::to_string(count - 1) + ")");
   }
-  return n;
+  return {layer, index};
 }
 
-// "L:H" of a head entry; `text` is the whole entry, quoted in messages.
+FfnNeuron parse_neuron_part(const std::string& part, const std::string& text, const ModelConfig& config) {
+  const auto [layer, neuron] = parse_layer_and_index(part, text, config, "neuron", config.d_ffn);
+  return FfnNeuron{layer, neuron};
+}
+
 AttentionHead parse_head_part(const std::string& part, const std::string& text, const ModelConfig& config) {
-  const size_t colon = part.find(':');
-  const std::string quoted = "'" + text + "'";
-  AttentionHead h;
-  h.layer = parse_nonnegative_integer(part.substr(0, colon), quoted + ": layer");
-  h.head = parse_nonnegative_integer(part.substr(colon + 1), quoted + ": head");
-  if (h.layer >= config.n_layers) {
-    throw bad_input(quoted + ": layer " + std::to_string(h.layer) + " is out of range (the model has layers 0 to " +
-                    std::to_string(config.n_layers - 1) + ")");
-  }
-  if (h.head >= config.n_heads) {
-    throw bad_input(quoted + ": head " + std::to_string(h.head) + " is out of range (layers have heads 0 to " +
-                    std::to_string(config.n_heads - 1) + ")");
-  }
-  return h;
+  const auto [layer, head] = parse_layer_and_index(part, text, config, "head", config.n_heads);
+  return AttentionHead{layer, head};
 }
 
 // The VALUE of "...=VALUE", all of it a finite float.

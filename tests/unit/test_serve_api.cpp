@@ -15,8 +15,10 @@
 #include <tuple>
 #include <vector>
 
+#include "neuronlens/attribution.h"
 #include "neuronlens/compare.h"
 #include "neuronlens/concept_search.h"
+#include "neuronlens/patching.h"
 #include "neuronlens/text_model.h"
 #include "serve_test_support.h"
 
@@ -520,6 +522,31 @@ TEST_F(ServeApi, ProbeWithHeadInterventionsEqualsADirectSession) {
   EXPECT_NE(t.at("baseline"), t.at("clamped"));
   // /api/info tells the playground how many heads a layer has.
   EXPECT_EQ(server_->get("/api/info").body.at("n_heads"), tm.model.config().n_heads);
+}
+
+TEST_F(ServeApi, AttributeAndPatchEqualTheLibrary) {
+  const TextModel tm = TextModel::load(Atlas::open(*atlas_path_).settings().model_path);
+  const std::vector<int32_t> prompt = tm.prompt_tokens("the dog", false);
+  const int32_t dog = tm.tokenizer.encode(" dog", false).at(0), cat = tm.tokenizer.encode(" cat", false).at(0);
+  const Attribution a = attribute_logit(tm.model, prompt, dog, cat);
+  const auto r = server_->post("/api/attribute", json{{"prompt", "the dog"}, {"token", " dog"}, {"vs", " cat"}, {"top", 5}});
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body.at("logit").get<double>(), a.logit);
+  EXPECT_EQ(r.body.at("remainder").get<double>(), a.remainder());
+  ASSERT_EQ(r.body.at("components").size(), 5u);
+  EXPECT_EQ(r.body.at("components")[0].at("contribution").get<double>(), a.top(1)[0].contribution);
+
+  const std::vector<int32_t> corrupt = tm.prompt_tokens("the cat", false);
+  const PatchingResult p = patch_activations(tm.model, prompt, corrupt, dog, std::nullopt, {1});
+  const auto q = server_->post("/api/patch", json{{"clean", "the dog"}, {"corrupt", "the cat"}, {"token", " dog"},
+                                                  {"layers", {1}}});
+  ASSERT_EQ(q.status, 200) << q.text;
+  EXPECT_EQ(q.body.at("layers"), json({1}));
+  ASSERT_EQ(q.body.at("residual").size(), p.residual.size());
+  for (size_t i = 0; i < p.residual.size(); ++i) {
+    EXPECT_EQ(q.body.at("residual")[i].at("restored").get<double>(), p.residual[i]);
+  }
+  EXPECT_EQ(q.body.at("residual").back().at("restored").get<double>(), 1.0);
 }
 
 TEST_F(ServeApi, ActivationsEqualARecordedForwardPass) {

@@ -20,6 +20,7 @@
 #include "neuronlens/attribution.h"
 #include "neuronlens/probe.h"
 #include "option_error.h"
+#include "server/circuits_json.h"
 #include "text_model.h"
 
 namespace neuronlens::cli {
@@ -40,13 +41,19 @@ struct AttributeCommandOptions {
   InterventionOptions interventions;
 };
 
-// A neuron's decoded tokens: what its down vector (what it writes) stands
-// for, from an atlas that mapped that layer's down vectors; empty otherwise.
+// A part's decoded tokens, from an atlas: what a neuron's down vector (what
+// it writes) stands for, where that layer's down vectors are mapped; what a
+// head's leading OV direction writes, where its heads are mapped. Empty
+// otherwise.
 std::vector<int32_t> written_tokens(const Atlas* atlas, const LogitComponent& c) {
-  if (atlas == nullptr || c.kind != ComponentKind::Neuron) return {};
-  const std::optional<AtlasNeuron> n = atlas->neuron(VectorKind::Down, c.layer, c.index);
-  if (!n) return {};
-  std::vector<int32_t> ids = n->top_ids;
+  if (atlas == nullptr || c.kind == ComponentKind::Embedding) return {};
+  std::vector<int32_t> ids;
+  if (c.kind == ComponentKind::Head) {
+    const std::vector<AtlasHeadDirection> dirs = atlas->head(HeadCircuit::Ov, c.layer, c.index);
+    if (!dirs.empty()) ids = dirs[0].sides[0].top_ids;
+  } else if (const std::optional<AtlasNeuron> n = atlas->neuron(VectorKind::Down, c.layer, c.index)) {
+    ids = n->top_ids;
+  }
   if (ids.size() > kAtlasTokens) ids.resize(kAtlasTokens);
   return ids;
 }
@@ -87,38 +94,13 @@ int run_attribute(const AttributeCommandOptions& opt) {
   }
 
   if (opt.json) {
-    nlohmann::json j;
+    nlohmann::json j = server::attribution_json(a, opt.top, text_of, [&](const LogitComponent& c) {
+      std::vector<std::string> texts;
+      for (int32_t id : written_tokens(atlas.get(), c)) texts.push_back(atlas->token_text(id));
+      return texts;
+    });
     j["prompt_tokens"] = prompt.size();
-    j["position"] = a.position;
-    j["token"] = {{"id", token}, {"text", text_of(token)}};
-    j["vs"] = versus ? nlohmann::json{{"id", *versus}, {"text", text_of(*versus)}} : nlohmann::json();
     j["interventions"] = opt.interventions.described();
-    j["logit"] = a.logit;
-    j["sum"] = a.sum();
-    j["remainder"] = a.remainder();
-    j["final_scale"] = a.final_scale;
-    j["embedding"] = a.embedding;
-    j["layers"] = nlohmann::json::array();
-    for (size_t l = 0; l < a.layers.size(); ++l) {
-      j["layers"].push_back({{"layer", l}, {"attention", a.layers[l].attention}, {"mlp", a.layers[l].mlp}});
-    }
-    j["components"] = nlohmann::json::array();
-    for (const LogitComponent& c : top) {
-      nlohmann::json e = {{"kind", component_kind_name(c.kind)}, {"contribution", c.contribution}};
-      if (c.kind != ComponentKind::Embedding) e["layer"] = c.layer;
-      if (c.kind == ComponentKind::Head) e["head"] = c.index;
-      if (c.kind == ComponentKind::Neuron) e["neuron"] = c.index;
-      const std::vector<int32_t> ids = written_tokens(atlas.get(), c);
-      if (!ids.empty()) {
-        e["tokens"] = nlohmann::json::array();
-        for (int32_t id : ids) e["tokens"].push_back(atlas->token_text(id));
-      }
-      j["components"].push_back(std::move(e));
-    }
-    j["top_head_check"] = {{"layer", check.layer},
-                           {"head", check.head},
-                           {"attributed", check.attributed},
-                           {"ablated_change", check.change}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -160,7 +142,9 @@ Runner add_attribute_command(CLI::App& app) {
       ->required();
   cmd->add_option("--vs", opt->versus, "Attribute logit(token) - logit(this token) instead");
   cmd->add_option("--top", opt->top, "Parts to list, largest |contribution| first (0: all)")->capture_default_str();
-  cmd->add_option("--atlas", opt->atlas, "An atlas of the same model: list each neuron's decoded down tokens");
+  cmd->add_option("--atlas", opt->atlas,
+                  "An atlas of the same model: list each neuron's decoded down tokens (and each head's OV output "
+                  "tokens, where it maps ov)");
   cmd->add_option("--plot", opt->plot, "Write an SVG of the per-layer contributions (attention vs MLP)");
   add_intervention_options(cmd, opt->interventions);
   cmd->add_flag("--json", opt->json, "Print JSON");

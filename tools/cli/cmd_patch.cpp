@@ -23,6 +23,7 @@
 #include "neuronlens/text_model.h"
 #include "option_error.h"
 #include "progress_bar.h"
+#include "server/circuits_json.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -38,18 +39,6 @@ struct PatchCommandOptions {
   std::string plot;
   bool json = false;
 };
-
-nlohmann::json cells(const std::vector<double>& shares, const std::vector<double>& effects,
-                     const std::vector<int64_t>& layers, int64_t cols, const char* col_name) {
-  nlohmann::json out = nlohmann::json::array();
-  for (size_t i = 0; i < shares.size(); ++i) {
-    out.push_back({{"layer", layers[i / static_cast<size_t>(cols)]},
-                   {col_name, static_cast<int64_t>(i) % cols},
-                   {"restored", shares[i]},
-                   {"effect", effects[i]}});
-  }
-  return out;
-}
 
 // A layer × position table of percentages, the tokens as column heads.
 void print_grid(const char* title, const std::vector<double>& shares, const std::vector<int64_t>& layers,
@@ -106,19 +95,7 @@ int run_patch(const PatchCommandOptions& opt) {
   }
 
   if (opt.json) {
-    nlohmann::json j;
-    j["tokens"] = nlohmann::json::array();
-    for (size_t p = 0; p < clean.size(); ++p) {
-      j["tokens"].push_back({{"position", p}, {"clean", text_of(clean[p])}, {"corrupt", text_of(corrupt[p])}});
-    }
-    j["token"] = {{"id", token}, {"text", text_of(token)}};
-    j["vs"] = versus ? nlohmann::json{{"id", *versus}, {"text", text_of(*versus)}} : nlohmann::json();
-    j["clean"] = r.clean;
-    j["corrupt"] = r.corrupt;
-    j["layers"] = r.layers;
-    j["residual"] = cells(r.residual, r.residual_effect, r.layers, r.n_tokens, "position");
-    j["mlp"] = cells(r.mlp, r.mlp_effect, r.layers, r.n_tokens, "position");
-    j["heads"] = cells(r.heads, r.heads_effect, r.layers, r.n_heads, "head");
+    const nlohmann::json j = server::patching_json(r, clean, corrupt, text_of);
     std::cout << j.dump(2) << "\n";
     return 0;
   }

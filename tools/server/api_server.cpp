@@ -41,6 +41,7 @@ ApiServer::ApiServer(const ServeOptions& options, int threads)
   add_head_routes(router, impl_->context);
   add_search_routes(router, impl_->context);
   add_model_routes(router, impl_->context);
+  add_circuit_routes(router, impl_->context);
   add_compare_routes(router, impl_->context);
   add_page_routes(router);
 

@@ -14,6 +14,8 @@ void add_head_routes(Router& router, ServerContext& context);
 void add_search_routes(Router& router, ServerContext& context);
 // /api/activations, /api/generate, /api/probe
 void add_model_routes(Router& router, ServerContext& context);
+// /api/attribute, /api/patch
+void add_circuit_routes(Router& router, ServerContext& context);
 // /api/compare/...
 void add_compare_routes(Router& router, ServerContext& context);
 // The UI's pages and its embedded assets.

@@ -12,6 +12,7 @@
 
 #include "json_reply.h"
 #include "json_views.h"
+#include "model_requests.h"
 #include "neuronlens/probe.h"
 #include "request_error.h"
 #include "request_params.h"
@@ -22,14 +23,6 @@ namespace {
 
 constexpr size_t kMaxProbeTokens = 16;
 constexpr double kMaxTemperature = 100.0;
-
-std::unique_lock<std::mutex> lock_model_or_refuse(ServerContext& context) {
-  std::unique_lock<std::mutex> lock(context.model_mutex(), std::try_to_lock);
-  if (!lock.owns_lock()) {
-    throw RequestError(429, "the model is busy with another request (one runs at a time); try again shortly");
-  }
-  return lock;
-}
 
 // Leaves the shared session as it found it (no hooks, empty cache), however
 // the request ends.
@@ -59,6 +52,16 @@ auto in_entry(const std::string& list, size_t i, Read read) {
   } catch (const RequestError& e) {
     bad_request(list + "[" + std::to_string(i) + "]." + e.what());
   }
+}
+
+}  // namespace
+
+std::unique_lock<std::mutex> lock_model_or_refuse(ServerContext& context) {
+  std::unique_lock<std::mutex> lock(context.model_mutex(), std::try_to_lock);
+  if (!lock.owns_lock()) {
+    throw RequestError(429, "the model is busy with another request (one runs at a time); try again shortly");
+  }
+  return lock;
 }
 
 // "clamps" [{layer, index, value}], "ablate" [{layer, index}] on neurons and
@@ -104,6 +107,20 @@ Interventions read_interventions(const nlohmann::json& body, const ModelConfig& 
   }
   return out;
 }
+
+int32_t read_single_token(const TextModel& tm, const std::string& text, const std::string& where) {
+  if (text.empty() || text.size() > kMaxQueryBytes) {
+    bad_request(where + ": must be 1 to " + std::to_string(kMaxQueryBytes) + " bytes");
+  }
+  try {
+    return single_token_id(tm.tokenizer, text);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::BadInput) throw;
+    bad_request(where + ": " + e.what());
+  }
+}
+
+namespace {
 
 void activations(ServerContext& context, const httplib::Request& request, httplib::Response& response) {
   const TextModel& tm = context.require_model();
@@ -153,15 +170,7 @@ void probe(ServerContext& context, const httplib::Request& request, httplib::Res
     const std::string where = "tokens[" + std::to_string(i) + "]";
     if (!token_texts[i].is_string()) bad_request(where + ": must be a string, got " + token_texts[i].type_name());
     const auto& token = token_texts[i].get_ref<const std::string&>();
-    if (token.empty() || token.size() > kMaxQueryBytes) {
-      bad_request(where + ": must be 1 to " + std::to_string(kMaxQueryBytes) + " bytes");
-    }
-    try {
-      probed.emplace_back(token, single_token_id(tm.tokenizer, token));
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::BadInput) throw;
-      bad_request(where + ": " + e.what());
-    }
+    probed.emplace_back(token, read_single_token(tm, token, where));
   }
   const std::vector<int32_t> prompt = tm.prompt_tokens(text, chat);
 
