@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -154,9 +155,16 @@ void map_head_layers(const Model& model, const MapOptions& options,
   constexpr int64_t kHeadBatch = 2048;
   const ModelConfig& c = model.config();
   const int64_t d = c.d_model;
-  DecodeSettings embedding_settings = options.settings;
-  embedding_settings.matrix = DecodeMatrix::TokenEmbedding;
-  const LmHeadDecoder embedding(model, embedding_settings);
+  // The embedding side's decoder: the LM head's own where the head is the
+  // embedding and nothing caps its logits (its vectors then skip the final
+  // norm), else one over the embedding: a second copy of a V x d matrix.
+  std::optional<LmHeadDecoder> own_embedding;
+  if (!c.tied_embeddings || c.final_softcap > 0) {
+    DecodeSettings embedding_settings = options.settings;
+    embedding_settings.matrix = DecodeMatrix::TokenEmbedding;
+    own_embedding.emplace(model, embedding_settings);
+  }
+  const LmHeadDecoder& embedding = own_embedding ? *own_embedding : output;
   const int64_t per_layer = c.n_heads * options.head_rank;
   size_t next = 0;
   while (next < todo.size()) {
@@ -187,8 +195,9 @@ void map_head_layers(const Model& model, const MapOptions& options,
     const int64_t n = static_cast<int64_t>(layers.size()) * per_layer;
     std::vector<NeuronDecoding> decoded[2];
     for (int side = 0; side < 2; ++side) {
-      const LmHeadDecoder& decoder = circuit == HeadCircuit::Ov && side == 0 ? output : embedding;
-      decoder.normalize(rows[side].data(), n);
+      const bool as_output = circuit == HeadCircuit::Ov && side == 0;
+      const LmHeadDecoder& decoder = as_output ? output : embedding;
+      if (as_output) decoder.normalize(rows[side].data(), n);
       const int64_t before = progress.vectors_done;
       decoded[side] = decoder.decode_normalized(rows[side].data(), n, [&](int64_t done) {
         progress.vectors_done = before + done;
