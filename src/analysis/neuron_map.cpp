@@ -166,6 +166,13 @@ void map_head_layers(const Model& model, const MapOptions& options,
   }
   const LmHeadDecoder& embedding = own_embedding ? *own_embedding : output;
   const int64_t per_layer = c.n_heads * options.head_rank;
+  // Each batch is a few hundred vectors, below what makes a decoder pack its
+  // whole head once rather than tile by tile for every block: the whole run
+  // is what counts.
+  int64_t ov_layers = 0;
+  for (const auto& item : todo) ov_layers += item.first == HeadCircuit::Ov ? 1 : 0;
+  output.prepare_for(ov_layers * per_layer);
+  embedding.prepare_for((2 * static_cast<int64_t>(todo.size()) - ov_layers) * per_layer);
   size_t next = 0;
   while (next < todo.size()) {
     // One batch: consecutive layers of one circuit.

@@ -111,10 +111,10 @@ TEST(Patching, DefaultModelEiffelTowerAtAFewLayers) {
   ASSERT_EQ(clean.size(), corrupt.size()) << "the prompts must stay the same length in this vocabulary";
   const int32_t paris = tm.tokenizer.encode(" Paris", false).at(0);
   const int64_t last = tm.model.config().n_layers - 1;
-  const PatchingResult r = patch_activations(tm.model, clean, corrupt, paris, std::nullopt, {0, 1, last});
+  const PatchingResult r = patch_activations(tm.model, clean, corrupt, paris, std::nullopt, {0, last});
   EXPECT_GT(r.clean, r.corrupt);
   const int64_t n = r.n_tokens;
-  EXPECT_DOUBLE_EQ(r.residual[2 * sz(n) + sz(n - 1)], 1.0);
+  EXPECT_DOUBLE_EQ(r.residual[sz(n) + sz(n - 1)], 1.0);
   // Layer 0: patching the subject's positions restores much of it; the
   // positions before the subject, nothing.
   double subject = 0;
