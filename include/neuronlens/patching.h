@@ -45,6 +45,12 @@ struct PatchingResult {
   double restored(double m) const;
 };
 
+// The patched forward passes of a run over `layers` layers of an
+// `n_tokens`-token prompt (the clean and corrupted passes not counted).
+inline int64_t patching_passes(int64_t layers, int64_t n_tokens, int64_t n_heads) {
+  return 2 * layers * n_tokens + layers * n_heads;
+}
+
 // Called after each patched pass with (done, total) passes.
 using PatchingProgress = std::function<void(int64_t done, int64_t total)>;
 

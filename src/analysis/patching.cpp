@@ -82,7 +82,7 @@ PatchingResult patch_activations(const Model& model, const std::vector<int32_t>&
   r.corrupt = metric(corrupt);
 
   const auto n_rows = static_cast<int64_t>(layers.size());
-  const int64_t total = 2 * n_rows * n + n_rows * c.n_heads;
+  const int64_t total = patching_passes(n_rows, n, c.n_heads);
   int64_t done = 0;
   // One corrupted pass with `patch` at (point, layer); the change it makes.
   auto patched = [&](HookPoint point, int64_t layer, Hook patch) {

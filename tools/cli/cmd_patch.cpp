@@ -117,7 +117,7 @@ int run_patch(const PatchCommandOptions& opt) {
                 static_cast<long long>(static_cast<int64_t>(i) % r.n_heads), 100 * r.heads[i]);
   }
   const auto n_rows = static_cast<int64_t>(r.layers.size());
-  std::printf("\n%lld passes in %s\n", static_cast<long long>(2 * n_rows * r.n_tokens + n_rows * r.n_heads + 2),
+  std::printf("\n%lld passes in %s\n", static_cast<long long>(patching_passes(n_rows, r.n_tokens, r.n_heads) + 2),
               human_seconds(seconds).c_str());
   if (!opt.plot.empty()) std::printf("heat map written to %s\n", opt.plot.c_str());
   return 0;

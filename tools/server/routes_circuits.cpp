@@ -75,7 +75,7 @@ void patch(ServerContext& context, const httplib::Request& request, httplib::Res
     layers.push_back(layer);
   }
   const auto n_layers = static_cast<int64_t>(layers.empty() ? static_cast<size_t>(c.n_layers) : layers.size());
-  const int64_t passes = 2 * n_layers * static_cast<int64_t>(clean.size()) + n_layers * c.n_heads;
+  const int64_t passes = patching_passes(n_layers, static_cast<int64_t>(clean.size()), c.n_heads);
   if (passes > kMostPatchPasses) {
     bad_request("this patching would take " + std::to_string(passes) + " forward passes (at most " +
                 std::to_string(kMostPatchPasses) + " a request): name fewer layers, or a shorter prompt");
