@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -43,8 +44,12 @@ inline std::string map_fixture_atlas(const ScratchDir& dir, const std::string& f
 // The API server on its own thread, on 127.0.0.1 and a free port.
 class TestServer {
  public:
-  explicit TestServer(const server::ServeOptions& options, int threads = 4)
+  // `before_run`: a last change to the server before it serves (routes of
+  // the test's own).
+  explicit TestServer(const server::ServeOptions& options, int threads = 4,
+                      const std::function<void(server::ApiServer&)>& before_run = {})
       : api_(std::make_unique<server::ApiServer>(options, threads)) {
+    if (before_run) before_run(*api_);
     port_ = api_->bind("127.0.0.1", 0);
     thread_ = std::thread([this] { api_->run(); });
     while (!api_->running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));

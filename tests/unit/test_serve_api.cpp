@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -106,7 +107,8 @@ TEST_F(ServeApi, InfoDescribesTheAtlasModelAndCompareAtlas) {
   EXPECT_EQ(model.at("d_ffn"), s.d_ffn);
   EXPECT_EQ(model.at("vocab_size"), s.vocab_size);
   EXPECT_EQ(model.at("sha256"), s.model_sha256);
-  EXPECT_EQ(model.at("path"), s.model_path);
+  EXPECT_EQ(model.at("file"), std::filesystem::path(s.model_path).filename().string());
+  EXPECT_FALSE(model.contains("path"));
   EXPECT_EQ(r.body.at("settings").at("norm"), "final");
   EXPECT_EQ(r.body.at("settings").at("top_k"), s.top_k);
   for (VectorKind kind : kKinds) EXPECT_EQ(r.body.at("mapped").at(kind_name(kind)), json::array({0, 1}));
@@ -117,7 +119,7 @@ TEST_F(ServeApi, InfoDescribesTheAtlasModelAndCompareAtlas) {
   const TextModel tm = TextModel::load(s.model_path);
   EXPECT_EQ(r.body.at("chat_template"), tm.chat.has_value());
   EXPECT_EQ(r.body.at("compare").at("model_name"), Atlas::open(*other_path_).settings().model_name);
-  EXPECT_EQ(r.body.at("compare").at("path"), *other_path_);
+  EXPECT_EQ(r.body.at("compare").at("file"), "tied.db");
   EXPECT_EQ(r.body.at("limits"), json({{"max_tokens", 256}, {"max_clamps", 16}, {"max_prompt_bytes", 4096}}));
 
   const auto bare = atlas_only_->get("/api/info");
@@ -584,8 +586,8 @@ TEST_F(ServeApi, CompareEqualsCompareAtlases) {
   const Comparison expected = compare_atlases(a, b, 3 * 2 * 96);
   const auto summary = server_->get("/api/compare/summary");
   ASSERT_EQ(summary.status, 200) << summary.text;
-  EXPECT_EQ(summary.body.at("a").at("path"), *atlas_path_);
-  EXPECT_EQ(summary.body.at("b").at("path"), *other_path_);
+  EXPECT_EQ(summary.body.at("a").at("file"), "untied.db");
+  EXPECT_EQ(summary.body.at("b").at("file"), "tied.db");
   ASSERT_EQ(summary.body.at("layers").size(), expected.layers.size());
   for (size_t i = 0; i < expected.layers.size(); ++i) {
     const json& l = summary.body.at("layers")[i];

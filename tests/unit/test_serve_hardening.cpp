@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "serve_test_support.h"
 #include "server/error_reply.h"
 #include "server/request_error.h"
+#include "server/router.h"
 
 namespace neuronlens {
 namespace {
@@ -150,11 +152,9 @@ TEST_F(ServeHardening, EachKindOfFailureHasItsStatusAndNoPath) {
   const auto no_model = orphan_->post("/api/generate", json{{"prompt", "hi"}});
   EXPECT_EQ(no_model.status, 409) << no_model.text;
   EXPECT_NE(no_model.text.find("gone.gguf"), std::string::npos) << no_model.text;
-  // (Internal, 500, has no request that causes it: the mapping is tested
-  // above, on error_reply itself.)
   for (const auto* r : {&bad_input, &bad_file, &no_model}) expect_no_private_path(r->text, "reply");
   for (TestServer* s : {server_, corrupt_, orphan_}) {
-    for (const std::string path : {"/api/nope", "/api/layers/0/up?limit=0", "/api/neurons/0/up/99999",
+    for (const std::string path : {"/api/info", "/api/nope", "/api/layers/0/up?limit=0", "/api/neurons/0/up/99999",
                                    "/api/search?q=dog&layers=9", "/api/compare/summary", "/api/tokens/5/neurons",
                                    "/api/search?q=zzqqxxjj", "/api/overview?threshold=2"}) {
       expect_no_private_path(s->get(path).text, path);
@@ -165,6 +165,47 @@ TEST_F(ServeHardening, EachKindOfFailureHasItsStatusAndNoPath) {
   }
   // The corrupt atlas still serves what does not touch the missing row.
   EXPECT_EQ(corrupt_->get("/api/info").status, 200);
+}
+
+// No request to the real routes causes an internal error (that would be a bug
+// the fuzzer reports), so the test adds routes that fail the way a bug
+// would, and checks the whole way to the socket: a 500 with a JSON message,
+// the server's paths cut from it, and the server serving on.
+TEST_F(ServeHardening, AnInternalFailureIsA500AndTheServerServesOn) {
+  const std::string private_atlas = dir_->file("private-atlases") + "/full.db";
+  server::ServeOptions options;
+  options.atlas_path = private_atlas;
+  TestServer failing(options, 2, [&](server::ApiServer& api) {
+    api.router().add("GET", "/api/test/invariant", [&](const auto&, auto&, const auto&) {
+      throw internal_error("row count of " + private_atlas + " changed while reading");
+    });
+    api.router().add("GET", "/api/test/std", [](const auto&, auto&, const auto&) {
+      throw std::out_of_range("vector::_M_range_check: __n (which is 7) >= this->size() (which is 7)");
+    });
+    api.router().add("GET", "/api/test/memory", [](const auto&, auto&, const auto&) { throw std::bad_alloc(); });
+    api.router().add("GET", "/api/test/bad-file", [&](const auto&, auto&, const auto&) {
+      throw bad_file(private_atlas + ": corrupt atlas");
+    });
+  });
+  const auto invariant = failing.get("/api/test/invariant");
+  EXPECT_EQ(invariant.status, 500) << invariant.text;
+  ASSERT_TRUE(invariant.body.is_object()) << invariant.text;
+  EXPECT_EQ(invariant.body.value("error", ""), "row count of full.db changed while reading");
+  const auto std_failure = failing.get("/api/test/std");
+  EXPECT_EQ(std_failure.status, 500) << std_failure.text;
+  EXPECT_NE(std_failure.body.value("error", "").find("internal error: vector::_M_range_check"), std::string::npos)
+      << std_failure.text;
+  const auto memory = failing.get("/api/test/memory");
+  EXPECT_EQ(memory.status, 500) << memory.text;
+  EXPECT_EQ(memory.body.value("error", ""), "out of memory");
+  const auto file = failing.get("/api/test/bad-file");
+  EXPECT_EQ(file.status, 422) << file.text;
+  EXPECT_EQ(file.body.value("error", ""), "full.db: corrupt atlas");
+  for (const auto* r : {&invariant, &std_failure, &memory, &file}) {
+    EXPECT_EQ(r->header("Content-Type"), "application/json");
+    expect_no_private_path(r->text, "reply");
+  }
+  EXPECT_EQ(failing.get("/api/info").status, 200);
 }
 
 // A socket to the server that the test writes to as slowly as it likes.

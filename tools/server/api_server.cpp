@@ -131,5 +131,6 @@ void ApiServer::stop() {
 bool ApiServer::running() const { return impl_->http.is_running(); }
 
 ServerContext& ApiServer::context() { return impl_->context; }
+Router& ApiServer::router() { return impl_->router; }
 
 }  // namespace neuronlens::server

@@ -11,6 +11,8 @@
 
 namespace neuronlens::server {
 
+class Router;
+
 class ApiServer {
  public:
   // Loads the atlas (and model, compare atlas) and sets up the routes.
@@ -32,6 +34,9 @@ class ApiServer {
   bool running() const;
 
   ServerContext& context();
+  // The route table, for an embedder's own routes (and the tests'); add them
+  // before run(): the table is read without a lock while serving.
+  Router& router();
 
  private:
   struct Impl;

@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,6 +14,9 @@ namespace neuronlens::server {
 inline std::string json_text(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+// A served file as replies name it: its base name, never the server's path.
+inline std::string file_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 inline void send_json(httplib::Response& response, const nlohmann::json& value) {
   response.status = 200;

@@ -33,7 +33,7 @@ nlohmann::json info_json(const ServerContext& context) {
   nlohmann::json compare = nullptr;
   if (const CompareIndex* c = context.compare()) {
     const AtlasSettings& b = c->settings();
-    compare = {{"model_name", b.model_name}, {"path", c->path()}, {"sha256", b.model_sha256}};
+    compare = {{"model_name", b.model_name}, {"file", file_name(c->path())}, {"sha256", b.model_sha256}};
   }
   const TextModel* model = context.text_model();
   return {{"model",
@@ -44,7 +44,7 @@ nlohmann::json info_json(const ServerContext& context) {
             {"d_ffn", s.d_ffn},
             {"vocab_size", s.vocab_size},
             {"sha256", s.model_sha256},
-            {"path", s.model_path}}},
+            {"file", file_name(s.model_path)}}},
           {"settings", {{"norm", std::string(norm_mode_name(s.norm))}, {"top_k", s.top_k}}},
           {"mapped", std::move(mapped)},
           {"neurons", context.neuron_count()},

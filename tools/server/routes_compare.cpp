@@ -39,8 +39,8 @@ void summary(ServerContext& context, httplib::Response& response) {
                       {"top1_same", l.top1_same},
                       {"mean_overlap", l.mean_overlap}});
   }
-  send_json(response, {{"a", {{"model_name", context.settings().model_name}, {"path", context.atlas().path()}}},
-                       {"b", {{"model_name", compare.settings().model_name}, {"path", compare.path()}}},
+  send_json(response, {{"a", {{"model_name", context.settings().model_name}, {"file", file_name(context.atlas().path())}}},
+                       {"b", {{"model_name", compare.settings().model_name}, {"file", file_name(compare.path())}}},
                        {"kinds", std::move(kinds)},
                        {"layers", std::move(layers)}});
 }

@@ -40,7 +40,8 @@ ServerContext::ServerContext(const ServeOptions& options)
       decode.top_k = settings().top_k;
       decoder_ = std::make_unique<LmHeadDecoder>(text_model_->model, decode);
     } else {
-      model_note_ = weights.why_missing;
+      // Shown by /api/info and 409 replies: the server's paths cut as in errors.
+      model_note_ = paths_.scrub(weights.why_missing);
     }
   }
   if (!options.compare_path.empty()) {

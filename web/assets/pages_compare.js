@@ -25,8 +25,8 @@ NL.pages = NL.pages || {};
     if (!ctx.alive()) return;
     root.appendChild(el("section", { class: "card", testid: "compare-summary" },
       el("dl", { class: "facts" },
-        el("dt", {}, "A (served)"), el("dd", {}, summary.a.model_name, " ", el("code", {}, summary.a.path)),
-        el("dt", {}, "B (--compare)"), el("dd", {}, summary.b.model_name, " ", el("code", {}, summary.b.path))),
+        el("dt", {}, "A (served)"), el("dd", {}, summary.a.model_name, " ", el("code", {}, summary.a.file)),
+        el("dt", {}, "B (--compare)"), el("dd", {}, summary.b.model_name, " ", el("code", {}, summary.b.file))),
       table({ class: "table compact", testid: "compare-kinds" }, ["kind", "neurons", "same top-1 token", "mean top-k overlap"],
         summary.kinds.map((k) => el("tr", {},
           el("td", {}, k.kind), el("td", { class: "num" }, fmtInt(k.neurons)),

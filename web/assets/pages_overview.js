@@ -22,7 +22,7 @@ NL.pages = NL.pages || {};
       ["kinds mapped", KINDS.concat(["ov", "qk"]).filter((k) => (info.mapped[k] || []).length)
         .map((k) => `${k} (${info.mapped[k].length} layer${info.mapped[k].length === 1 ? "" : "s"})`).join(", ") || "none"],
       ["sha256", el("code", { title: m.sha256 }, (m.sha256 || "").slice(0, 16) + "…")],
-      ["path", el("code", {}, m.path || "–")],
+      ["file", el("code", {}, m.file || "–")],
     ];
     return el("section", { class: "card model-card", testid: "model-card" },
       el("dl", { class: "facts facts-wide" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
