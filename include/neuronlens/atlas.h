@@ -12,6 +12,7 @@
 
 #include "neuronlens/model.h"
 #include "neuronlens/head_circuits.h"
+#include "neuronlens/neuron_evidence.h"
 #include "neuronlens/neuron.h"
 
 struct sqlite3;
@@ -177,6 +178,30 @@ class Atlas {
   std::vector<int32_t> layer_top1(VectorKind kind, int64_t layer) const;
   // top-k token ids of every neuron of (kind, layer), by index.
   std::vector<std::vector<int32_t>> layer_topk(VectorKind kind, int64_t layer) const;
+
+  // Activation records (neuronlens/neuron_record.h; the tables are created
+  // by the first record, docs/atlas.md). nullopt when the atlas has none.
+  std::optional<RecordInfo> record_info() const;
+  // Starts a record: the corpus's chunks ([chunks][tokens], chunk_file
+  // [chunks]) and `info` with no chunk done. Error if a record exists.
+  void begin_record(const RecordInfo& info, const std::vector<std::vector<int32_t>>& chunks,
+                    const std::vector<int32_t>& chunk_file);
+  // One checkpoint, in one transaction: every neuron's state
+  // ([n_layers][d_ffn]) after `chunks_done` chunks holding `tokens_recorded`
+  // recorded tokens.
+  void write_record_checkpoint(int64_t chunks_done, int64_t tokens_recorded,
+                               const std::vector<std::vector<NeuronRecordState>>& states);
+  // The last checkpoint's states ([n_layers][d_ffn]); empty before the first.
+  std::vector<std::vector<NeuronRecordState>> record_states() const;
+  // A neuron's recorded evidence; nullopt without a record or for a neuron
+  // past the last.
+  std::optional<NeuronEvidence> neuron_evidence(int64_t layer, int64_t index) const;
+  // The statistics of a layer's neurons, by index; empty without a record.
+  std::vector<NeuronStats> layer_stats(int64_t layer) const;
+  // One corpus chunk's token ids; Error past the last.
+  std::vector<int32_t> corpus_chunk(int64_t chunk) const;
+  // The corpus file a chunk came from (index into record_info()->files).
+  int32_t corpus_chunk_file(int64_t chunk) const;
 
  private:
   Atlas() = default;

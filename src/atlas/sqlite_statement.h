@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <ctime>
 #include <string>
+#include <string_view>
 
 #include "neuronlens/error.h"
 
@@ -52,6 +53,12 @@ class Statement {
     return *this;
   }
 
+  // `bytes` must stay alive until the statement runs (SQLITE_STATIC).
+  Statement& bind_blob(int i, const void* bytes, size_t size) {
+    check(sqlite3_bind_blob64(stmt_, i, bytes, static_cast<sqlite3_uint64>(size), SQLITE_STATIC));
+    return *this;
+  }
+
   // Advances; true while a row is available.
   bool step() {
     const int rc = sqlite3_step(stmt_);
@@ -64,6 +71,12 @@ class Statement {
 
   int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
   double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  // The column's bytes (empty for NULL); valid until the next step or reset.
+  std::string_view blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string_view();
+  }
   std::string text(int col) const {
     const auto* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))

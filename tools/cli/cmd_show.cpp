@@ -10,6 +10,8 @@
 #include "neuronlens/atlas.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
+#include "neuronlens/neuron_record.h"
+#include "server/evidence_json.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -18,7 +20,34 @@ struct ShowOptions {
   std::string atlas;
   std::vector<std::string> neurons;
   bool json = false;
+  int64_t contexts = 5;
 };
+
+// Text for a terminal: control characters escaped as quote_token does.
+std::string escaped(const std::string& text) {
+  const std::string quoted = quote_token(text);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+// A neuron's recorded statistics and its top contexts, the firing token in
+// [[ ]] with its activation.
+void print_evidence(const Atlas& atlas, const NeuronEvidence& e, int64_t contexts) {
+  const std::optional<RecordInfo> info = atlas.record_info();
+  std::printf("  activations over %lld corpus tokens: mean %.4f, std %.4f, max |a| %.4f, density %.4f (|a| > %g)\n",
+              static_cast<long long>(info ? info->tokens_recorded : 0), e.stats.mean, e.stats.std, e.stats.max_abs,
+              e.stats.density, info ? info->density_threshold : 0.0);
+  for (int side = 0; side < 2; ++side) {
+    const std::vector<NeuronContext>& list = side == 0 ? e.positive : e.negative;
+    std::printf("  top %s contexts:%s\n", side == 0 ? "positive" : "negative", list.empty() ? " none" : "");
+    for (size_t i = 0; i < list.size() && static_cast<int64_t>(i) < contexts; ++i) {
+      std::string line;
+      for (const ContextToken& t : context_window(atlas, list[i])) {
+        line += t.fired ? "[[" + escaped(t.text) + "]]" : escaped(t.text);
+      }
+      std::printf("  %9.3f  %s\n", list[i].activation, line.c_str());
+    }
+  }
+}
 
 struct NeuronRef {
   int64_t layer;
@@ -123,6 +152,20 @@ int run_show(const ShowOptions& opt) {
                       std::to_string(s.d_ffn - 1) + ")");
     }
     const std::optional<AtlasNeuron> n = atlas.neuron(ref.kind, ref.layer, ref.index);
+    // The evidence belongs to the neuron (its activation), whatever the kind.
+    const std::optional<NeuronEvidence> evidence = atlas.neuron_evidence(ref.layer, ref.index);
+    if (!n && evidence) {
+      if (opt.json) {
+        all.push_back({{"layer", ref.layer}, {"kind", vector_kind_name(ref.kind)}, {"neuron", ref.index},
+                       {"top_tokens", nullptr}, {"evidence", server::evidence_json(atlas, *evidence, opt.contexts)}});
+      } else {
+        std::printf("%lld:%s:%lld   (layer not mapped in this atlas; recorded activations only)\n",
+                    static_cast<long long>(ref.layer), std::string(vector_kind_name(ref.kind)).c_str(),
+                    static_cast<long long>(ref.index));
+        print_evidence(atlas, *evidence, opt.contexts);
+      }
+      continue;
+    }
     if (!n) {
       throw bad_input(opt.atlas + ": layer " + std::to_string(ref.layer) + " of kind " +
                       std::string(vector_kind_name(ref.kind)) + " is not mapped in this atlas");
@@ -135,7 +178,8 @@ int run_show(const ShowOptions& opt) {
       }
       all.push_back({{"layer", ref.layer}, {"kind", vector_kind_name(ref.kind)}, {"neuron", ref.index},
                      {"logsumexp", n->logsumexp}, {"entropy", n->entropy}, {"topk_mass", n->topk_mass},
-                     {"top_tokens", top}});
+                     {"top_tokens", top},
+                     {"evidence", evidence ? server::evidence_json(atlas, *evidence, opt.contexts) : nullptr}});
       continue;
     }
     std::printf("%lld:%s:%lld   entropy %.3f nats, top-%zu mass %.3f, logsumexp %.3f  (%s, norm %s)\n",
@@ -148,6 +192,7 @@ int run_show(const ShowOptions& opt) {
                   quote_token(atlas.token_text(n->top_ids[i])).c_str(), n->top_logits[i], n->top_probs[i],
                   std::string(static_cast<size_t>(bar), '#').c_str());
     }
+    if (evidence) print_evidence(atlas, *evidence, opt.contexts);
   }
   if (opt.json) std::cout << all.dump(2) << "\n";
   return 0;
@@ -163,6 +208,8 @@ Runner add_show_command(CLI::App& app) {
                   "Neurons as LAYER:KIND:INDEX, e.g. 16:up:4031; heads as LAYER:ov:HEAD or LAYER:qk:HEAD")
       ->required();
   cmd->add_flag("--json", opt->json, "Print JSON");
+  cmd->add_option("--contexts", opt->contexts, "Recorded contexts shown per sign, where the atlas has a record")
+      ->capture_default_str();
   return [opt] { return run_show(*opt); };
 }
 

@@ -11,6 +11,7 @@ using Runner = std::function<int()>;
 
 Runner add_info_command(CLI::App& app);
 Runner add_map_command(CLI::App& app);
+Runner add_record_command(CLI::App& app);
 Runner add_find_command(CLI::App& app);
 Runner add_show_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   };
   add(neuronlens::cli::add_info_command);
   add(neuronlens::cli::add_map_command);
+  add(neuronlens::cli::add_record_command);
   add(neuronlens::cli::add_find_command);
   add(neuronlens::cli::add_show_command);
   add(neuronlens::cli::add_compare_command);
