@@ -7,8 +7,11 @@
 #
 #   MODEL        GGUF file or Hugging Face folder
 #   LAYER:NEURON the neuron to clamp (MLP post-activation act(gate)*up)
-#   VALUE        the clamp value (choose it from the neuron's activation range:
-#                `neuronlens probe MODEL -p TEXT --tokens ' dog' --show-neuron L:I`)
+#   VALUE        the clamp value, or FACTORx (e.g. 2x, -1.5x): FACTOR times the
+#                neuron's max |activation| recorded over a corpus in $ATLAS
+#                (`neuronlens record MODEL --corpus FILE -o ATLAS`); without a
+#                record, choose it from the neuron's activation range:
+#                `neuronlens probe MODEL -p TEXT --tokens ' dog' --show-neuron L:I`
 #   REGEX        the concept, an extended regex matched case-insensitively
 #                against each answer, e.g. 'dog|puppy|pupp'
 #   PROMPT       the user message (rendered with the model's chat template)
@@ -20,14 +23,15 @@
 # REGEX. Everything goes through the neuronlens CLI; the rest is bash, grep,
 # awk.
 #
-# Environment: NEURONLENS (the CLI, default build-exp/neuronlens), SEEDS (20),
+# Environment: NEURONLENS (the CLI, default build-exp/neuronlens), ATLAS (an
+# atlas with a record of MODEL, for VALUE FACTORx), SEEDS (20),
 # TEMP (0.7), NTOK (tokens per answer, 40), JOBS (parallel generate runs, 1),
 # OUTDIR (where answers are kept, default a new temporary folder),
 # EXAMPLES (answers printed per side, 3).
 set -euo pipefail
 
 if [[ $# -lt 5 ]]; then
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 MODEL=$1 NEURON=$2 VALUE=$3 REGEX=$4 PROMPT=$5
@@ -43,6 +47,15 @@ JOBS=${JOBS:-1}
 EXAMPLES=${EXAMPLES:-3}
 OUTDIR=${OUTDIR:-$(mktemp -d)}
 mkdir -p "$OUTDIR"
+if [[ $VALUE =~ ^(-?[0-9]*\.?[0-9]+)x$ ]]; then
+  FACTOR=${BASH_REMATCH[1]}
+  [[ -n ${ATLAS:-} ]] || { echo "VALUE $VALUE needs ATLAS, an atlas with a record of the model" >&2; exit 2; }
+  MAX_ABS=$("$CLI" show --json "$ATLAS" "${NEURON%%:*}:gate:${NEURON##*:}" --contexts 0 |
+    grep -o '"max_abs": *[-0-9.eE+]*' | head -1 | awk '{print $2}')
+  [[ -n $MAX_ABS ]] || { echo "$ATLAS holds no record of neuron $NEURON (run neuronlens record)" >&2; exit 2; }
+  VALUE=$(awk -v f="$FACTOR" -v m="$MAX_ABS" 'BEGIN { printf "%.4g", f * m }')
+  echo "value:   ${FACTOR} x the recorded max |activation| ${MAX_ABS} = $VALUE"
+fi
 CLAMP="$NEURON=$VALUE"
 # Parallel runs share the cores: give each its share of threads, or their
 # OpenMP teams spin against each other (2 runs x 2 threads on 2 cores ran

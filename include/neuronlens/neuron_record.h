@@ -42,6 +42,9 @@ struct TokenCorpus {
   int64_t recorded_tokens() const;           // those record reads (offset >= 1)
 };
 
+// The longest chunk a record stores positions for (the atlas keeps 16-bit offsets).
+constexpr int64_t kMaxRecordSeqLen = 32768;
+
 struct CorpusOptions {
   int64_t seq_len = 256;   // tokens per chunk, the BOS included
   int64_t max_tokens = 0;  // stop once this many tokens are chunked; 0: all

@@ -67,7 +67,10 @@ int64_t TokenCorpus::recorded_tokens() const {
 TokenCorpus tokenize_corpus(const std::vector<std::string>& paths, const Tokenizer& tokenizer,
                             const CorpusOptions& options) {
   if (paths.empty()) throw bad_input("--corpus: no corpus file given");
-  if (options.seq_len < 2) throw bad_input("--seq-len must be at least 2 (a chunk's first token is not recorded)");
+  if (options.seq_len < 2 || options.seq_len > kMaxRecordSeqLen) {
+    throw bad_input("--seq-len must be between 2 (a chunk's first token is not recorded) and " +
+                    std::to_string(kMaxRecordSeqLen));
+  }
   if (options.max_tokens < 0) throw bad_input("--max-tokens must not be negative");
   const std::optional<int32_t> bos = tokenizer.bos_id();
   TokenCorpus corpus;

@@ -64,6 +64,10 @@ RecordProgress run_neuron_record(const Model& model, const TokenCorpus& corpus, 
   if (corpus.chunks.empty() || corpus.chunks.size() != corpus.chunk_file.size()) {
     throw bad_input("the corpus has no chunks to record");
   }
+  if (corpus.seq_len > kMaxRecordSeqLen || corpus.chunks.size() > (size_t{1} << 31)) {
+    throw bad_input("the corpus's chunks are longer than " + std::to_string(kMaxRecordSeqLen) +
+                    " tokens, or more than 2^31");
+  }
   const int64_t vocab = model.config().vocab_size;
   for (const auto& chunk : corpus.chunks) {
     if (static_cast<int64_t>(chunk.size()) > corpus.seq_len) throw internal_error("a corpus chunk is past seq_len");

@@ -15,6 +15,8 @@ namespace {
 // Neurons per block of the parallel pass: one block's thresholds, partial
 // sums and hit flags stay in L1 while the block walks the chunk's rows.
 constexpr int64_t kBlock = 256;
+// window_len of an entry whose window the chunk has not written yet.
+constexpr int32_t kWindowPending = -1;
 
 }  // namespace
 
@@ -77,10 +79,18 @@ void LayerContextTracker::add_chunk(const float* data, int64_t n_tokens, int64_t
       }
       if (!any) continue;
       for (int64_t k = 0; k < width; ++k) {
-        if (hit[k] & 1) insert(0, j0 + k, row[k], chunk, static_cast<int32_t>(t), data, n_tokens);
-        if (hit[k] & 2) insert(1, j0 + k, row[k], chunk, static_cast<int32_t>(t), data, n_tokens);
+        if (hit[k] & 1) insert(0, j0 + k, row[k], chunk, static_cast<int32_t>(t));
+        if (hit[k] & 2) insert(1, j0 + k, row[k], chunk, static_cast<int32_t>(t));
       }
     }
+    // The block's activations by neuron, [width, n_tokens], for the windows.
+    thread_local std::vector<float> columns;
+    columns.resize(static_cast<size_t>(width * n_tokens));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* row = data + t * n_ + j0;
+      for (int64_t k = 0; k < width; ++k) columns[static_cast<size_t>(k * n_tokens + t)] = row[k];
+    }
+    capture_windows(j0, width, chunk, n_tokens, columns.data());
     for (int64_t k = 0; k < width; ++k) {
       const auto j = static_cast<size_t>(j0 + k);
       sum_[j] += sum[k];
@@ -91,8 +101,7 @@ void LayerContextTracker::add_chunk(const float* data, int64_t n_tokens, int64_t
   }
 }
 
-void LayerContextTracker::insert(int side, int64_t neuron, float value, int64_t chunk, int32_t offset,
-                                 const float* data, int64_t n_tokens) {
+void LayerContextTracker::insert(int side, int64_t neuron, float value, int64_t chunk, int32_t offset) {
   int32_t& count = count_[side][static_cast<size_t>(neuron)];
   if (count == capacity_) cut(side, neuron);
   // The cut may have raised the threshold past this value.
@@ -104,22 +113,40 @@ void LayerContextTracker::insert(int side, int64_t neuron, float value, int64_t 
   value_[side][e] = value;
   chunk_[side][e] = chunk;
   offset_[side][e] = offset;
-  // The neuron's activations around the token, from offset 1 (the chunk's
-  // first row is not text) to the chunk's end, 8-bit with one scale.
-  const int64_t first = std::max<int64_t>(1, offset - window_);
-  const int64_t last = std::min<int64_t>(n_tokens - 1, offset + window_);
-  float largest = 0;
-  for (int64_t t = first; t <= last; ++t) largest = std::max(largest, std::fabs(data[t * n_ + neuron]));
-  const float scale = largest > 0 ? largest / 127.0f : 0.0f;
-  int8_t* window = window_values_[side].data() + e * static_cast<size_t>(slots_);
-  for (int64_t t = first; t <= last; ++t) {
-    const float q = scale > 0 ? std::nearbyint(data[t * n_ + neuron] / scale) : 0.0f;
-    window[t - first] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
-  }
-  window_start_[side][e] = static_cast<int32_t>(first);
-  window_len_[side][e] = static_cast<int32_t>(last - first + 1);
-  scale_[side][e] = scale;
+  window_len_[side][e] = kWindowPending;  // filled when the chunk is done (capture_windows)
   ++count;
+}
+
+// The windows of the entries this chunk added and kept: each neuron's
+// activations around the token, from offset 1 (the chunk's first row is not
+// text) to the chunk's end, 8-bit with one scale. `column(k)` is neuron
+// j0 + k's activations over the chunk, [n_tokens].
+void LayerContextTracker::capture_windows(int64_t j0, int64_t width, int64_t chunk, int64_t n_tokens,
+                                          const float* columns) {
+  for (int64_t k = 0; k < width; ++k) {
+    const float* column = columns + k * n_tokens;
+    const int64_t neuron = j0 + k;
+    for (int side = 0; side < 2; ++side) {
+      for (int32_t i = 0; i < count_[side][static_cast<size_t>(neuron)]; ++i) {
+        const auto e = static_cast<size_t>(neuron * capacity_ + i);
+        if (window_len_[side][e] != kWindowPending || chunk_[side][e] != chunk) continue;
+        const int64_t offset = offset_[side][e];
+        const int64_t first = std::max<int64_t>(1, offset - window_);
+        const int64_t last = std::min<int64_t>(n_tokens - 1, offset + window_);
+        float largest = 0;
+        for (int64_t t = first; t <= last; ++t) largest = std::max(largest, std::fabs(column[t]));
+        const float scale = largest > 0 ? largest / 127.0f : 0.0f;
+        int8_t* window = window_values_[side].data() + e * static_cast<size_t>(slots_);
+        for (int64_t t = first; t <= last; ++t) {
+          const float q = scale > 0 ? std::nearbyint(column[t] / scale) : 0.0f;
+          window[t - first] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+        }
+        window_start_[side][e] = static_cast<int32_t>(first);
+        window_len_[side][e] = static_cast<int32_t>(last - first + 1);
+        scale_[side][e] = scale;
+      }
+    }
+  }
 }
 
 // Keeps the best `contexts_` of a full buffer and raises the threshold to
@@ -127,7 +154,8 @@ void LayerContextTracker::insert(int side, int64_t neuron, float value, int64_t 
 void LayerContextTracker::cut(int side, int64_t neuron) {
   const auto base = static_cast<size_t>(neuron * capacity_);
   const int32_t count = count_[side][static_cast<size_t>(neuron)];
-  std::vector<int32_t> order(static_cast<size_t>(count));
+  thread_local std::vector<int32_t> order;
+  order.resize(static_cast<size_t>(count));
   std::iota(order.begin(), order.end(), 0);
   const float* values = value_[side].data() + base;
   const int64_t* chunks = chunk_[side].data() + base;

@@ -10,6 +10,9 @@
 // `contexts`, and the worst of those becomes the threshold a later
 // activation must beat. Ranking: larger |activation| first, then the earlier
 // (chunk, offset); so the result does not depend on when buffers are cut.
+// The display windows are cut from the chunk once it is done, for the
+// entries it added that are still kept, from a transposed copy of each
+// block (so a window is one contiguous read, not 2W+1 strided ones).
 #pragma once
 
 #include <cstdint>
@@ -35,8 +38,8 @@ class LayerContextTracker {
   int64_t n_neurons() const { return n_; }
 
  private:
-  void insert(int side, int64_t neuron, float value, int64_t chunk, int32_t offset, const float* data,
-              int64_t n_tokens);
+  void insert(int side, int64_t neuron, float value, int64_t chunk, int32_t offset);
+  void capture_windows(int64_t j0, int64_t width, int64_t chunk, int64_t n_tokens, const float* columns);
   void cut(int side, int64_t neuron);
   std::vector<NeuronContext> ranked(int side, int64_t neuron) const;
 

@@ -22,11 +22,15 @@ CREATE TABLE IF NOT EXISTS corpus_files (
 CREATE TABLE IF NOT EXISTS corpus_chunks (
   chunk INTEGER PRIMARY KEY, file INTEGER NOT NULL, tokens BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS neuron_records (
+  id INTEGER PRIMARY KEY,  -- layer * d_ffn + neuron
   layer INTEGER NOT NULL, neuron INTEGER NOT NULL,
   mean REAL NOT NULL, std REAL NOT NULL, max_abs REAL NOT NULL, density REAL NOT NULL,
-  sum REAL NOT NULL, sum_squares REAL NOT NULL, above_threshold INTEGER NOT NULL,
-  contexts BLOB NOT NULL,
-  PRIMARY KEY (layer, neuron)) WITHOUT ROWID;
+  sum REAL NOT NULL, sum_squares REAL NOT NULL, above_threshold INTEGER NOT NULL);
+-- One row per neuron and sign, each about 1 KB at the defaults, so that
+-- several share a 4 KiB page (one row of both signs would fill a page alone).
+CREATE TABLE IF NOT EXISTS neuron_contexts (
+  id INTEGER PRIMARY KEY,  -- (layer * d_ffn + neuron) * 2 + sign (0 positive, 1 negative)
+  contexts BLOB NOT NULL);
 )sql";
 
 bool has_record_tables(sqlite3* db) {
@@ -70,55 +74,56 @@ class BlobReader {
   size_t at_ = 0;
 };
 
-// Blob: u32 n_positive, u32 n_negative, u32 window_slots, then per context
-// (positive ones first): f32 activation, i64 chunk, i32 offset,
-// i32 window_start, u32 window_len, f32 window_scale, i8[window_slots].
-std::string pack_contexts(const NeuronRecordState& state, int64_t window_slots) {
+// Blob of one sign's contexts: u16 count, u16 window_slots, then per
+// context (strongest first): f32 activation, u32 chunk, u16 offset,
+// u16 window_start, u16 window_len, f32 window_scale, i8[window_slots].
+constexpr size_t kBlobHeader = 4, kContextHeader = 18;
+
+std::string pack_contexts(const std::vector<NeuronContext>& contexts, int64_t window_slots) {
   std::string out;
-  const size_t entry = 28 + static_cast<size_t>(window_slots);
-  out.reserve(12 + entry * (state.positive.size() + state.negative.size()));
-  put<uint32_t>(out, static_cast<uint32_t>(state.positive.size()));
-  put<uint32_t>(out, static_cast<uint32_t>(state.negative.size()));
-  put<uint32_t>(out, static_cast<uint32_t>(window_slots));
-  for (const auto* side : {&state.positive, &state.negative}) {
-    for (const NeuronContext& c : *side) {
-      put<float>(out, c.activation);
-      put<int64_t>(out, c.chunk);
-      put<int32_t>(out, c.offset);
-      put<int32_t>(out, c.window_start);
-      put<uint32_t>(out, static_cast<uint32_t>(c.window.size()));
-      put<float>(out, c.window_scale);
-      const size_t n = std::min(c.window.size(), static_cast<size_t>(window_slots));
-      out.append(reinterpret_cast<const char*>(c.window.data()), n);
-      out.append(static_cast<size_t>(window_slots) - n, '\0');
-    }
+  const size_t entry = kContextHeader + static_cast<size_t>(window_slots);
+  out.reserve(kBlobHeader + entry * contexts.size());
+  put<uint16_t>(out, static_cast<uint16_t>(contexts.size()));
+  put<uint16_t>(out, static_cast<uint16_t>(window_slots));
+  for (const NeuronContext& c : contexts) {
+    put<float>(out, c.activation);
+    put<uint32_t>(out, static_cast<uint32_t>(c.chunk));
+    put<uint16_t>(out, static_cast<uint16_t>(c.offset));
+    put<uint16_t>(out, static_cast<uint16_t>(c.window_start));
+    put<uint16_t>(out, static_cast<uint16_t>(c.window.size()));
+    put<float>(out, c.window_scale);
+    const size_t n = std::min(c.window.size(), static_cast<size_t>(window_slots));
+    out.append(reinterpret_cast<const char*>(c.window.data()), n);
+    out.append(static_cast<size_t>(window_slots) - n, '\0');
   }
   return out;
 }
 
-void unpack_contexts(std::string_view blob, const std::string& what, std::vector<NeuronContext>& positive,
-                     std::vector<NeuronContext>& negative) {
+std::vector<NeuronContext> unpack_contexts(std::string_view blob, const std::string& what) {
   BlobReader in(blob, what);
-  const uint32_t n_positive = in.get<uint32_t>(), n_negative = in.get<uint32_t>();
-  const uint32_t slots = in.get<uint32_t>();
-  if (static_cast<uint64_t>(n_positive + n_negative) * (28 + slots) + 12 != blob.size()) {
+  const uint32_t count = in.get<uint16_t>(), slots = in.get<uint16_t>();
+  if (static_cast<uint64_t>(count) * (kContextHeader + slots) + kBlobHeader != blob.size()) {
     throw bad_file(what + " has " + std::to_string(blob.size()) + " bytes, not what its header says");
   }
-  for (uint32_t i = 0; i < n_positive + n_negative; ++i) {
+  std::vector<NeuronContext> out;
+  for (uint32_t i = 0; i < count; ++i) {
     NeuronContext c;
     c.activation = in.get<float>();
-    c.chunk = in.get<int64_t>();
-    c.offset = in.get<int32_t>();
-    c.window_start = in.get<int32_t>();
-    const uint32_t len = in.get<uint32_t>();
+    c.chunk = in.get<uint32_t>();
+    c.offset = in.get<uint16_t>();
+    c.window_start = in.get<uint16_t>();
+    const uint32_t len = in.get<uint16_t>();
     c.window_scale = in.get<float>();
     if (len > slots) throw bad_file(what + ": a context's window is longer than its slots");
     std::vector<int8_t> slots_bytes(slots);
     in.read(slots_bytes.data(), slots);
     c.window.assign(slots_bytes.begin(), slots_bytes.begin() + len);
-    (i < n_positive ? positive : negative).push_back(std::move(c));
+    out.push_back(std::move(c));
   }
+  return out;
 }
+
+std::string neuron_name(int64_t layer, int64_t neuron) { return std::to_string(layer) + ":" + std::to_string(neuron); }
 
 NeuronStats stats_from(double sum, double sum_squares, double max_abs, int64_t above, int64_t tokens) {
   NeuronStats s;
@@ -219,16 +224,21 @@ void Atlas::write_record_checkpoint(int64_t chunks_done, int64_t tokens_recorded
   sql::exec(db_, "BEGIN IMMEDIATE");
   try {
     sql::Statement add(db_, "INSERT OR REPLACE INTO neuron_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    sql::Statement add_contexts(db_, "INSERT OR REPLACE INTO neuron_contexts VALUES (?, ?)");
     for (size_t layer = 0; layer < states.size(); ++layer) {
       for (size_t i = 0; i < states[layer].size(); ++i) {
         const NeuronRecordState& s = states[layer][i];
         const NeuronStats st = stats_from(s.sum, s.sum_squares, s.max_abs, s.above_threshold, tokens_recorded);
-        const std::string blob = pack_contexts(s, slots);
-        add.bind(1, static_cast<int64_t>(layer)).bind(2, static_cast<int64_t>(i));
-        add.bind(3, st.mean).bind(4, st.std).bind(5, st.max_abs).bind(6, st.density);
-        add.bind(7, s.sum).bind(8, s.sum_squares).bind(9, s.above_threshold);
-        add.bind_blob(10, blob.data(), blob.size());
+        const int64_t id = static_cast<int64_t>(layer) * settings_.d_ffn + static_cast<int64_t>(i);
+        add.bind(1, id).bind(2, static_cast<int64_t>(layer)).bind(3, static_cast<int64_t>(i));
+        add.bind(4, st.mean).bind(5, st.std).bind(6, st.max_abs).bind(7, st.density);
+        add.bind(8, s.sum).bind(9, s.sum_squares).bind(10, s.above_threshold);
         add.run();
+        for (int sign = 0; sign < 2; ++sign) {
+          const std::string blob = pack_contexts(sign == 0 ? s.positive : s.negative, slots);
+          add_contexts.bind(1, id * 2 + sign).bind_blob(2, blob.data(), blob.size());
+          add_contexts.run();
+        }
       }
     }
     sql::Statement set(db_, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
@@ -250,48 +260,64 @@ void Atlas::write_record_checkpoint(int64_t chunks_done, int64_t tokens_recorded
 std::vector<std::vector<NeuronRecordState>> Atlas::record_states() const {
   std::vector<std::vector<NeuronRecordState>> out;
   if (!record_info()) return out;
-  sql::Statement q(db_,
-                   "SELECT layer, neuron, sum, sum_squares, max_abs, above_threshold, contexts FROM neuron_records "
-                   "ORDER BY layer, neuron");
+  const auto n_layers = static_cast<size_t>(settings_.n_layers), d_ffn = static_cast<size_t>(settings_.d_ffn);
+  sql::Statement q(db_, "SELECT id, layer, neuron, sum, sum_squares, max_abs, above_threshold FROM neuron_records");
   while (q.step()) {
-    const int64_t layer = q.int64(0), neuron = q.int64(1);
-    if (layer < 0 || layer >= settings_.n_layers || neuron < 0 || neuron >= settings_.d_ffn) {
-      throw bad_file(path_ + ": corrupt atlas: a neuron record for " + std::to_string(layer) + ":" +
-                     std::to_string(neuron) + ", outside the model");
+    const int64_t id = q.int64(0), layer = q.int64(1), neuron = q.int64(2);
+    if (layer < 0 || layer >= settings_.n_layers || neuron < 0 || neuron >= settings_.d_ffn ||
+        id != layer * settings_.d_ffn + neuron) {
+      throw bad_file(path_ + ": corrupt atlas: a neuron record for " + neuron_name(layer, neuron) +
+                     ", outside the model or under the wrong id");
     }
-    if (out.empty()) out.assign(static_cast<size_t>(settings_.n_layers),
-                                std::vector<NeuronRecordState>(static_cast<size_t>(settings_.d_ffn)));
+    if (out.empty()) out.assign(n_layers, std::vector<NeuronRecordState>(d_ffn));
     NeuronRecordState& s = out[static_cast<size_t>(layer)][static_cast<size_t>(neuron)];
-    s.sum = q.real(2);
-    s.sum_squares = q.real(3);
-    s.max_abs = q.real(4);
-    s.above_threshold = q.int64(5);
-    unpack_contexts(q.blob(6), path_ + ": the record of neuron " + std::to_string(layer) + ":" + std::to_string(neuron),
-                    s.positive, s.negative);
+    s.sum = q.real(3);
+    s.sum_squares = q.real(4);
+    s.max_abs = q.real(5);
+    s.above_threshold = q.int64(6);
+  }
+  if (out.empty()) return out;
+  sql::Statement c(db_, "SELECT id, contexts FROM neuron_contexts");
+  while (c.step()) {
+    const int64_t id = c.int64(0);
+    if (id < 0 || id >= settings_.n_layers * settings_.d_ffn * 2) {
+      throw bad_file(path_ + ": corrupt atlas: neuron_contexts row " + std::to_string(id) + " is outside the model");
+    }
+    const int64_t neuron_id = id / 2, layer = neuron_id / settings_.d_ffn, neuron = neuron_id % settings_.d_ffn;
+    NeuronRecordState& s = out[static_cast<size_t>(layer)][static_cast<size_t>(neuron)];
+    (id % 2 == 0 ? s.positive : s.negative) =
+        unpack_contexts(c.blob(1), path_ + ": the contexts of neuron " + neuron_name(layer, neuron));
   }
   return out;
 }
 
 std::optional<NeuronEvidence> Atlas::neuron_evidence(int64_t layer, int64_t index) const {
-  if (!has_record_tables(db_)) return std::nullopt;
-  sql::Statement q(db_,
-                   "SELECT mean, std, max_abs, density, contexts FROM neuron_records WHERE layer = ? AND neuron = ?");
-  q.bind(1, layer).bind(2, index);
+  if (!has_record_tables(db_) || layer < 0 || layer >= settings_.n_layers || index < 0 || index >= settings_.d_ffn) {
+    return std::nullopt;
+  }
+  const int64_t id = layer * settings_.d_ffn + index;
+  sql::Statement q(db_, "SELECT mean, std, max_abs, density FROM neuron_records WHERE id = ?");
+  q.bind(1, id);
   if (!q.step()) return std::nullopt;
   NeuronEvidence e;
   e.layer = layer;
   e.index = index;
   e.stats = {q.real(0), q.real(1), q.real(2), q.real(3)};
-  unpack_contexts(q.blob(4), path_ + ": the record of neuron " + std::to_string(layer) + ":" + std::to_string(index),
-                  e.positive, e.negative);
+  sql::Statement c(db_, "SELECT id, contexts FROM neuron_contexts WHERE id = ? OR id = ?");
+  c.bind(1, id * 2).bind(2, id * 2 + 1);
+  while (c.step()) {
+    (c.int64(0) % 2 == 0 ? e.positive : e.negative) =
+        unpack_contexts(c.blob(1), path_ + ": the contexts of neuron " + neuron_name(layer, index));
+  }
   return e;
 }
 
 std::vector<NeuronStats> Atlas::layer_stats(int64_t layer) const {
   std::vector<NeuronStats> out;
   if (!has_record_tables(db_)) return out;
-  sql::Statement q(db_, "SELECT neuron, mean, std, max_abs, density FROM neuron_records WHERE layer = ? ORDER BY neuron");
-  q.bind(1, layer);
+  sql::Statement q(db_,
+                   "SELECT neuron, mean, std, max_abs, density FROM neuron_records WHERE id >= ? AND id < ? ORDER BY id");
+  q.bind(1, layer * settings_.d_ffn).bind(2, (layer + 1) * settings_.d_ffn);
   while (q.step()) {
     if (q.int64(0) != static_cast<int64_t>(out.size())) {
       throw bad_file(path_ + ": corrupt atlas: layer " + std::to_string(layer) + "'s neuron records have a gap");

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "agreement_report.h"
 #include "commands.h"
 #include "concept_report.h"
 #include "format.h"
@@ -147,6 +148,7 @@ int run_map(const MapCommandOptions& opt) {
   }
   const LmHeadDecoder decoder(model, map_options.settings);
   print_summary(model, atlas, decoder, map_options, opt);
+  print_agreement(atlas);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "agreement_report.h"
 #include "commands.h"
 #include "format.h"
 #include "neuronlens/error.h"
@@ -24,6 +25,7 @@ struct RecordCommandOptions {
   int64_t seq_len = 256;
   int64_t max_tokens = 0;
   RecordOptions record;
+  std::string plot;
   int threads = 0;
 };
 
@@ -68,6 +70,13 @@ int run_record(const RecordCommandOptions& opt) {
                 static_cast<double>(done.tokens_done) / seconds, opt.atlas.c_str());
   }
   std::printf("`neuronlens show %s LAYER:gate:INDEX` prints a neuron's top contexts\n", opt.atlas.c_str());
+  const std::optional<AgreementReport> agreement = print_agreement(atlas);
+  if (!opt.plot.empty()) {
+    if (!agreement) throw bad_input("--plot: the agreement plot needs the down kind mapped into " + opt.atlas);
+    write_text_file("--plot", opt.plot,
+                    agreement_svg(*agreement, atlas.settings().model_name + ": weight decode vs. corpus contexts"));
+    std::printf("agreement plot -> %s\n", opt.plot.c_str());
+  }
   return 0;
 }
 
@@ -96,6 +105,8 @@ Runner add_record_command(CLI::App& app) {
   cmd->add_option("--checkpoint-seconds", opt->record.checkpoint_seconds,
                   "Seconds between checkpoints an interrupted record resumes from (0: after every chunk)")
       ->capture_default_str();
+  cmd->add_option("--plot", opt->plot,
+                  "Write the agreement per layer (needs the down kind mapped in the atlas) as an SVG plot");
   cmd->add_option("--threads", opt->threads, "Worker threads (default: all cores)");
   return [opt] { return run_record(*opt); };
 }

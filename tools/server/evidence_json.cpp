@@ -26,8 +26,7 @@ nlohmann::json evidence_json(const Atlas& atlas, const NeuronEvidence& evidence,
           {"negative", contexts_json(atlas, evidence.negative, contexts)}};
 }
 
-nlohmann::json record_info_json(const Atlas& atlas) {
-  const std::optional<RecordInfo> info = atlas.record_info();
+nlohmann::json record_info_json(const std::optional<RecordInfo>& info) {
   if (!info) return nullptr;
   nlohmann::json files = nlohmann::json::array();
   for (const CorpusFile& f : info->files) {

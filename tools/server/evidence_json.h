@@ -14,7 +14,7 @@ namespace neuronlens::server {
 // "text", "activation", "fired"}]}; at most `contexts` per sign (< 0: all).
 nlohmann::json evidence_json(const Atlas& atlas, const NeuronEvidence& evidence, int64_t contexts = -1);
 
-// The atlas's record: corpus files, tokens, options; null without one.
-nlohmann::json record_info_json(const Atlas& atlas);
+// An atlas's record: corpus files, tokens, options; null without one.
+nlohmann::json record_info_json(const std::optional<RecordInfo>& info);
 
 }  // namespace neuronlens::server

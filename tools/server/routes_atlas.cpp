@@ -3,6 +3,7 @@
 #include <string>
 
 #include "compare_index.h"
+#include "evidence_json.h"
 #include "json_reply.h"
 #include "json_views.h"
 #include "request_error.h"
@@ -15,6 +16,8 @@ namespace {
 constexpr VectorKind kKinds[] = {VectorKind::Up, VectorKind::Gate, VectorKind::Down};
 constexpr int64_t kDefaultShowTop = 5;
 constexpr int64_t kMostShowTop = 100;
+constexpr int64_t kDefaultContexts = 10;
+constexpr int64_t kMostContexts = 100;
 
 std::string kind_name(VectorKind kind) { return std::string(vector_kind_name(kind)); }
 
@@ -53,6 +56,7 @@ nlohmann::json info_json(const ServerContext& context) {
           {"note", context.model_note()},
           {"compare", std::move(compare)},
           {"chat_template", model != nullptr && model->chat.has_value()},
+          {"record", record_info_json(context.record())},
           // The loaded model's attention heads, for the playground's head interventions.
           {"n_heads", model != nullptr ? nlohmann::json(model->model.config().n_heads) : nlohmann::json()},
           {"head_rank", context.head_rank()},
@@ -117,6 +121,10 @@ void show_neuron(ServerContext& context, const httplib::Request& request, httpli
   j["other_kinds"] = std::move(others);
   j["neighbours"] = {{"previous", index > 0 ? nlohmann::json(index - 1) : nlohmann::json()},
                      {"next", index + 1 < d_ffn ? nlohmann::json(index + 1) : nlohmann::json()}};
+  // The neuron's recorded contexts (`neuronlens record`), whatever the kind.
+  const int64_t contexts = query_integer(request.params, "contexts", kDefaultContexts, 0, kMostContexts);
+  const std::optional<NeuronEvidence> evidence = atlas->neuron_evidence(layer, index);
+  j["evidence"] = evidence ? evidence_json(*atlas, *evidence, contexts) : nlohmann::json();
   send_json(response, j);
 }
 

@@ -21,6 +21,7 @@ ServerContext::ServerContext(const ServeOptions& options)
   for (const auto& [kind, layer] : atlas->layers_done()) mapped_[kind].insert(layer);
   for (const auto& [circuit, layer] : atlas->head_layers_done()) mapped_heads_[circuit].insert(layer);
   head_rank_ = atlas->head_rank();
+  record_ = atlas->record_info();
   // The default heat map, computed now: it also counts the neurons.
   const nlohmann::json heat_map = overview(0.5);
   for (const auto& cell : heat_map["cells"]) {

@@ -69,6 +69,9 @@ class ServerContext {
   // The model, or nullptr; `model_note` says why there is none.
   const TextModel* text_model() const { return text_model_ ? &*text_model_ : nullptr; }
   const std::string& model_note() const { return model_note_; }
+  // The atlas's activation record (`neuronlens record`), as it was when the
+  // server started; nullopt without one.
+  const std::optional<RecordInfo>& record() const { return record_; }
   const LmHeadDecoder* decoder() const { return decoder_.get(); }
   // The model or a 409.
   const TextModel& require_model() const;
@@ -107,6 +110,7 @@ class ServerContext {
   int64_t neuron_count_ = 0;
   std::optional<TextModel> text_model_;
   std::string model_note_;
+  std::optional<RecordInfo> record_;
   std::unique_ptr<LmHeadDecoder> decoder_;
   std::mutex model_mutex_;
   std::unique_ptr<Session> session_;

@@ -1,6 +1,7 @@
 // Neuron (/neuron/{l}/{kind}/{i}): the stored top-k as a bar chart, the
-// same (layer, index) in the other kinds, neighbours, and with a model
-// loaded the neuron's activation on a typed text, token by token.
+// same (layer, index) in the other kinds, neighbours, its top activating
+// contexts where the atlas holds a record, and with a model loaded the
+// neuron's activation on a typed text, token by token.
 "use strict";
 window.NL = window.NL || {};
 NL.pages = NL.pages || {};
@@ -63,6 +64,44 @@ NL.pages = NL.pages || {};
         `clamp ${res.layer}:${res.index} to its max |act| in the playground ›`, { testid: "act-to-playground" })));
   }
 
+  // The recorded contexts (`neuronlens record`): each window's tokens
+  // coloured by the neuron's activation (scaled to its corpus max |act|),
+  // the firing token outlined; positive and negative side by side.
+  function contextList(contexts, maxAbs, sign) {
+    if (!contexts.length) return el("p", { class: "muted small" }, `no ${sign} activations recorded`);
+    return el("ol", { class: "contexts", testid: `contexts-${sign}` }, contexts.map((c) =>
+      el("li", { class: "context", testid: "context", "data-activation": c.activation, "data-chunk": c.chunk, "data-offset": c.offset },
+        el("span", { class: "context-value mono" }, fmt(c.activation, 3)),
+        el("span", { class: "act-text" }, c.tokens.map((t) => el("span", {
+          class: t.fired ? "act-token fired" : "act-token", testid: t.fired ? "context-fired" : "context-token",
+          style: `background-color: ${charts.activationColour(t.activation, maxAbs)}`,
+          title: `${JSON.stringify(t.text)}  act ${fmt(t.activation, 4)}`,
+        }, t.text))))));
+  }
+
+  function evidencePanel(data, info) {
+    const e = data.evidence;
+    const rec = info.record;
+    if (!e || !rec) {
+      return el("section", { class: "card", testid: "evidence-panel" }, el("h2", {}, "Top activating contexts"),
+        notice("info", "No activation record in this atlas: `neuronlens record MODEL --corpus FILE -o ATLAS.db` adds every neuron's top contexts in a corpus."));
+    }
+    const s = e.stats;
+    const files = rec.files.map((f) => f.name).join(", ");
+    const clamp = Math.round(s.max_abs * 100) / 100;
+    return el("section", { class: "card", testid: "evidence-panel" },
+      el("h2", {}, "Top activating contexts"),
+      el("p", { class: "muted small", testid: "evidence-stats" },
+        `Over ${rec.tokens_recorded.toLocaleString()} tokens of ${files}: mean ${fmt(s.mean, 4)} · std ${fmt(s.std, 4)} · `,
+        `max |act| ${fmt(s.max_abs, 4)} · density ${fmt(s.density * 100, 2)}% (|act| > ${rec.density_threshold}). `,
+        "Orange positive, blue negative; the outlined token is where the neuron fired."),
+      el("p", {}, link(`/playground${api.query({ clamp: `${data.layer}:${data.index}=${clamp}` })}`,
+        `clamp ${data.layer}:${data.index} to its recorded max |act| (${clamp}) in the playground ›`, { testid: "evidence-to-playground" })),
+      el("div", { class: "contexts-grid" },
+        el("div", {}, el("h3", {}, "positive"), contextList(e.positive, s.max_abs, "positive")),
+        el("div", {}, el("h3", {}, "negative"), contextList(e.negative, s.max_abs, "negative"))));
+  }
+
   function activationPanel(ctx, data) {
     const section = el("section", { class: "card", testid: "activation-panel" }, el("h2", {}, "Activation on a text"));
     if (!ctx.info.model_loaded) {
@@ -122,6 +161,7 @@ NL.pages = NL.pages || {};
       el("p", { class: "muted small" }, "up and gate rows are what the neuron reads; the down column is what it writes."),
       otherKinds(data));
     root.appendChild(el("div", { class: "neuron-grid" }, chart, kinds));
+    root.appendChild(evidencePanel(data, info));
     root.appendChild(activationPanel(ctx, data));
   };
 })(window.NL);
