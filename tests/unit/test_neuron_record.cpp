@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "neuronlens/activation_search.h"
 #include "neuronlens/atlas.h"
 #include "neuronlens/error.h"
 #include "neuronlens/neuron_map.h"
@@ -149,6 +150,35 @@ TEST(NeuronRecord, TopContextsAndStatisticsEqualABruteForceNumpyPass) {
     }
   }
   EXPECT_EQ(fired, 1);
+}
+
+TEST(NeuronRecord, FindByActivationAveragesTheConceptsPositionsAsNumpyDoes) {
+  const json ref = load_reference();
+  const Model model = Model::load(testing::fixture_path("tiny_llama.gguf"));
+  testing::ScratchDir dir;
+  Atlas atlas = new_atlas(model, dir.file("record.db"));
+  run_neuron_record(model, reference_corpus(ref), reference_options(ref), atlas);
+  ConceptTokens concept_tokens;
+  concept_tokens.concept_text = "the reference's most frequent token";
+  concept_tokens.ids = {ref.at("concept_token").get<int32_t>()};
+  const int limit = 2 * 96;
+  const ActivationSearch found = find_by_activation(model, atlas, concept_tokens, {}, limit);
+  EXPECT_EQ(found.positions, ref.at("concept_positions").get<int64_t>());
+  ASSERT_EQ(found.hits.size(), static_cast<size_t>(limit));
+  for (size_t i = 0; i < found.hits.size(); ++i) {
+    const ActivationHit& h = found.hits[i];
+    const double want = ref.at("concept_means").at(h.layer).at(h.index).get<double>();
+    EXPECT_NEAR(h.mean, want, kTolerance * (1 + std::fabs(want))) << h.layer << ":" << h.index;
+    const NeuronStats stats = atlas.neuron_evidence(h.layer, h.index)->stats;
+    EXPECT_NEAR(h.z, (h.mean - stats.mean) / stats.std, 1e-9);
+    if (i > 0) {
+      EXPECT_GE(found.hits[i - 1].z, h.z);
+    }
+  }
+  // Layers chosen, and a concept the corpus lacks.
+  EXPECT_EQ(find_by_activation(model, atlas, concept_tokens, {1}, 5).hits.at(0).layer, 1);
+  concept_tokens.ids = {0};  // never in the reference chunks
+  EXPECT_THROW(find_by_activation(model, atlas, concept_tokens, {}, 5), Error);
 }
 
 struct Interrupted {};

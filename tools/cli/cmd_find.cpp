@@ -8,6 +8,7 @@
 #include "concept_report.h"
 #include "memory_atlas.h"
 #include "model_or_atlas.h"
+#include "neuronlens/activation_search.h"
 #include "neuronlens/atlas_weights.h"
 #include "neuronlens/concept_search.h"
 #include "neuronlens/error.h"
@@ -33,7 +34,71 @@ struct FindCommandOptions {
   std::string read_norm = "none";
 };
 
+// A neuron's down decode's first tokens, where the atlas maps that layer.
+std::string down_tokens(const Atlas& atlas, int64_t layer, int64_t index, int count) {
+  if (!atlas.layer_done(VectorKind::Down, layer)) return "";
+  const std::optional<AtlasNeuron> n = atlas.neuron(VectorKind::Down, layer, index);
+  std::string out;
+  for (int i = 0; n && i < count && i < static_cast<int>(n->top_ids.size()); ++i) {
+    out += (i ? " " : "") + quote_token(atlas.token_text(n->top_ids[static_cast<size_t>(i)]));
+  }
+  return out;
+}
+
+// `find ATLAS CONCEPT --by activation`: the neurons whose mean activation on
+// the concept's tokens in the atlas's recorded corpus stands highest above
+// their corpus mean (neuronlens/activation_search.h).
+int run_find_by_activation(const FindCommandOptions& opt) {
+  if (!is_sqlite_file(opt.source)) {
+    throw bad_input("--by activation reads a recorded corpus: give an atlas with a record (`neuronlens record`)");
+  }
+  if (opt.limit < 1 || opt.limit > 10000) throw bad_input("--limit must be 1 to 10000");
+  const Atlas atlas = Atlas::open(opt.source);
+  if (!atlas.record_info()) {
+    throw bad_input(opt.source + ": --by activation needs an activation record in the atlas (`neuronlens record`)");
+  }
+  AtlasWeights weights = load_atlas_weights(atlas, opt.model_override);
+  if (!weights.model) throw bad_input("--by activation runs the model: " + weights.why_missing);
+  const Model& model = *weights.model;
+  const std::vector<int64_t> layers =
+      for_option("--layers", [&] { return parse_layer_list(opt.layers, model.config().n_layers); });
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& concept_text : opt.concepts) {
+    const ConceptTokens ct = expand_concept(model.vocab(), concept_text, opt.exact);
+    ProgressBar bar("running", "chunks");
+    const ActivationSearch found = find_by_activation(model, atlas, ct, layers, opt.limit,
+                                                      [&](int64_t done, int64_t total) { bar.update(done, total); });
+    bar.finish();
+    if (opt.json) {
+      nlohmann::json hits = nlohmann::json::array();
+      for (const ActivationHit& h : found.hits) {
+        hits.push_back({{"layer", h.layer}, {"neuron", h.index}, {"mean", h.mean}, {"corpus_mean", h.corpus_mean},
+                        {"corpus_std", h.corpus_std}, {"z", h.z}});
+      }
+      all.push_back({{"concept", concept_text}, {"variants", ct.variants}, {"positions", found.positions},
+                     {"chunks_run", found.chunks_run}, {"hits", hits}});
+      continue;
+    }
+    std::string variants;
+    for (const std::string& v : ct.variants) variants += (variants.empty() ? "" : ", ") + quote_token(v);
+    std::printf("concept '%s' -> tokens %s: %lld occurrences in the recorded corpus (%lld chunks run)\n",
+                concept_text.c_str(), variants.c_str(), static_cast<long long>(found.positions),
+                static_cast<long long>(found.chunks_run));
+    std::printf("  %5s %6s %10s %11s %10s %7s  %s\n", "layer", "neuron", "mean act", "corpus mean", "corpus std", "z",
+                "down decode");
+    for (const ActivationHit& h : found.hits) {
+      std::printf("  %5lld %6lld %10.4f %11.4f %10.4f %7.2f  %s\n", static_cast<long long>(h.layer),
+                  static_cast<long long>(h.index), h.mean, h.corpus_mean, h.corpus_std, h.z,
+                  down_tokens(atlas, h.layer, h.index, 5).c_str());
+    }
+    std::printf("\n");
+  }
+  if (opt.json) std::cout << all.dump(2) << "\n";
+  return 0;
+}
+
 int run_find(const FindCommandOptions& opt) {
+  if (opt.by == "activation") return run_find_by_activation(opt);
   FindOptions find;
   // "all" takes the mapped heads too; naming kinds takes those only.
   MapKinds kinds = for_option("--kinds", [&] { return parse_map_kinds(opt.kinds); });
@@ -136,7 +201,9 @@ Runner add_find_command(CLI::App& app) {
                   "Vector kinds: up,gate,down, head circuits ov,qk (from an atlas that mapped them), or all")
       ->capture_default_str();
   cmd->add_option("--layers", opt->layers, "Layers, e.g. 3-10, or all")->capture_default_str();
-  cmd->add_option("--by", opt->by, "Ranking: prob (p of the concept tokens), logit, or rank")->capture_default_str();
+  cmd->add_option("--by", opt->by, "Ranking: prob (p of the concept tokens), logit, rank, or activation (mean activation on the "
+                  "concept's tokens in the atlas's recorded corpus, in units of the neuron's corpus std above its "
+                  "corpus mean; runs the model)")->capture_default_str();
   cmd->add_option("-n,--limit", opt->limit, "Neurons to list")->capture_default_str();
   cmd->add_option("--show-top", opt->show_top, "Top tokens to show per neuron")->capture_default_str();
   cmd->add_option("--norm", opt->norm, "Norm for a model without an atlas: final or none")->capture_default_str();
