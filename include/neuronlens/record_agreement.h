@@ -17,7 +17,7 @@
 
 namespace neuronlens {
 
-struct NeuronAgreement {
+struct NeuronContextAgreement {
   int64_t layer = 0;
   int64_t index = 0;
   int64_t contexts = 0;  // top positive contexts with a next token in their chunk
@@ -26,7 +26,7 @@ struct NeuronAgreement {
   double chance = 0;     // summed corpus frequency of the top-k tokens
 };
 
-struct LayerAgreement {
+struct LayerContextAgreement {
   int64_t layer = 0;
   int64_t neurons = 0;      // with at least one context
   double mean_rate = 0;
@@ -34,18 +34,18 @@ struct LayerAgreement {
   double above_chance = 0;  // share of neurons whose rate beats their chance
 };
 
-struct AgreementReport {
+struct ContextAgreementReport {
   VectorKind kind = VectorKind::Down;
   int top_k = 0;
-  std::vector<LayerAgreement> layers;   // the layers both mapped and recorded
-  std::vector<NeuronAgreement> neurons; // every neuron of those layers
+  std::vector<LayerContextAgreement> layers;   // the layers both mapped and recorded
+  std::vector<NeuronContextAgreement> neurons; // every neuron of those layers
 };
 
 // Throws Error (bad input) when the atlas has no record or no mapped layer
 // of `kind`.
-AgreementReport record_agreement(const Atlas& atlas, VectorKind kind = VectorKind::Down);
+ContextAgreementReport record_agreement(const Atlas& atlas, VectorKind kind = VectorKind::Down);
 
 // The report as an SVG line plot: mean rate and mean chance per layer.
-std::string agreement_svg(const AgreementReport& report, const std::string& title);
+std::string agreement_svg(const ContextAgreementReport& report, const std::string& title);
 
 }  // namespace neuronlens

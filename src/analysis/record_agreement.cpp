@@ -9,13 +9,13 @@
 
 namespace neuronlens {
 
-AgreementReport record_agreement(const Atlas& atlas, VectorKind kind) {
+ContextAgreementReport record_agreement(const Atlas& atlas, VectorKind kind) {
   const std::optional<RecordInfo> info = atlas.record_info();
   if (!info || info->chunks_done == 0) {
     throw bad_input(atlas.path() + ": the atlas holds no activation record (run `neuronlens record`)");
   }
   const AtlasSettings& s = atlas.settings();
-  AgreementReport report;
+  ContextAgreementReport report;
   report.kind = kind;
   report.top_k = s.top_k;
   // Corpus frequency of each token as a next token (offsets >= 2: the
@@ -36,7 +36,7 @@ AgreementReport record_agreement(const Atlas& atlas, VectorKind kind) {
   for (int64_t layer = 0; layer < s.n_layers; ++layer) {
     if (!atlas.layer_done(kind, layer)) continue;
     const std::vector<std::vector<int32_t>> topk = atlas.layer_topk(kind, layer);
-    LayerAgreement row;
+    LayerContextAgreement row;
     row.layer = layer;
     int64_t above = 0;
     for (int64_t j = 0; j < s.d_ffn; ++j) {
@@ -44,7 +44,7 @@ AgreementReport record_agreement(const Atlas& atlas, VectorKind kind) {
       if (!e) continue;
       const std::vector<int32_t>& top = topk.at(static_cast<size_t>(j));
       const std::unordered_set<int32_t> top_set(top.begin(), top.end());
-      NeuronAgreement a;
+      NeuronContextAgreement a;
       a.layer = layer;
       a.index = j;
       for (int32_t id : top_set) a.chance += frequency.at(static_cast<size_t>(id));
@@ -83,11 +83,11 @@ AgreementReport record_agreement(const Atlas& atlas, VectorKind kind) {
   return report;
 }
 
-std::string agreement_svg(const AgreementReport& report, const std::string& title) {
+std::string agreement_svg(const ContextAgreementReport& report, const std::string& title) {
   const double width = 760, height = 380, left = 64, right = 24, top = 48, bottom = 52;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   double y_max = 0;
-  for (const LayerAgreement& l : report.layers) y_max = std::max({y_max, l.mean_rate, l.mean_chance});
+  for (const LayerContextAgreement& l : report.layers) y_max = std::max({y_max, l.mean_rate, l.mean_chance});
   y_max = y_max <= 0 ? 1 : std::min(1.0, y_max * 1.15);
   const int64_t first = report.layers.front().layer, last = report.layers.back().layer;
   const auto x_of = [&](int64_t layer) {
@@ -104,17 +104,17 @@ std::string agreement_svg(const AgreementReport& report, const std::string& titl
   }
   const auto line = [&](auto value, const char* color) {
     std::string points;
-    for (const LayerAgreement& l : report.layers) svg::append(points, "%.1f,%.1f ", x_of(l.layer), y_of(value(l)));
+    for (const LayerContextAgreement& l : report.layers) svg::append(points, "%.1f,%.1f ", x_of(l.layer), y_of(value(l)));
     svg::append(out, "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n", points.c_str(),
                 color);
-    for (const LayerAgreement& l : report.layers) {
+    for (const LayerContextAgreement& l : report.layers) {
       svg::append(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>layer %lld: %.1f%%</title></circle>\n",
                   x_of(l.layer), y_of(value(l)), color, static_cast<long long>(l.layer), value(l) * 100);
     }
   };
-  line([](const LayerAgreement& l) { return l.mean_rate; }, "#1f77b4");
-  line([](const LayerAgreement& l) { return l.mean_chance; }, "#999");
-  for (const LayerAgreement& l : report.layers) {
+  line([](const LayerContextAgreement& l) { return l.mean_rate; }, "#1f77b4");
+  line([](const LayerContextAgreement& l) { return l.mean_chance; }, "#999");
+  for (const LayerContextAgreement& l : report.layers) {
     if (report.layers.size() > 16 && l.layer % 2 != 0) continue;
     svg::append(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">%lld</text>\n",
                 x_of(l.layer), top + plot_h + 14, static_cast<long long>(l.layer));

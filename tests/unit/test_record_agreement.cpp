@@ -57,9 +57,9 @@ TEST(RecordAgreement, RateAndChanceOfAHandWrittenRecord) {
   states[0][0].negative = {context_at(0, 2, -1.0f)};  // the negative side is not scored
   atlas.write_record_checkpoint(1, 7, states);
 
-  const AgreementReport report = record_agreement(atlas);
+  const ContextAgreementReport report = record_agreement(atlas);
   ASSERT_EQ(report.layers.size(), 1u);  // layer 1's down vectors are not mapped
-  const LayerAgreement& layer = report.layers[0];
+  const LayerContextAgreement& layer = report.layers[0];
   EXPECT_EQ(layer.layer, 0);
   EXPECT_EQ(layer.neurons, 1);  // the other neurons have no contexts
   EXPECT_NEAR(layer.mean_rate, 2.0 / 3.0, 1e-12);
@@ -67,7 +67,7 @@ TEST(RecordAgreement, RateAndChanceOfAHandWrittenRecord) {
   // outside[3], outside[0]: two of six in the top-k.
   EXPECT_NEAR(layer.mean_chance, 2.0 / 6.0, 1e-12);
   EXPECT_DOUBLE_EQ(layer.above_chance, 1.0);
-  const NeuronAgreement& n = report.neurons.at(0);
+  const NeuronContextAgreement& n = report.neurons.at(0);
   EXPECT_EQ(n.contexts, 3);
   EXPECT_EQ(n.hits, 2);
   const std::string svg = agreement_svg(report, "test");

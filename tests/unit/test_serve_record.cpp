@@ -1,13 +1,15 @@
 // The server on an atlas with an activation record: /api/info describes the
 // record, /api/neurons/... carries the neuron's evidence (the library's
 // contexts, each token with its activation), its `contexts` parameter is
-// bounded, and an atlas without a record answers null.
+// bounded, /api/agreement is the library's per-layer report, and an atlas
+// without a record answers null (and "not available").
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "neuronlens/neuron_map.h"
 #include "neuronlens/neuron_record.h"
+#include "neuronlens/record_agreement.h"
 #include "neuronlens/text_model.h"
 #include "serve_test_support.h"
 
@@ -63,9 +65,24 @@ TEST(ServeRecord, NeuronPagesCarryTheRecordedContexts) {
   EXPECT_EQ(server.get("/api/neurons/1/down/7?contexts=101").status, 400);
   EXPECT_EQ(server.get("/api/neurons/1/down/7?contexts=0").body.at("evidence").at("positive").size(), 0u);
 
+  // The overview's agreement: the library's report, per layer.
+  const auto agreement = server.get("/api/agreement");
+  ASSERT_EQ(agreement.status, 200) << agreement.text;
+  ASSERT_EQ(agreement.body.at("available"), true) << agreement.text;
+  const ContextAgreementReport report = record_agreement(atlas);
+  ASSERT_EQ(agreement.body.at("layers").size(), report.layers.size());
+  for (size_t i = 0; i < report.layers.size(); ++i) {
+    const json& row = agreement.body.at("layers")[i];
+    EXPECT_EQ(row.at("layer"), report.layers[i].layer);
+    EXPECT_EQ(row.at("neurons"), report.layers[i].neurons);
+    EXPECT_DOUBLE_EQ(row.at("mean_rate").get<double>(), report.layers[i].mean_rate);
+    EXPECT_DOUBLE_EQ(row.at("mean_chance").get<double>(), report.layers[i].mean_chance);
+  }
+
   options.atlas_path = bare_path;
   testing::TestServer bare(options);
   EXPECT_TRUE(bare.get("/api/info").body.at("record").is_null());
+  EXPECT_EQ(bare.get("/api/agreement").body.at("available"), false);
   EXPECT_TRUE(bare.get("/api/neurons/1/down/7").body.at("evidence").is_null());
 }
 

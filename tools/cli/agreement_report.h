@@ -13,7 +13,7 @@ namespace neuronlens::cli {
 
 // Prints the per-layer table; says why not when the atlas lacks a record or
 // the kind's map. Returns the report when there is one.
-inline std::optional<AgreementReport> print_agreement(const Atlas& atlas, VectorKind kind = VectorKind::Down) {
+inline std::optional<ContextAgreementReport> print_agreement(const Atlas& atlas, VectorKind kind = VectorKind::Down) {
   if (!atlas.record_info()) return std::nullopt;
   bool mapped = false;
   for (const auto& [k, layer] : atlas.layers_done()) mapped = mapped || k == kind;
@@ -24,12 +24,12 @@ inline std::optional<AgreementReport> print_agreement(const Atlas& atlas, Vector
                 std::string(vector_kind_name(kind)).c_str());
     return std::nullopt;
   }
-  AgreementReport report = record_agreement(atlas, kind);
+  ContextAgreementReport report = record_agreement(atlas, kind);
   std::printf("\nagreement per layer: how often the token after a neuron's top positive contexts is in its %s "
               "decode's top %d, against chance (the corpus frequency of those tokens)\n",
               std::string(vector_kind_name(kind)).c_str(), report.top_k);
   std::printf("  %5s %8s %8s %8s %8s %12s\n", "layer", "neurons", "rate", "chance", "lift", "above chance");
-  for (const LayerAgreement& l : report.layers) {
+  for (const LayerContextAgreement& l : report.layers) {
     std::printf("  %5lld %8lld %7.2f%% %7.2f%% %7.1fx %11.1f%%\n", static_cast<long long>(l.layer),
                 static_cast<long long>(l.neurons), l.mean_rate * 100, l.mean_chance * 100,
                 l.mean_chance > 0 ? l.mean_rate / l.mean_chance : 0.0, l.above_chance * 100);

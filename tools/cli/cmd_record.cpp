@@ -70,7 +70,7 @@ int run_record(const RecordCommandOptions& opt) {
                 static_cast<double>(done.tokens_done) / seconds, opt.atlas.c_str());
   }
   std::printf("`neuronlens show %s LAYER:gate:INDEX` prints a neuron's top contexts\n", opt.atlas.c_str());
-  const std::optional<AgreementReport> agreement = print_agreement(atlas);
+  const std::optional<ContextAgreementReport> agreement = print_agreement(atlas);
   if (!opt.plot.empty()) {
     if (!agreement) throw bad_input("--plot: the agreement plot needs the down kind mapped into " + opt.atlas);
     write_text_file("--plot", opt.plot,

@@ -175,6 +175,9 @@ void add_atlas_routes(Router& router, ServerContext& context) {
                                                 const PathParams&) {
     send_json(response, context.overview(query_number(request.params, "threshold", 0.5, 0.0, 1.0, true)));
   });
+  router.add("GET", "/api/agreement", [&context](const auto&, auto& response, const auto&) {
+    send_json(response, context.agreement());
+  });
   router.add("GET", "/api/layers/{layer}/{kind}",
              [&context](const auto& request, auto& response, const auto& path) {
                list_layer(context, request, response, path);

@@ -4,6 +4,7 @@
 #include "compare_index.h"
 #include "neuronlens/atlas_weights.h"
 #include "neuronlens/error.h"
+#include "neuronlens/record_agreement.h"
 #include "request_error.h"
 #include "search_cache.h"
 
@@ -80,6 +81,28 @@ const TextModel& ServerContext::require_model() const {
 Session& ServerContext::session_locked() {
   if (!session_) session_ = std::make_unique<Session>(require_model().model);
   return *session_;
+}
+
+nlohmann::json ServerContext::agreement() {
+  std::lock_guard lock(agreement_mutex_);
+  if (agreement_cache_) return *agreement_cache_;
+  const AtlasPool::Lease atlas = atlas_.acquire();
+  nlohmann::json out;
+  if (!record_) {
+    out = {{"available", false}, {"note", "no activation record in this atlas (neuronlens record)"}};
+  } else if (mapped_.count(VectorKind::Down) == 0) {
+    out = {{"available", false}, {"note", "the down kind is not mapped in this atlas (neuronlens map --kinds down)"}};
+  } else {
+    const ContextAgreementReport report = record_agreement(*atlas, VectorKind::Down);
+    nlohmann::json layers = nlohmann::json::array();
+    for (const LayerContextAgreement& l : report.layers) {
+      layers.push_back({{"layer", l.layer}, {"neurons", l.neurons}, {"mean_rate", l.mean_rate},
+                        {"mean_chance", l.mean_chance}, {"above_chance", l.above_chance}});
+    }
+    out = {{"available", true}, {"kind", "down"}, {"top_k", report.top_k}, {"layers", std::move(layers)}};
+  }
+  agreement_cache_ = out;
+  return out;
 }
 
 nlohmann::json ServerContext::overview(double threshold) {

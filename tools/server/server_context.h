@@ -89,6 +89,10 @@ class ServerContext {
 
   // Heat map statistics per (kind, layer) for a threshold, cached.
   nlohmann::json overview(double threshold);
+  // The record's agreement with the down decode per layer
+  // (neuronlens/record_agreement.h), computed on first call; {"available":
+  // false, "note": why} without a record or a down map.
+  nlohmann::json agreement();
 
   // The comparison, or a 409 when the server has no compare atlas.
   CompareIndex& require_compare();
@@ -116,6 +120,8 @@ class ServerContext {
   std::unique_ptr<Session> session_;
   std::mutex search_mutex_;
   std::unique_ptr<SearchCache> search_cache_;
+  std::mutex agreement_mutex_;
+  std::optional<nlohmann::json> agreement_cache_;
   std::mutex overview_mutex_;
   std::map<double, nlohmann::json> overview_cache_;
   std::unique_ptr<CompareIndex> compare_;

@@ -34,6 +34,30 @@ NL.pages = NL.pages || {};
         info.note ? el("span", { class: "muted" }, info.note) : null));
   }
 
+  // The record's agreement with the weight decode (`neuronlens record`):
+  // per layer, how often the token after a neuron's top positive contexts is
+  // in its down decode's top-k, beside chance.
+  async function agreementSection(ctx) {
+    const section = el("section", { class: "card", testid: "agreement" }, el("h2", {}, "Weight decode vs. corpus contexts"));
+    const data = await api.get("/api/agreement", {}, ctx.signal);
+    if (!data.available) {
+      section.appendChild(notice("info", data.note));
+      return section;
+    }
+    const max = Math.max(...data.layers.map((l) => Math.max(l.mean_rate, l.mean_chance)), 1e-9);
+    const bar = (v, cls) => el("span", { class: `agree-bar ${cls}`, style: `width: ${(100 * v / max).toFixed(1)}%` });
+    section.appendChild(el("p", { class: "muted small" },
+      `For each neuron: the share of its top positive contexts whose next token is in its ${data.kind} decode's top ${data.top_k} (blue), `,
+      "against chance, the corpus frequency of those tokens (grey); averaged per layer."));
+    section.appendChild(table({ class: "table compact", testid: "agreement-table" }, ["layer", "neurons", "rate", "chance", "lift", ""],
+      data.layers.map((l) => el("tr", { testid: "agreement-row", "data-layer": l.layer, "data-rate": l.mean_rate, "data-chance": l.mean_chance },
+        el("td", { class: "num" }, String(l.layer)), el("td", { class: "num" }, fmtInt(l.neurons)),
+        el("td", { class: "num" }, fmtPercent(l.mean_rate, 2)), el("td", { class: "num" }, fmtPercent(l.mean_chance, 2)),
+        el("td", { class: "num" }, l.mean_chance > 0 ? `${fmt(l.mean_rate / l.mean_chance, 1)}×` : "–"),
+        el("td", { class: "agree-bars" }, bar(l.mean_rate, "rate"), bar(l.mean_chance, "chance"))))));
+    return section;
+  }
+
   NL.pages.overview = async function (ctx) {
     const { info, query, root } = ctx;
     document.title = `${info.model.name} · neuronlens`;
@@ -93,6 +117,10 @@ NL.pages = NL.pages || {};
     });
     section.appendChild(table({ class: "table compact", testid: "kind-totals" }, ["kind", "layers", "neurons", "mean entropy", `top-1 p > ${data.threshold}`],
       totals));
+    if (info.record) {
+      const agreement = await agreementSection(ctx);
+      if (ctx.alive()) root.appendChild(agreement);
+    }
   };
 
   NL.pages.layer = async function (ctx) {
