@@ -257,6 +257,25 @@ def token_ids(element) -> list[int]:
 
 # --- the checks, page by page -----------------------------------------------
 
+def check_agreement(b: Browser, api: Api, info: dict) -> None:
+    """The overview's agreement table (an atlas with a record): /api/agreement's rows."""
+    if not info.get("record"):
+        return
+    agreement = api.get("/api/agreement")
+    b.open(api.url + "/")
+    b.wait(lambda: b.find_all("[data-testid=agreement]"), "the agreement section")
+    if not agreement["available"]:
+        check(agreement["note"] in b.text("[data-testid=agreement]"), "the agreement section does not say why it is empty")
+        return
+    b.wait(lambda: b.find_all("[data-testid=agreement-row]"), "the agreement rows")
+    rows = [(int(r.get_attribute("data-layer")), float(r.get_attribute("data-rate")), float(r.get_attribute("data-chance")))
+            for r in b.find_all("[data-testid=agreement-row]")]
+    want = [(l["layer"], l["mean_rate"], l["mean_chance"]) for l in agreement["layers"]]
+    check(len(rows) == len(want) and all(a[0] == w[0] and abs(a[1] - w[1]) < 1e-9 and abs(a[2] - w[2]) < 1e-9
+                                         for a, w in zip(rows, want)), f"agreement rows {rows[:3]} != /api/agreement {want[:3]}")
+    log(f"overview agreement: {len(rows)} layers")
+
+
 def check_overview(b: Browser, api: Api, info: dict) -> None:
     b.open(api.url + "/")
     check(b.text("[data-testid=page-title]") == info["model"]["name"], "overview title is not the model's name")
@@ -398,6 +417,23 @@ def check_neuron(b: Browser, api: Api, info: dict, first: dict) -> None:
             check(token_ids(card) == [t["id"] for t in other["top"]], f"{kind} card tokens differ from other_kinds")
     check(b.find_all("#neighbour-next") or neuron["neighbours"]["next"] is None, "no link to the next neuron")
     log(f"neuron {ref}: {len(bars)} bars, entropy {neuron['entropy']:.3f}")
+    evidence = neuron.get("evidence")
+    if info.get("record"):
+        check(evidence is not None, "an atlas with a record gave no evidence for the neuron")
+        for sign in ("positive", "negative"):
+            items = b.find_all(f"[data-testid=contexts-{sign}] [data-testid=context]")
+            shown = [(float(e.get_attribute("data-activation")), int(e.get_attribute("data-chunk")), int(e.get_attribute("data-offset")))
+                     for e in items]
+            want = [(c["activation"], c["chunk"], c["offset"]) for c in evidence[sign]]
+            check(len(shown) == len(want) and all(abs(a[0] - w[0]) <= 1e-5 * max(1, abs(w[0])) and a[1:] == w[1:]
+                                                  for a, w in zip(shown, want)), f"{sign} contexts {shown[:2]} != /api/neurons evidence {want[:2]}")
+            for item, context in zip(items, evidence[sign]):
+                fired = item.find_elements(By.CSS_SELECTOR, "[data-testid=context-fired]")
+                want_fired = [t["text"] for t in context["tokens"] if t["fired"]]
+                check([f.get_attribute("textContent") for f in fired] == want_fired, f"the fired token of a {sign} context differs")
+        log(f"neuron {ref}: {len(evidence['positive'])} + {len(evidence['negative'])} recorded contexts shown")
+    else:
+        check(b.find_all("[data-testid=evidence-panel] .notice"), "the neuron page does not say the atlas has no record")
     b.screenshot("neuron.png")
 
     text = "the dog and the cat ran to the house"
@@ -513,6 +549,14 @@ def run_map(neuronlens: str, model: str, atlas: str, extra: list[str], timeout: 
         raise TestFailure(f"map failed ({done.returncode}):\n{done.stdout[-4000:]}")
 
 
+def run_record(neuronlens: str, model: str, atlas: str, corpus: str, timeout: float) -> None:
+    command = [neuronlens, "record", model, "--corpus", corpus, "-o", atlas, "--max-tokens", "3000", "--seq-len", "128"]
+    log("recording: " + shlex.join(command))
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise TestFailure(f"record failed ({done.returncode}):\n{done.stdout[-4000:]}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--neuronlens", required=True, help="the neuronlens binary")
@@ -523,6 +567,7 @@ def main() -> int:
     parser.add_argument("--atlas", help="serve this existing atlas instead of mapping the model")
     parser.add_argument("--compare-atlas", help="compare with this existing atlas instead of mapping with --norm none")
     parser.add_argument("--max-tokens", type=int, default=12, help="tokens per generation")
+    parser.add_argument("--record-corpus", help="record this corpus into the atlas (3,000 tokens) before serving")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for any one step")
     parser.add_argument("--skip-missing-model", action="store_true",
                         help="exit 77 when the model is missing (unless NEURONLENS_REQUIRE_MODEL is set)")
@@ -553,6 +598,8 @@ def main() -> int:
         extra = shlex.split(args.map_args)
         if not args.atlas:
             run_map(args.neuronlens, args.model, atlas, extra, args.timeout * 5)
+            if args.record_corpus:
+                run_record(args.neuronlens, args.model, atlas, args.record_corpus, args.timeout * 5)
         if not args.compare_atlas:
             run_map(args.neuronlens, args.model, other, extra + ["--norm", "none"], args.timeout * 5)
         server = Server(args.neuronlens, [atlas, "--model", args.model, "--compare", other],
@@ -564,6 +611,7 @@ def main() -> int:
         browser = Browser(work, args.timeout)
 
         check_overview(browser, api, info)
+        check_agreement(browser, api, info)
         search = check_search(browser, api, args.concept)
         check_neuron(browser, api, info, search["items"][0])
         check_playground(browser, api, info, search, args.max_tokens)
