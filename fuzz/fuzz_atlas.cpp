@@ -1,7 +1,8 @@
 // An atlas file (SQLite) as show, find, compare and serve read it: open,
 // settings, the mapped layers, neurons, token texts, search, summaries and
-// pages. Corrupt pages, wrong schemas, rows with gaps or out-of-range ids and
-// absurd metadata must end in a neuronlens::Error.
+// pages, and an activation record's tables. Corrupt pages, wrong schemas,
+// rows with gaps or out-of-range ids, truncated blobs and absurd metadata
+// must end in a neuronlens::Error.
 #include <algorithm>
 #include <cstdint>
 
@@ -30,6 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)atlas.search_tokens("dog", 5);
     (void)atlas.neurons_with_token(1, 0, 5);
     (void)atlas.count_neurons_with_token(1);
+    // An activation record, where the file has one.
+    if (const auto info = atlas.record_info()) {
+      (void)atlas.neuron_evidence(0, 0);
+      (void)atlas.layer_stats(0);
+      if (info->chunks_done > 0) (void)atlas.corpus_chunk(0);
+      (void)atlas.record_states();
+    }
   } catch (const neuronlens::Error&) {
   }
   return 0;

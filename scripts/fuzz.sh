@@ -33,6 +33,11 @@ if [ ! -f "$fixtures/tiny.db" ]; then
   .venv/bin/python scripts/fixtures/gen_tiny_llama.py --out "$fixtures" >/dev/null
   build/neuronlens map "$fixtures/tiny_llama.gguf" -o "$fixtures/tiny.db" >/dev/null
 fi
+if [ ! -f "$fixtures/tiny-record.db" ]; then  # the atlas target's second seed: a map with a record
+  cp "$fixtures/tiny.db" "$fixtures/tiny-record.db"
+  build/neuronlens record "$fixtures/tiny_llama.gguf" --corpus data/corpus/sentences.txt -o "$fixtures/tiny-record.db" \
+    --seq-len 32 --contexts 2 --window 2 --max-tokens 400 >/dev/null
+fi
 export NEURONLENS_FUZZ_ATLAS="$PWD/$fixtures/tiny.db" NEURONLENS_FUZZ_MODEL="$PWD/$fixtures/tiny_llama.gguf"
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 UBSAN_OPTIONS=print_stacktrace=1
 export OMP_NUM_THREADS=1  # one input at a time; threads only blur a report
@@ -55,7 +60,7 @@ for t in "${TARGETS[@]}"; do
   # atlas target's seed is the tiny atlas copied in below).
   seeds=()
   [ -d "fuzz/corpus/${t#fuzz_}" ] && seeds=(fuzz/corpus/"${t#fuzz_}")
-  [ "$t" = fuzz_atlas ] && cp "$fixtures/tiny.db" "$corpus/tiny.db"
+  [ "$t" = fuzz_atlas ] && cp "$fixtures/tiny.db" "$fixtures/tiny-record.db" "$corpus/"
   dict=$(dict_for "$t")
   args=(-max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -malloc_limit_mb=4096 -timeout=10 -max_len=16384
     -print_final_stats=1 -artifact_prefix="$findings/")
