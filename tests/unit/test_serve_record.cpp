@@ -65,6 +65,16 @@ TEST(ServeRecord, NeuronPagesCarryTheRecordedContexts) {
   EXPECT_EQ(server.get("/api/neurons/1/down/7?contexts=101").status, 400);
   EXPECT_EQ(server.get("/api/neurons/1/down/7?contexts=0").body.at("evidence").at("positive").size(), 0u);
 
+  // The record alone, for the playground's "recorded max" (no map needed).
+  const auto alone = server.get("/api/record/1/7?contexts=0");
+  ASSERT_EQ(alone.status, 200) << alone.text;
+  EXPECT_DOUBLE_EQ(alone.body.at("stats").at("max_abs").get<double>(), e.stats.max_abs);
+  EXPECT_EQ(alone.body.at("layer"), 1);
+  EXPECT_EQ(alone.body.at("index"), 7);
+  EXPECT_TRUE(alone.body.at("positive").empty());
+  EXPECT_EQ(server.get("/api/record/1/96").status, 400);
+  EXPECT_EQ(server.get("/api/record/2/0").status, 400);
+
   // The overview's agreement: the library's report, per layer.
   const auto agreement = server.get("/api/agreement");
   ASSERT_EQ(agreement.status, 200) << agreement.text;
@@ -83,6 +93,7 @@ TEST(ServeRecord, NeuronPagesCarryTheRecordedContexts) {
   testing::TestServer bare(options);
   EXPECT_TRUE(bare.get("/api/info").body.at("record").is_null());
   EXPECT_EQ(bare.get("/api/agreement").body.at("available"), false);
+  EXPECT_EQ(bare.get("/api/record/1/7").status, 404);
   EXPECT_TRUE(bare.get("/api/neurons/1/down/7").body.at("evidence").is_null());
 }
 

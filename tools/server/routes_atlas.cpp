@@ -175,6 +175,20 @@ void add_atlas_routes(Router& router, ServerContext& context) {
                                                 const PathParams&) {
     send_json(response, context.overview(query_number(request.params, "threshold", 0.5, 0.0, 1.0, true)));
   });
+  // A neuron's record alone (no map needed): the playground's clamp values.
+  router.add("GET", "/api/record/{layer}/{index}", [&context](const auto& request, auto& response, const auto& path) {
+    const int64_t layer = layer_param(context, path[0]);
+    const int64_t index = path_integer(path[1], "index", 0, context.settings().d_ffn - 1);
+    const int64_t contexts = query_integer(request.params, "contexts", kDefaultContexts, 0, kMostContexts);
+    if (!context.record()) not_found("this atlas holds no activation record (neuronlens record)");
+    const AtlasPool::Lease atlas = context.atlas().acquire();
+    const std::optional<NeuronEvidence> evidence = atlas->neuron_evidence(layer, index);
+    if (!evidence) not_found("neuron " + std::to_string(layer) + ":" + std::to_string(index) + " has no record");
+    nlohmann::json j = evidence_json(*atlas, *evidence, contexts);
+    j["layer"] = layer;
+    j["index"] = index;
+    send_json(response, j);
+  });
   router.add("GET", "/api/agreement", [&context](const auto&, auto& response, const auto&) {
     send_json(response, context.agreement());
   });

@@ -36,7 +36,7 @@ NL.pages = NL.pages || {};
   // One row of the intervention list: layer, index (a neuron, or a head for
   // the head modes), what to do, value slider and number kept in step (the
   // clamp value, or the head's factor).
-  function interventionRow(list, item, nLayers, dFfn, nHeads) {
+  function interventionRow(list, item, nLayers, dFfn, nHeads, recorded) {
     const row = el("div", { class: "pg-row", testid: "pg-neuron-row" });
     const range = (v) => Math.max(50, Math.ceil(Math.abs(v) * 2 / 10) * 10);
     const layer = el("input", { type: "number", min: 0, max: nLayers - 1, value: item.layer, class: "pg-layer", testid: "pg-layer", "aria-label": "layer" });
@@ -62,10 +62,28 @@ NL.pages = NL.pages || {};
       index.max = head ? nHeads - 1 : dFfn - 1;
       index.setAttribute("aria-label", head ? "head index" : "neuron index");
     };
+    // With a record in the atlas: set the clamp to the neuron's recorded
+    // max |activation| over the corpus (`neuronlens record`).
+    const fromRecord = recorded ? el("button", {
+      type: "button", class: "small", testid: "pg-from-record", title: "the neuron's largest |activation| over the recorded corpus",
+      onclick: async () => {
+        try {
+          const r = await api.get(`/api/record/${layer.value}/${index.value}`, { contexts: 0 });
+          const v = Math.round(r.stats.max_abs * 100) / 100;
+          value.value = v;
+          value.dispatchEvent(new Event("input"));
+        } catch (err) {
+          fromRecord.title = err.message;
+        }
+      },
+    }, "recorded max") : null;
+    const syncRecordButton = () => { if (fromRecord) fromRecord.disabled = mode.value !== "clamp"; };
     mode.addEventListener("change", syncMode);
+    mode.addEventListener("change", syncRecordButton);
     syncMode();
+    syncRecordButton();
     row.append(
-      el("label", {}, "layer ", layer), el("label", {}, indexLabel, index), mode, slider, value,
+      el("label", {}, "layer ", layer), el("label", {}, indexLabel, index), mode, slider, value, fromRecord,
       el("button", { type: "button", class: "icon", testid: "pg-remove", title: "remove", onclick: () => row.remove() }, "✕"));
     row.read = () => ({ mode: mode.value, layer: parseInt(layer.value, 10), index: parseInt(index.value, 10), value: parseFloat(value.value) });
     list.appendChild(row);
@@ -141,7 +159,7 @@ NL.pages = NL.pages || {};
     const seed = num("pg-seed", query.get("seed") || 0, { min: 0 });
 
     const list = el("div", { class: "pg-list", testid: "pg-neurons", id: "pg-neurons" });
-    const addRow = (item) => interventionRow(list, item, info.model.n_layers, info.model.d_ffn, info.n_heads);
+    const addRow = (item) => interventionRow(list, item, info.model.n_layers, info.model.d_ffn, info.n_heads, Boolean(info.record));
     query.getAll("clamp").map((c) => parseIntervention(c, true)).filter(Boolean).forEach((c) => addRow(c));
     query.getAll("ablate").map((c) => parseIntervention(c, false)).filter(Boolean).forEach((c) => addRow(Object.assign(c, { mode: "ablate" })));
     query.getAll("scale_head").map((c) => parseIntervention(c, true)).filter(Boolean).forEach((c) => addRow(Object.assign(c, { mode: "scale-head" })));
