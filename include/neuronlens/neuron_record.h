@@ -63,7 +63,9 @@ struct RecordOptions {
   int64_t window = 16;              // tokens kept either side of a context, for display
   double density_threshold = 0.1;   // |activation| above this counts toward density
   // Seconds between checkpoints written to the atlas (the state a stopped
-  // record resumes from); 0: after every chunk.
+  // record resumes from), or 20 times as long as the last checkpoint took
+  // if that is longer (so they cost at most ~5% of the run); 0: after
+  // every chunk.
   double checkpoint_seconds = 60;
 };
 

@@ -64,6 +64,7 @@ void LayerContextTracker::add_chunk(const float* data, int64_t n_tokens, int64_t
     const float* positive_threshold = threshold_[0].data() + j0;
     const float* negative_threshold = threshold_[1].data() + j0;
     const float density = density_threshold_;
+    int64_t inserted = 0;  // hits handed to insert() (some may not be kept)
     for (int64_t t = 1; t < n_tokens; ++t) {
       const float* row = data + t * n_ + j0;
       uint8_t any = 0;
@@ -81,16 +82,22 @@ void LayerContextTracker::add_chunk(const float* data, int64_t n_tokens, int64_t
       for (int64_t k = 0; k < width; ++k) {
         if (hit[k] & 1) insert(0, j0 + k, row[k], chunk, static_cast<int32_t>(t));
         if (hit[k] & 2) insert(1, j0 + k, row[k], chunk, static_cast<int32_t>(t));
+        inserted += (hit[k] & 1) + (hit[k] >> 1);
       }
     }
-    // The block's activations by neuron, [width, n_tokens], for the windows.
+    // The windows: from the block's activations by neuron, [width, n_tokens],
+    // when many entries need one; else read in place, a stride apart.
     thread_local std::vector<float> columns;
-    columns.resize(static_cast<size_t>(width * n_tokens));
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* row = data + t * n_ + j0;
-      for (int64_t k = 0; k < width; ++k) columns[static_cast<size_t>(k * n_tokens + t)] = row[k];
+    if (inserted * slots_ * 4 > width * n_tokens) {
+      columns.resize(static_cast<size_t>(width * n_tokens));
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* row = data + t * n_ + j0;
+        for (int64_t k = 0; k < width; ++k) columns[static_cast<size_t>(k * n_tokens + t)] = row[k];
+      }
+      capture_windows(j0, width, chunk, n_tokens, columns.data(), 1, n_tokens);
+    } else if (inserted > 0) {
+      capture_windows(j0, width, chunk, n_tokens, data + j0, n_, 1);
     }
-    capture_windows(j0, width, chunk, n_tokens, columns.data());
     for (int64_t k = 0; k < width; ++k) {
       const auto j = static_cast<size_t>(j0 + k);
       sum_[j] += sum[k];
@@ -119,12 +126,13 @@ void LayerContextTracker::insert(int side, int64_t neuron, float value, int64_t 
 
 // The windows of the entries this chunk added and kept: each neuron's
 // activations around the token, from offset 1 (the chunk's first row is not
-// text) to the chunk's end, 8-bit with one scale. `column(k)` is neuron
-// j0 + k's activations over the chunk, [n_tokens].
+// text) to the chunk's end, 8-bit with one scale. Neuron
+// j0 + k's activation on token t is values[k * neuron_step + t * token_step].
 void LayerContextTracker::capture_windows(int64_t j0, int64_t width, int64_t chunk, int64_t n_tokens,
-                                          const float* columns) {
+                                          const float* values, int64_t token_step, int64_t neuron_step) {
   for (int64_t k = 0; k < width; ++k) {
-    const float* column = columns + k * n_tokens;
+    const float* v = values + k * neuron_step;
+    const auto column = [&](int64_t t) { return v[t * token_step]; };
     const int64_t neuron = j0 + k;
     for (int side = 0; side < 2; ++side) {
       for (int32_t i = 0; i < count_[side][static_cast<size_t>(neuron)]; ++i) {
@@ -134,11 +142,11 @@ void LayerContextTracker::capture_windows(int64_t j0, int64_t width, int64_t chu
         const int64_t first = std::max<int64_t>(1, offset - window_);
         const int64_t last = std::min<int64_t>(n_tokens - 1, offset + window_);
         float largest = 0;
-        for (int64_t t = first; t <= last; ++t) largest = std::max(largest, std::fabs(column[t]));
+        for (int64_t t = first; t <= last; ++t) largest = std::max(largest, std::fabs(column(t)));
         const float scale = largest > 0 ? largest / 127.0f : 0.0f;
         int8_t* window = window_values_[side].data() + e * static_cast<size_t>(slots_);
         for (int64_t t = first; t <= last; ++t) {
-          const float q = scale > 0 ? std::nearbyint(column[t] / scale) : 0.0f;
+          const float q = scale > 0 ? std::nearbyint(column(t) / scale) : 0.0f;
           window[t - first] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
         }
         window_start_[side][e] = static_cast<int32_t>(first);

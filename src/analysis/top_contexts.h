@@ -11,8 +11,9 @@
 // activation must beat. Ranking: larger |activation| first, then the earlier
 // (chunk, offset); so the result does not depend on when buffers are cut.
 // The display windows are cut from the chunk once it is done, for the
-// entries it added that are still kept, from a transposed copy of each
-// block (so a window is one contiguous read, not 2W+1 strided ones).
+// entries it added that are still kept: from a transposed copy of the block
+// when many need one (a window is then one contiguous read, not 2W+1
+// strided ones), else in place.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,8 @@ class LayerContextTracker {
 
  private:
   void insert(int side, int64_t neuron, float value, int64_t chunk, int32_t offset);
-  void capture_windows(int64_t j0, int64_t width, int64_t chunk, int64_t n_tokens, const float* columns);
+  void capture_windows(int64_t j0, int64_t width, int64_t chunk, int64_t n_tokens, const float* values,
+                       int64_t token_step, int64_t neuron_step);
   void cut(int side, int64_t neuron);
   std::vector<NeuronContext> ranked(int side, int64_t neuron) const;
 
