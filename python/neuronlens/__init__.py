@@ -39,6 +39,7 @@ __all__ = [
     "compare",
     "find",
     "load",
+    "record",
     "map",
     "__version__",
 ]
@@ -109,6 +110,30 @@ class Atlas:
                            entropy=table["entropy"])
         return frame
 
+    @property
+    def record_info(self) -> Optional[dict]:
+        """The activation record the atlas holds (``record``): corpus files,
+        seq_len, chunks done, tokens recorded, contexts, window,
+        density_threshold; None without one."""
+        return _core._record_info(self._atlas)
+
+    def evidence(self, layer: int, neuron: int, contexts: Optional[int] = None) -> Optional[dict]:
+        """A neuron's recorded evidence (``record``; the same for every kind):
+        {"stats": {mean, std, max_abs, density}, "positive": [...],
+        "negative": [...]}, each context {activation, chunk, offset, tokens:
+        [{id, text, activation, fired}]}, strongest first; ``contexts`` caps
+        the contexts per sign (None: all). None when the atlas has no record."""
+        return _core._evidence(self._atlas, layer, neuron, -1 if contexts is None else contexts)
+
+    def agreement(self, kind: str = "down"):
+        """Per layer, how often the token after a neuron's top positive
+        contexts is in its decode's top-k (``rate``) against ``chance``, the
+        corpus frequency of those tokens; needs a record and ``kind`` mapped.
+        A pandas DataFrame: layer, neurons, rate, chance, above_chance."""
+        import pandas as pd
+
+        return pd.DataFrame(_core._agreement(self._atlas, kind))
+
     def __repr__(self) -> str:
         s = self.settings
         return (f"<neuronlens.Atlas {self.path!r}: {s['model_name']!r}, "
@@ -142,6 +167,21 @@ def map(model: Union[Model, PathLike], atlas: PathLike, kinds: Sequence[str] = K
     m = model if isinstance(model, Model) else load(model)
     return _core._map(m, os.fspath(atlas), list(kinds), _layer_list(layers), top_k, norm, read_norm,
                       precision, backend, head_rank, _progress_callback(progress, "mapping", "vectors"))
+
+
+def record(model: Union[Model, PathLike], corpus: Union[PathLike, Sequence[PathLike]], atlas: PathLike,
+           seq_len: int = 256, max_tokens: int = 0, contexts: int = 20, window: int = 16,
+           density_threshold: float = 0.1, progress: Progress = True) -> dict:
+    """Runs the model over a text corpus (plain text files, or .jsonl with a
+    "text" field) and keeps every FFN neuron's top ``contexts`` activations of
+    each sign, with ``window`` tokens either side, and its statistics, in the
+    atlas at ``atlas`` (created if absent), as ``neuronlens record`` does;
+    resumes an interrupted record. Read it back with ``Atlas.evidence``.
+    Returns {chunks_done, chunks_total, tokens_done, chunks_skipped}."""
+    m = model if isinstance(model, Model) else load(model)
+    files = [os.fspath(corpus)] if isinstance(corpus, (str, os.PathLike)) else [os.fspath(c) for c in corpus]
+    return _core._record(m, os.fspath(atlas), files, seq_len, max_tokens, contexts, window, density_threshold,
+                         _progress_callback(progress, "recording", "chunks"))
 
 
 def find(source: Union[Model, Atlas, PathLike], concept: str, top: int = 10, by: str = "prob",

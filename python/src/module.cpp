@@ -48,4 +48,5 @@ NB_MODULE(_neuronlens, m) {
   neuronlens::python::bind_model(m);
   neuronlens::python::bind_session(m);
   neuronlens::python::bind_atlas(m);
+  neuronlens::python::bind_record(m);
 }

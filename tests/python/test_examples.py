@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import neuronlens as nl
 from conftest import ROOT
 
 EXAMPLES = Path(os.environ.get("NEURONLENS_ROOT", ROOT)) / "examples"
@@ -34,6 +35,9 @@ def test_the_readme_example_runs(model_path, tmp_path):
     section = readme.split("## Python", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     code = code.replace('"models/SmolLM2-135M-Instruct.Q4_1.gguf"', repr(str(model_path)))
+    corpus = Path(os.environ.get("NEURONLENS_ROOT", ROOT)) / "data" / "corpus" / "mini.jsonl"
+    code = code.replace('"data/corpus/mini.jsonl"', repr(str(corpus)))
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True,
                          text=True).stdout
     assert "top1_same" in out and "neuron" in out and (tmp_path / "atlas.db").exists()
+    assert nl.Atlas(tmp_path / "atlas.db").record_info["tokens_recorded"] > 4000
