@@ -21,5 +21,6 @@ Runner add_lens_command(CLI::App& app);
 Runner add_attribute_command(CLI::App& app);
 Runner add_patch_command(CLI::App& app);
 Runner add_serve_command(CLI::App& app);
+Runner add_experiment_command(CLI::App& app);
 
 }  // namespace neuronlens::cli
