@@ -221,7 +221,7 @@ ClampExperiment run_clamp_experiment(const TextModel& tm, const ClampExperimentO
 }
 
 std::string clamp_experiment_svg(const ClampExperiment& e, const std::string& title) {
-  const double width = 760, height = 400, left = 64, right = 64, top = 56, bottom = 56;
+  const double width = 760, height = 420, left = 64, right = 64, top = 84, bottom = 56;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   double lo = 0, hi = 0, lp_lo = e.baseline.mean_logprob, lp_hi = e.baseline.mean_logprob;
   for (const ClampRun& r : e.runs) {
@@ -236,12 +236,12 @@ std::string clamp_experiment_svg(const ClampExperiment& e, const std::string& ti
   const auto y_rate = [&](double r) { return top + plot_h * (1 - r); };
   const auto y_lp = [&](double lp) { return top + plot_h * (lp_hi - lp) / (lp_hi - lp_lo); };
   std::string out = svg::open(width, height, left, title);
-  svg::append(out, "<text x=\"%.1f\" y=\"42\" font-size=\"11\" fill=\"#d62728\">concept in answers (left axis)</text>\n",
-              left);
   svg::append(out,
-              "<text x=\"%.1f\" y=\"42\" font-size=\"11\" fill=\"#1f77b4\" text-anchor=\"end\">mean log-prob per token "
-              "under the unclamped model (right axis); dashed: without the clamp</text>\n",
-              left + plot_w);
+              "<text x=\"%.1f\" y=\"44\" font-size=\"11\" fill=\"#d62728\">answers with the concept (left axis)</text>\n"
+              "<text x=\"%.1f\" y=\"58\" font-size=\"11\" fill=\"#7f7f7f\">repeated n-grams (left axis)</text>\n"
+              "<text x=\"%.1f\" y=\"72\" font-size=\"11\" fill=\"#1f77b4\">mean log-prob per token under the unclamped "
+              "model (right axis); dashed lines: without the clamp</text>\n",
+              left, left, left);
   for (int i = 0; i <= 4; ++i) {
     const double r = i / 4.0;
     svg::append(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", left, left + plot_w,
@@ -255,11 +255,14 @@ std::string clamp_experiment_svg(const ClampExperiment& e, const std::string& ti
               left, left + plot_w, y_lp(e.baseline.mean_logprob), y_lp(e.baseline.mean_logprob));
   svg::append(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>\n",
               left, left + plot_w, y_rate(e.baseline.concept_rate), y_rate(e.baseline.concept_rate));
-  std::string rate_points, lp_points;
+  std::string rate_points, lp_points, repeat_points;
   for (const ClampRun& r : e.runs) {
     svg::append(rate_points, "%.1f,%.1f ", x_of(*r.value), y_rate(r.concept_rate));
     svg::append(lp_points, "%.1f,%.1f ", x_of(*r.value), y_lp(r.mean_logprob));
+    svg::append(repeat_points, "%.1f,%.1f ", x_of(*r.value), y_rate(r.repeated));
   }
+  svg::append(out, "<polyline points=\"%s\" fill=\"none\" stroke=\"#7f7f7f\" stroke-width=\"1.5\"/>\n",
+              repeat_points.c_str());
   svg::append(out, "<polyline points=\"%s\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"/>\n", rate_points.c_str());
   svg::append(out, "<polyline points=\"%s\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n", lp_points.c_str());
   for (size_t i = 0; i < e.runs.size(); ++i) {
