@@ -24,6 +24,12 @@ NL.pages = NL.pages || {};
       ["sha256", el("code", { title: m.sha256 }, (m.sha256 || "").slice(0, 16) + "…")],
       ["file", el("code", {}, m.file || "–")],
     ];
+    if (info.record) {
+      const r = info.record;
+      rows.push(["activation record", el("span", { testid: "record-summary" },
+        `${r.files.map((f) => f.name).join(", ")}: ${fmtInt(r.tokens_recorded)} tokens, top ${r.contexts} contexts per sign`,
+        r.complete ? "" : ` (stopped at chunk ${fmtInt(r.chunks_done)} of ${fmtInt(r.chunks_total)})`)]);
+    }
     return el("section", { class: "card model-card", testid: "model-card" },
       el("dl", { class: "facts facts-wide" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       el("div", { class: "status-line" },
