@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "backends/cpu/omp_exceptions.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens {
@@ -53,58 +54,63 @@ LayerContextTracker::LayerContextTracker(int64_t n_neurons, int64_t contexts, in
 void LayerContextTracker::add_chunk(const float* data, int64_t n_tokens, int64_t chunk) {
   if (n_tokens < 2) return;
   const int64_t blocks = (n_ + kBlock - 1) / kBlock;
+  cpu::FirstException failure;  // an allocation failing in a block must reach the caller, not std::terminate
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t j0 = b * kBlock, width = std::min(kBlock, n_ - j0);
-    // Per-chunk partial sums in float (a chunk is at most a few thousand
-    // tokens), added to the double totals once.
-    float sum[kBlock] = {}, squares[kBlock] = {}, max_abs[kBlock] = {};
-    int32_t above[kBlock] = {};
-    uint8_t hit[kBlock];
-    const float* positive_threshold = threshold_[0].data() + j0;
-    const float* negative_threshold = threshold_[1].data() + j0;
-    const float density = density_threshold_;
-    int64_t inserted = 0;  // hits handed to insert() (some may not be kept)
-    for (int64_t t = 1; t < n_tokens; ++t) {
-      const float* row = data + t * n_ + j0;
-      uint8_t any = 0;
-      for (int64_t k = 0; k < width; ++k) {
-        const float a = row[k];
-        const float magnitude = std::fabs(a);
-        sum[k] += a;
-        squares[k] += a * a;
-        max_abs[k] = std::max(max_abs[k], magnitude);
-        above[k] += magnitude > density ? 1 : 0;
-        hit[k] = static_cast<uint8_t>((a > positive_threshold[k]) | ((a < negative_threshold[k]) << 1));
-        any |= hit[k];
-      }
-      if (!any) continue;
-      for (int64_t k = 0; k < width; ++k) {
-        if (hit[k] & 1) insert(0, j0 + k, row[k], chunk, static_cast<int32_t>(t));
-        if (hit[k] & 2) insert(1, j0 + k, row[k], chunk, static_cast<int32_t>(t));
-        inserted += (hit[k] & 1) + (hit[k] >> 1);
-      }
-    }
-    // The windows: from the block's activations by neuron, [width, n_tokens],
-    // when many entries need one; else read in place, a stride apart.
-    thread_local std::vector<float> columns;
-    if (inserted * slots_ * 4 > width * n_tokens) {
-      columns.resize(static_cast<size_t>(width * n_tokens));
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const float* row = data + t * n_ + j0;
-        for (int64_t k = 0; k < width; ++k) columns[static_cast<size_t>(k * n_tokens + t)] = row[k];
-      }
-      capture_windows(j0, width, chunk, n_tokens, columns.data(), 1, n_tokens);
-    } else if (inserted > 0) {
-      capture_windows(j0, width, chunk, n_tokens, data + j0, n_, 1);
-    }
+  for (int64_t b = 0; b < blocks; ++b) failure.run([&] { add_block(b * kBlock, data, n_tokens, chunk); });
+  failure.rethrow();
+}
+
+// Neurons [j0, j0 + kBlock) of one chunk: one thread.
+void LayerContextTracker::add_block(int64_t j0, const float* data, int64_t n_tokens, int64_t chunk) {
+  const int64_t width = std::min(kBlock, n_ - j0);
+  // Per-chunk partial sums in float (a chunk is at most a few thousand
+  // tokens), added to the double totals once.
+  float sum[kBlock] = {}, squares[kBlock] = {}, max_abs[kBlock] = {};
+  int32_t above[kBlock] = {};
+  uint8_t hit[kBlock];
+  const float* positive_threshold = threshold_[0].data() + j0;
+  const float* negative_threshold = threshold_[1].data() + j0;
+  const float density = density_threshold_;
+  int64_t inserted = 0;  // hits handed to insert() (some may not be kept)
+  for (int64_t t = 1; t < n_tokens; ++t) {
+    const float* row = data + t * n_ + j0;
+    uint8_t any = 0;
     for (int64_t k = 0; k < width; ++k) {
-      const auto j = static_cast<size_t>(j0 + k);
-      sum_[j] += sum[k];
-      sum_squares_[j] += squares[k];
-      max_abs_[j] = std::max(max_abs_[j], static_cast<double>(max_abs[k]));
-      above_[j] += above[k];
+      const float a = row[k];
+      const float magnitude = std::fabs(a);
+      sum[k] += a;
+      squares[k] += a * a;
+      max_abs[k] = std::max(max_abs[k], magnitude);
+      above[k] += magnitude > density ? 1 : 0;
+      hit[k] = static_cast<uint8_t>((a > positive_threshold[k]) | ((a < negative_threshold[k]) << 1));
+      any |= hit[k];
     }
+    if (!any) continue;
+    for (int64_t k = 0; k < width; ++k) {
+      if (hit[k] & 1) insert(0, j0 + k, row[k], chunk, static_cast<int32_t>(t));
+      if (hit[k] & 2) insert(1, j0 + k, row[k], chunk, static_cast<int32_t>(t));
+      inserted += (hit[k] & 1) + (hit[k] >> 1);
+    }
+  }
+  // The windows: from the block's activations by neuron, [width, n_tokens],
+  // when many entries need one; else read in place, a stride apart.
+  thread_local std::vector<float> columns;
+  if (inserted * slots_ * 4 > width * n_tokens) {
+    columns.resize(static_cast<size_t>(width * n_tokens));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* row = data + t * n_ + j0;
+      for (int64_t k = 0; k < width; ++k) columns[static_cast<size_t>(k * n_tokens + t)] = row[k];
+    }
+    capture_windows(j0, width, chunk, n_tokens, columns.data(), 1, n_tokens);
+  } else if (inserted > 0) {
+    capture_windows(j0, width, chunk, n_tokens, data + j0, n_, 1);
+  }
+  for (int64_t k = 0; k < width; ++k) {
+    const auto j = static_cast<size_t>(j0 + k);
+    sum_[j] += sum[k];
+    sum_squares_[j] += squares[k];
+    max_abs_[j] = std::max(max_abs_[j], static_cast<double>(max_abs[k]));
+    above_[j] += above[k];
   }
 }
 

@@ -39,6 +39,7 @@ class LayerContextTracker {
   int64_t n_neurons() const { return n_; }
 
  private:
+  void add_block(int64_t j0, const float* data, int64_t n_tokens, int64_t chunk);
   void insert(int side, int64_t neuron, float value, int64_t chunk, int32_t offset);
   void capture_windows(int64_t j0, int64_t width, int64_t chunk, int64_t n_tokens, const float* values,
                        int64_t token_step, int64_t neuron_step);
