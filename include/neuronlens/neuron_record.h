@@ -76,6 +76,11 @@ struct RecordProgress {
   int64_t chunks_skipped = 0; // done by an earlier run, resumed from the atlas
 };
 
+// The atlas a record writes into: the one at `path` (with whatever map
+// settings it has; it must be of this model, by sha256, else Error) or a new
+// one with the default settings. Hashes the model file(s).
+Atlas open_atlas_for_record(const Model& model, const std::string& path);
+
 // Records `corpus` into `atlas` (an atlas of this model: Error otherwise).
 // Resumes where an interrupted record of the same corpus and options
 // stopped; a record of another corpus or other options is an Error (bad

@@ -7,14 +7,12 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bindings.h"
 #include "neuronlens/error.h"
-#include "neuronlens/neuron_map.h"
 #include "neuronlens/neuron_record.h"
 #include "neuronlens/record_agreement.h"
 #include "py_model.h"
@@ -43,16 +41,7 @@ nb::dict record_corpus(const PyModel& model, const std::string& atlas_path, cons
   {
     nb::gil_scoped_release release;
     const TokenCorpus tokens = tokenize_corpus(corpus, model.text().tokenizer, corpus_options);
-    // An existing atlas keeps its own map settings (it must be of this model).
-    AtlasSettings settings = atlas_settings_for(model.model(), DecodeSettings{});
-    if (std::filesystem::exists(atlas_path)) {
-      const AtlasSettings have = Atlas::open(atlas_path).settings();
-      settings.norm = have.norm;
-      settings.read_norm = have.read_norm;
-      settings.top_k = have.top_k;
-      settings.precision = have.precision;
-    }
-    Atlas atlas = Atlas::create_or_resume(atlas_path, settings, model.model().vocab());
+    Atlas atlas = open_atlas_for_record(model.model(), atlas_path);
     done = run_neuron_record(model.model(), tokens, options, atlas, progress);
   }
   nb::dict d;

@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "io/sha256.h"
 #include "neuronlens/error.h"
+#include "neuronlens/neuron_map.h"
 #include "neuronlens/runtime.h"
 #include "top_contexts.h"
 
@@ -57,6 +59,18 @@ void check_atlas_model(const Model& model, const Atlas& atlas) {
 }
 
 }  // namespace
+
+Atlas open_atlas_for_record(const Model& model, const std::string& path) {
+  AtlasSettings settings = atlas_settings_for(model, DecodeSettings{});
+  if (std::filesystem::exists(path)) {
+    const AtlasSettings have = Atlas::open(path).settings();
+    settings.norm = have.norm;
+    settings.read_norm = have.read_norm;
+    settings.top_k = have.top_k;
+    settings.precision = have.precision;
+  }
+  return Atlas::create_or_resume(path, settings, model.vocab());
+}
 
 RecordProgress run_neuron_record(const Model& model, const TokenCorpus& corpus, const RecordOptions& options,
                                  Atlas& atlas, const std::function<void(const RecordProgress&)>& on_progress) {

@@ -19,6 +19,16 @@ constexpr int64_t kBlock = 256;
 // window_len of an entry whose window the chunk has not written yet.
 constexpr int32_t kWindowPending = -1;
 
+// The ranking of one side's contexts: the stronger activation first (larger
+// on the positive side, more negative on the negative), then the earlier
+// chunk, then the earlier offset.
+bool ranks_before(int side, float value_a, int64_t chunk_a, int32_t offset_a, float value_b, int64_t chunk_b,
+                  int32_t offset_b) {
+  if (value_a != value_b) return side == 0 ? value_a > value_b : value_a < value_b;
+  if (chunk_a != chunk_b) return chunk_a < chunk_b;
+  return offset_a < offset_b;
+}
+
 }  // namespace
 
 LayerContextTracker::LayerContextTracker(int64_t n_neurons, int64_t contexts, int64_t window,
@@ -175,9 +185,7 @@ void LayerContextTracker::cut(int side, int64_t neuron) {
   const int64_t* chunks = chunk_[side].data() + base;
   const int32_t* offsets = offset_[side].data() + base;
   const auto better = [&](int32_t a, int32_t b) {
-    if (values[a] != values[b]) return side == 0 ? values[a] > values[b] : values[a] < values[b];
-    if (chunks[a] != chunks[b]) return chunks[a] < chunks[b];
-    return offsets[a] < offsets[b];
+    return ranks_before(side, values[a], chunks[a], offsets[a], values[b], chunks[b], offsets[b]);
   };
   const auto keep = static_cast<size_t>(std::min<int64_t>(contexts_, count));
   std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep) - 1, order.end(), better);
@@ -218,9 +226,7 @@ std::vector<NeuronContext> LayerContextTracker::ranked(int side, int64_t neuron)
     all.push_back(std::move(c));
   }
   std::sort(all.begin(), all.end(), [side](const NeuronContext& a, const NeuronContext& b) {
-    if (a.activation != b.activation) return side == 0 ? a.activation > b.activation : a.activation < b.activation;
-    if (a.chunk != b.chunk) return a.chunk < b.chunk;
-    return a.offset < b.offset;
+    return ranks_before(side, a.activation, a.chunk, a.offset, b.activation, b.chunk, b.offset);
   });
   if (static_cast<int64_t>(all.size()) > contexts_) all.resize(static_cast<size_t>(contexts_));
   return all;

@@ -28,7 +28,7 @@ TEST(ServeRecord, NeuronPagesCarryTheRecordedContexts) {
     std::ofstream(corpus) << "The dog barked at the cat, and the cat ran up the tree. The dog sat down.\n";
     CorpusOptions corpus_options;
     corpus_options.seq_len = 12;
-    Atlas atlas = Atlas::create_or_resume(atlas_path, Atlas::open(atlas_path).settings(), tm.model.vocab());
+    Atlas atlas = open_atlas_for_record(tm.model, atlas_path);
     RecordOptions options;
     options.contexts = 3;
     options.window = 2;

@@ -4,13 +4,11 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <filesystem>
 
 #include "agreement_report.h"
 #include "commands.h"
 #include "format.h"
 #include "neuronlens/error.h"
-#include "neuronlens/neuron_map.h"
 #include "neuronlens/neuron_record.h"
 #include "neuronlens/text_model.h"
 #include "progress_bar.h"
@@ -28,20 +26,6 @@ struct RecordCommandOptions {
   std::string plot;
   int threads = 0;
 };
-
-// The atlas to write: the existing one (any map settings; it must be of
-// this model, checked by sha256) or a new one with the default settings.
-Atlas open_atlas_for_record(const Model& model, const std::string& path) {
-  AtlasSettings settings = atlas_settings_for(model, DecodeSettings{});
-  if (std::filesystem::exists(path)) {
-    const AtlasSettings have = Atlas::open(path).settings();
-    settings.norm = have.norm;
-    settings.read_norm = have.read_norm;
-    settings.top_k = have.top_k;
-    settings.precision = have.precision;
-  }
-  return Atlas::create_or_resume(path, settings, model.vocab());
-}
 
 int run_record(const RecordCommandOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
