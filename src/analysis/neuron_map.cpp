@@ -9,9 +9,10 @@
 #include <set>
 #include <sstream>
 
+#include "analysis/map_unit_decode.h"
 #include "io/sha256.h"
-#include "model/norm_weight.h"
 #include "neuronlens/error.h"
+#include "neuronlens/map_units.h"
 
 namespace neuronlens {
 
@@ -142,82 +143,40 @@ AtlasSettings atlas_settings_for(const Model& model, const DecodeSettings& setti
 
 namespace {
 
-// The heads of each (circuit, layer): an OV output direction is decoded as
-// a down vector is (what reaches the residual stream: γ_post ⊙ u where the
-// family norms the attention output; the final norm; the LM head); every
-// other side is decoded through the token embedding. A layer has only
-// n_heads · rank directions, too few to keep every thread's blocks full, so
-// layers of a circuit are decoded together in batches of at least
-// kHeadBatch directions, then written a layer at a time.
-void map_head_layers(const Model& model, const MapOptions& options,
-                     const std::vector<std::pair<HeadCircuit, int64_t>>& todo, const LmHeadDecoder& output,
-                     Atlas& atlas, MapProgress& progress, const std::function<void(const MapProgress&)>& on_progress) {
+// Head units are decoded a circuit's layers at a time, in batches of at
+// least kHeadBatch directions: a layer has only n_heads · rank, too few to
+// keep every thread's blocks full.
+void map_head_units(const Model& model, const MapOptions& options, const std::vector<MapUnit>& todo,
+                    const LmHeadDecoder& output, Atlas& atlas, MapProgress& progress,
+                    const std::function<void(const MapProgress&)>& on_progress) {
   constexpr int64_t kHeadBatch = 2048;
-  const ModelConfig& c = model.config();
-  const int64_t d = c.d_model;
-  // The embedding side's decoder: the LM head's own where the head is the
-  // embedding and nothing caps its logits (its vectors then skip the final
-  // norm), else one over the embedding: a second copy of a V x d matrix.
-  std::optional<LmHeadDecoder> own_embedding;
-  if (!c.tied_embeddings || c.final_softcap > 0) {
-    DecodeSettings embedding_settings = options.settings;
-    embedding_settings.matrix = DecodeMatrix::TokenEmbedding;
-    own_embedding.emplace(model, embedding_settings);
-  }
+  const std::optional<LmHeadDecoder> own_embedding = embedding_decoder_for(model, options.settings);
   const LmHeadDecoder& embedding = own_embedding ? *own_embedding : output;
-  const int64_t per_layer = c.n_heads * options.head_rank;
+  const int64_t per_layer = model.config().n_heads * options.head_rank;
   // Each batch is a few hundred vectors, below what makes a decoder pack its
   // whole head once rather than tile by tile for every block: the whole run
   // is what counts.
   int64_t ov_layers = 0;
-  for (const auto& item : todo) ov_layers += item.first == HeadCircuit::Ov ? 1 : 0;
+  for (const MapUnit& unit : todo) ov_layers += unit.circuit == HeadCircuit::Ov ? 1 : 0;
   output.prepare_for(ov_layers * per_layer);
   embedding.prepare_for((2 * static_cast<int64_t>(todo.size()) - ov_layers) * per_layer);
   size_t next = 0;
   while (next < todo.size()) {
     // One batch: consecutive layers of one circuit.
-    const HeadCircuit circuit = todo[next].first;
+    const HeadCircuit circuit = todo[next].circuit;
     std::vector<int64_t> layers;
-    while (next < todo.size() && todo[next].first == circuit &&
+    while (next < todo.size() && todo[next].circuit == circuit &&
            (layers.empty() || static_cast<int64_t>(layers.size()) * per_layer < kHeadBatch)) {
-      layers.push_back(todo[next++].second);
+      layers.push_back(todo[next++].layer);
     }
-    std::vector<std::vector<HeadDirection>> directions;
-    std::vector<float> rows[2];  // [layers * per_layer, d] per side
-    for (int64_t layer : layers) {
-      directions.push_back(head_circuit_directions(model, circuit, layer, options.head_rank));
-      std::vector<float> gamma;
-      if (circuit == HeadCircuit::Ov && c.post_norms) gamma = applied_norm_weight(model, WeightKind::AttnPostNorm, layer);
-      for (const HeadDirection& dir : directions.back()) {
-        for (int side = 0; side < 2; ++side) {
-          const std::vector<float>& v = side == 0 ? dir.left : dir.right;
-          const size_t at = rows[side].size();
-          rows[side].insert(rows[side].end(), v.begin(), v.end());
-          if (side == 0 && !gamma.empty()) {
-            for (int64_t e = 0; e < d; ++e) rows[side][at + static_cast<size_t>(e)] *= gamma[static_cast<size_t>(e)];
-          }
-        }
-      }
-    }
-    const int64_t n = static_cast<int64_t>(layers.size()) * per_layer;
-    std::vector<NeuronDecoding> decoded[2];
-    for (int side = 0; side < 2; ++side) {
-      const bool as_output = circuit == HeadCircuit::Ov && side == 0;
-      const LmHeadDecoder& decoder = as_output ? output : embedding;
-      if (as_output) decoder.normalize(rows[side].data(), n);
-      const int64_t before = progress.vectors_done;
-      decoded[side] = decoder.decode_normalized(rows[side].data(), n, [&](int64_t done) {
-        progress.vectors_done = before + done;
-        if (on_progress) on_progress(progress);
-      });
-    }
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const auto first = static_cast<std::ptrdiff_t>(i) * per_layer;
-      std::vector<NeuronDecoding> layer_decoded[2];
-      for (int side = 0; side < 2; ++side) {
-        layer_decoded[side].assign(decoded[side].begin() + first, decoded[side].begin() + first + per_layer);
-      }
-      atlas.write_head_layer(circuit, layers[i], directions[i], layer_decoded);
+    const int64_t before = progress.vectors_done;
+    const std::vector<MappedUnit> units =
+        decode_head_units(model, circuit, layers, options.head_rank, output, embedding, [&](int64_t done) {
+          progress.vectors_done = before + done;
+          if (on_progress) on_progress(progress);
+        });
+    for (const MappedUnit& unit : units) {
+      write_mapped_unit(atlas, unit);
       ++progress.layers_mapped;
     }
   }
@@ -227,65 +186,31 @@ void map_head_layers(const Model& model, const MapOptions& options,
 
 MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas& atlas,
                            const std::function<void(const MapProgress&)>& on_progress) {
-  const ModelConfig& c = model.config();
-  std::vector<int64_t> layers = options.layers;
-  if (layers.empty()) layers = parse_layer_list("all", c.n_layers);
-  for (int64_t l : layers) {
-    if (l < 0 || l >= c.n_layers) {
-      throw bad_input("layer " + std::to_string(l) + " is out of range (the model has layers 0 to " +
-                      std::to_string(c.n_layers - 1) + ")");
-    }
-  }
-  std::vector<std::pair<VectorKind, int64_t>> todo;
+  const MapPlan plan = plan_neuron_map(model, options, atlas);
   MapProgress progress;
-  for (int64_t layer : layers) {
-    for (VectorKind kind : options.kinds) {
-      if (atlas.layer_done(kind, layer)) {
-        ++progress.layers_skipped;
-      } else {
-        todo.emplace_back(kind, layer);
-      }
-    }
-  }
-  std::vector<std::pair<HeadCircuit, int64_t>> head_todo;
-  if (!options.circuits.empty() && (options.head_rank < 1 || options.head_rank > c.head_dim)) {
-    throw bad_input("head rank " + std::to_string(options.head_rank) + " is outside 1 to " +
-                    std::to_string(c.head_dim) + " (the head dimension)");
-  }
-  for (HeadCircuit circuit : options.circuits) {  // circuit-major: map_head_layers batches a circuit's layers
-    for (int64_t layer : layers) {
-      if (atlas.head_layer_done(circuit, layer)) {
-        ++progress.layers_skipped;
-      } else {
-        head_todo.emplace_back(circuit, layer);
-      }
-    }
-  }
-  if (!options.circuits.empty() && atlas.head_rank() != 0 && atlas.head_rank() != options.head_rank) {
-    throw bad_input(atlas.path() + ": this atlas's heads were mapped with --head-rank " +
-                    std::to_string(atlas.head_rank()) + ", not " + std::to_string(options.head_rank) +
-                    "; write to a new atlas file or use the same rank");
-  }
-  const int64_t directions_per_layer = c.n_heads * options.head_rank;
-  progress.vectors_total = static_cast<int64_t>(todo.size()) * c.d_ffn +
-                           static_cast<int64_t>(head_todo.size()) * directions_per_layer * 2;
-  if (todo.empty() && head_todo.empty()) return progress;
+  progress.layers_skipped = plan.units_skipped;
+  progress.vectors_total = plan.vectors_total;
+  if (plan.todo.empty()) return progress;
 
   const LmHeadDecoder decoder(model, options.settings);
-  std::vector<float> vectors;  // [F, d]
   if (on_progress) on_progress(progress);
-  for (const auto& [kind, layer] : todo) {
-    load_neuron_vectors(model, kind, layer, vectors, options.settings.read_norm);
-    decoder.normalize(vectors.data(), c.d_ffn);
+  std::vector<MapUnit> head_todo;
+  for (const MapUnit& unit : plan.todo) {
+    if (unit.heads) {
+      head_todo.push_back(unit);
+      continue;
+    }
     const int64_t before = progress.vectors_done;
-    std::vector<NeuronDecoding> decoded = decoder.decode_normalized(vectors.data(), c.d_ffn, [&](int64_t done) {
+    MappedUnit mapped;
+    mapped.unit = unit;
+    mapped.neurons = decode_neuron_unit(model, unit.kind, unit.layer, decoder, [&](int64_t done) {
       progress.vectors_done = before + done;
       if (on_progress) on_progress(progress);
     });
-    atlas.write_layer(kind, layer, decoded);
+    write_mapped_unit(atlas, mapped);
     ++progress.layers_mapped;
   }
-  if (!head_todo.empty()) map_head_layers(model, options, head_todo, decoder, atlas, progress, on_progress);
+  if (!head_todo.empty()) map_head_units(model, options, head_todo, decoder, atlas, progress, on_progress);
   return progress;
 }
 

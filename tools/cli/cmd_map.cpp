@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <exception>
+#include <optional>
 #include <cstdio>
 #include <sstream>
 
@@ -13,7 +15,12 @@
 #include "format.h"
 #include "neuronlens/concept_search.h"
 #include "neuronlens/error.h"
+#include "neuronlens/map_jobs.h"
+#include "neuronlens/mpi_launch.h"
 #include "neuronlens/neuron_map.h"
+#ifdef NEURONLENS_WITH_MPI
+#include "neuronlens/distributed_map.h"
+#endif
 #include "option_error.h"
 #include "progress_bar.h"
 
@@ -34,6 +41,8 @@ struct MapCommandOptions {
   std::string examples = "dog,California";
   double specialised = 0.5;
   int threads = 0;
+  std::string jobs;                      // --jobs FILE: "MODEL ATLAS" lines
+  std::vector<std::string> model_paths;  // --model-path FROM=TO, for other ranks
 };
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -108,16 +117,14 @@ void print_summary(const Model& model, const Atlas& atlas, const LmHeadDecoder& 
   }
 }
 
-int run_map(const MapCommandOptions& opt) {
-  if (opt.threads > 0) omp_set_num_threads(opt.threads);
-  const Model model = Model::load(opt.model);
+// The options every map of this command shares; layers are resolved per
+// model (map_options_for).
+MapOptions shared_map_options(const MapCommandOptions& opt, bool announce = true) {
   MapOptions map_options;
   const MapKinds kinds = for_option("--kinds", [&] { return parse_map_kinds(opt.kinds); });
   map_options.kinds = kinds.kinds;
   map_options.circuits = kinds.circuits;
   map_options.head_rank = opt.head_rank;
-  map_options.layers =
-      for_option("--layers", [&] { return parse_layer_list(opt.layers, model.config().n_layers); });
   map_options.settings.top_k = opt.top_k;
   map_options.settings.norm = norm_mode_from_name(opt.norm);
   map_options.settings.read_norm = read_norm_from_name(opt.read_norm);
@@ -126,30 +133,158 @@ int run_map(const MapCommandOptions& opt) {
   const DecodeBackendChoice backend = for_option(opt.backend.empty() ? "--precision" : "--backend", [&] {
     return choose_decode_backend(map_options.settings);
   });
-  std::fprintf(stderr, "decode backend %s (%s precision)\n", backend.name.c_str(),
-               std::string(precision_name(backend.precision)).c_str());
+  if (announce) {
+    std::fprintf(stderr, "decode backend %s (%s precision)\n", backend.name.c_str(),
+                 std::string(precision_name(backend.precision)).c_str());
+  }
   if (!(opt.specialised > 0 && opt.specialised < 1)) throw bad_input("--specialised must be between 0 and 1");
+  return map_options;
+}
 
-  std::fprintf(stderr, "hashing %s ...\n", model.path().c_str());
-  Atlas atlas = Atlas::create_or_resume(opt.atlas, atlas_settings_for(model, map_options.settings), model.vocab());
-  ProgressBar bar("mapping", "vectors");
-  const MapProgress done = run_neuron_map(model, map_options, atlas, [&](const MapProgress& p) {
-    bar.update(p.vectors_done, p.vectors_total);
-  });
-  const double seconds = bar.finish();
+MapOptions map_options_for(const Model& model, MapOptions shared, const MapCommandOptions& opt) {
+  shared.layers = for_option("--layers", [&] { return parse_layer_list(opt.layers, model.config().n_layers); });
+  return shared;
+}
+
+void print_done(const MapProgress& done, double seconds, const std::string& atlas) {
   if (done.vectors_total == 0) {
-    std::printf("%s already holds every requested layer (%lld kind-layers); nothing to do\n", opt.atlas.c_str(),
+    std::printf("%s already holds every requested layer (%lld kind-layers); nothing to do\n", atlas.c_str(),
                 static_cast<long long>(done.layers_skipped));
   } else {
     std::printf("mapped %lld vectors (%lld kind-layers, %lld already done) in %s: %.0f vectors/s -> %s\n",
                 static_cast<long long>(done.vectors_done), static_cast<long long>(done.layers_mapped),
                 static_cast<long long>(done.layers_skipped), human_seconds(seconds).c_str(),
-                static_cast<double>(done.vectors_done) / seconds, opt.atlas.c_str());
+                static_cast<double>(done.vectors_done) / seconds, atlas.c_str());
   }
+}
+
+// The summary a map prints for one atlas: per layer, example concepts and
+// the agreement with an activation record.
+void print_atlas_summary(const Model& model, const Atlas& atlas, const MapOptions& map_options,
+                         const MapCommandOptions& opt) {
   const LmHeadDecoder decoder(model, map_options.settings);
   print_summary(model, atlas, decoder, map_options, opt);
   print_agreement(atlas);
+}
+
+// MODEL -o ATLAS or --jobs FILE: checks which was given, without reading
+// the file.
+void check_job_options(const MapCommandOptions& opt) {
+  if (!opt.jobs.empty() && !opt.model.empty()) throw bad_input("give either MODEL with -o ATLAS or --jobs FILE, not both");
+  if (!opt.jobs.empty() && !opt.atlas.empty()) throw bad_input("-o: with --jobs each line names its atlas");
+  if (opt.jobs.empty() && opt.model.empty()) throw bad_input("no model: give MODEL -o ATLAS, or --jobs FILE");
+  if (opt.jobs.empty() && opt.atlas.empty()) throw bad_input("-o ATLAS is required with MODEL");
+}
+
+std::vector<MapJob> jobs_of(const MapCommandOptions& opt) {
+  check_job_options(opt);
+  if (!opt.jobs.empty()) return for_option("--jobs", [&] { return parse_map_jobs(opt.jobs); });
+  return {MapJob{opt.model, opt.atlas}};
+}
+
+// One process: the jobs one after another.
+int run_map_here(const MapCommandOptions& opt) {
+  const std::vector<MapJob> jobs = jobs_of(opt);
+  const MapOptions shared = shared_map_options(opt);
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs.size() > 1) {
+      std::printf("%s== job %zu of %zu: %s -> %s\n", j ? "\n" : "", j + 1, jobs.size(), jobs[j].model.c_str(),
+                  jobs[j].atlas.c_str());
+      std::fflush(stdout);
+    }
+    const Model model = Model::load(jobs[j].model);
+    const MapOptions map_options = map_options_for(model, shared, opt);
+    std::fprintf(stderr, "hashing %s ...\n", model.path().c_str());
+    Atlas atlas =
+        Atlas::create_or_resume(jobs[j].atlas, atlas_settings_for(model, map_options.settings), model.vocab());
+    ProgressBar bar("mapping", "vectors");
+    const MapProgress done = run_neuron_map(model, map_options, atlas, [&](const MapProgress& p) {
+      bar.update(p.vectors_done, p.vectors_total);
+    });
+    print_done(done, bar.finish(), jobs[j].atlas);
+    print_atlas_summary(model, atlas, map_options, opt);
+  }
   return 0;
+}
+
+#ifdef NEURONLENS_WITH_MPI
+// Many ranks: rank 0 prints; the others say nothing (rank 0 reports their
+// failures) and exit with the job's code.
+int run_map_distributed(const MpiContext& mpi, const MapCommandOptions& opt) {
+  const bool writer = mpi.rank() == 0;
+  DistributedMapRequest request;
+  MapOptions shared;
+  std::exception_ptr failure;
+  try {
+    check_job_options(opt);
+    if (opt.jobs.empty()) request.jobs = {MapJob{opt.model, opt.atlas}};
+    request.jobs_file = opt.jobs;  // read by rank 0 alone
+    for (const std::string& m : opt.model_paths) {
+      request.model_paths.push_back(for_option("--model-path", [&] { return parse_path_mapping(m); }));
+    }
+    shared = shared_map_options(opt, writer);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  std::optional<ProgressBar> bar;
+  DistributedMapResult result;
+  try {
+    agree_to_start(mpi, failure);
+    request.options = shared;
+    request.layers = opt.layers;
+    if (writer) {
+      std::fprintf(stderr, "mpi: %d ranks; each opens and hashes the model(s) ...\n", mpi.size());
+      bar.emplace("mapping", "vectors");
+    }
+    result = run_distributed_map(mpi, request, [&](const MapProgress& p) { bar->update(p.vectors_done, p.vectors_total); });
+  } catch (const DistributedMapStopped& stopped) {
+    return stopped.exit_code;
+  }
+  if (!writer) return 0;
+  const double seconds = bar->finish();
+  std::printf("mpi: %d ranks:", mpi.size());
+  for (size_t r = 0; r < result.hosts.size(); ++r) {
+    std::printf(" %zu@%s/%d thread%s", r, result.hosts[r].c_str(), result.threads[r], result.threads[r] == 1 ? "" : "s");
+  }
+  std::printf("\nwriter (rank 0): %lld units, %lld rows in %.2f s (%.0f rows/s)\n",
+              static_cast<long long>(result.units_written), static_cast<long long>(result.rows_written),
+              result.write_seconds, result.write_seconds > 0 ? static_cast<double>(result.rows_written) / result.write_seconds : 0.0);
+  MapProgress all;
+  for (const MapProgress& p : result.progress) all.vectors_done += p.vectors_done;
+  for (size_t j = 0; j < result.jobs.size(); ++j) {
+    if (result.jobs.size() > 1) {
+      std::printf("\n== job %zu of %zu: %s -> %s\n", j + 1, result.jobs.size(), result.jobs[j].model.c_str(),
+                  result.jobs[j].atlas.c_str());
+    }
+    // Each job's vectors/s is the whole run's rate: jobs ran side by side.
+    print_done(result.progress[j], seconds * static_cast<double>(result.progress[j].vectors_done) /
+                                       static_cast<double>(std::max<int64_t>(all.vectors_done, 1)),
+               result.jobs[j].atlas);
+    const Model model = Model::load(result.jobs[j].model);
+    const Atlas atlas = Atlas::open(result.jobs[j].atlas);
+    print_atlas_summary(model, atlas, map_options_for(model, shared, opt), opt);
+  }
+  return 0;
+}
+#endif
+
+int run_map(const MapCommandOptions& opt) {
+  if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  const int launched = mpi_launch_size();
+#ifdef NEURONLENS_WITH_MPI
+  if (launched > 0) {
+    const MpiContext mpi;
+    if (mpi.size() > 1) return run_map_distributed(mpi, opt);
+    return run_map_here(opt);
+  }
+#else
+  if (launched > 1) {
+    throw bad_input("started as " + std::to_string(launched) +
+                    " MPI ranks, but this neuronlens was built without MPI (configure with -DNEURONLENS_WITH_MPI=ON); "
+                    "each rank would map the same atlas");
+  }
+#endif
+  return run_map_here(opt);
 }
 
 }  // namespace
@@ -157,8 +292,14 @@ int run_map(const MapCommandOptions& opt) {
 Runner add_map_command(CLI::App& app) {
   auto opt = std::make_shared<MapCommandOptions>();
   CLI::App* cmd = app.add_subcommand("map", "Decode every FFN neuron through the LM head into an atlas");
-  cmd->add_option("model", opt->model, "GGUF file or Hugging Face model folder")->required();
-  cmd->add_option("-o,--output", opt->atlas, "Atlas file to write or resume (SQLite)")->required();
+  cmd->add_option("model", opt->model, "GGUF file or Hugging Face model folder");
+  cmd->add_option("-o,--output", opt->atlas, "Atlas file to write or resume (SQLite)");
+  cmd->add_option("--jobs", opt->jobs,
+                  "Map several models: a file of 'MODEL ATLAS' lines (instead of MODEL -o ATLAS); under MPI "
+                  "their units are spread over all ranks");
+  cmd->add_option("--model-path", opt->model_paths,
+                  "Under MPI: FROM=TO, where ranks other than 0 find a model whose path starts with FROM "
+                  "(nodes that mount the models elsewhere); repeatable");
   cmd->add_option("--kinds", opt->kinds,
                   "Vector kinds: up,gate,down (all: the three), and attention heads' circuits ov,qk")
       ->capture_default_str();
@@ -184,7 +325,8 @@ Runner add_map_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--specialised", opt->specialised, "Top-1 probability above which a neuron counts as specialised")
       ->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "Worker threads (default: all cores)");
+  cmd->add_option("--threads", opt->threads,
+                  "Worker threads, per rank under MPI (default: the cores this process may run on)");
   return [opt] { return run_map(*opt); };
 }
 
