@@ -9,6 +9,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
+  libopenmpi-dev openmpi-bin  # the MPI map (NEURONLENS_WITH_MPI): mpirun -n N neuronlens map
   clang libclang-rt-14-dev  # the fuzz targets (scripts/fuzz.sh): libFuzzer with ASan/UBSan
   python3-venv python3-dev
   chromium chromium-driver

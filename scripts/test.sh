@@ -14,14 +14,14 @@ scripts/fetch-vocabs.sh >/dev/null  # real tokenizer vocabularies with HF refere
 export NEURONLENS_REQUIRE_MODEL=1   # a missing model or vocabulary fails the tests instead of skipping them
 JOBS=${JOBS:-$(nproc)}
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DNEURONLENS_WITH_MPI=ON >/dev/null
 cmake --build build -j"$JOBS"
 (cd build && ctest --output-on-failure -j"$JOBS")
 scripts/test-python.sh  # pip install . into a fresh venv, pytest against the CLI just built
 
 if [ "${1:-}" != "--no-sanitize" ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNEURONLENS_SANITIZE=address,undefined \
-    -DNEURONLENS_BUILD_BENCH=OFF >/dev/null
+    -DNEURONLENS_BUILD_BENCH=OFF -DNEURONLENS_WITH_MPI=ON >/dev/null
   cmake --build build-asan -j"$JOBS"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS")
   scripts/fuzz.sh "${NEURONLENS_FUZZ_SECONDS:-30}"

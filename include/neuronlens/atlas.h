@@ -97,6 +97,25 @@ class Atlas {
   const AtlasSettings& settings() const { return settings_; }
   std::string meta(const std::string& key) const;  // "" when absent
 
+  // A map's run of write_layer calls goes inside one BulkWrite: it drops the
+  // by-token index of the neurons' top-k rows, which, kept up to date, halves
+  // the write rate from the first layer and slows it further as the atlas
+  // outgrows SQLite's page cache (bench/README.md), and builds it once,
+  // sorted, at finish() or, best effort, when it goes out of scope. An atlas
+  // whose map was killed in between lacks the index until a map finishes on
+  // it: reads stay right; looking neurons up by token scans.
+  class BulkWrite {
+   public:
+    explicit BulkWrite(Atlas& atlas);
+    ~BulkWrite();
+    BulkWrite(const BulkWrite&) = delete;
+    BulkWrite& operator=(const BulkWrite&) = delete;
+    void finish();
+
+   private:
+    Atlas* atlas_;
+  };
+
   bool layer_done(VectorKind kind, int64_t layer) const;
   std::vector<std::pair<VectorKind, int64_t>> layers_done() const;
   // Writes one (kind, layer): decodings[i] is neuron i. One transaction.

@@ -53,6 +53,7 @@ struct DistributedMapRequest {
   // "0-3") is resolved against each model.
   MapOptions options;
   std::string layers = "all";
+  std::string layers_name = "layers";  // what its errors call it (the CLI: "--layers")
   // Applied to the model paths on ranks other than 0 (nodes that mount the
   // models elsewhere).
   std::vector<PathMapping> model_paths;
@@ -70,6 +71,7 @@ struct DistributedMapResult {
   int64_t units_written = 0;
   int64_t rows_written = 0;
   double write_seconds = 0;
+  double index_seconds = 0;  // building the atlases' by-token indexes at the end (Atlas::BulkWrite)
   // Every rank: units this rank decoded.
   int64_t units_decoded_here = 0;
 };

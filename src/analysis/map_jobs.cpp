@@ -45,7 +45,10 @@ std::vector<MapJob> parse_map_jobs_text(const std::string& text, const std::stri
     const size_t first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
     const std::vector<std::string> fields = split_fields(line, where);
-    if (fields.size() != 2 || fields[0].empty() || fields[1].empty()) {
+    for (const std::string& f : fields) {
+      if (f.empty()) throw bad_input(where + ": an empty path (\"\")");
+    }
+    if (fields.size() != 2) {
       throw bad_input(where + ": expected 'MODEL ATLAS' (two paths), got " + std::to_string(fields.size()) +
                       " field" + (fields.size() == 1 ? "" : "s"));
     }

@@ -194,6 +194,7 @@ MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas&
 
   const LmHeadDecoder decoder(model, options.settings);
   if (on_progress) on_progress(progress);
+  Atlas::BulkWrite bulk(atlas);
   std::vector<MapUnit> head_todo;
   for (const MapUnit& unit : plan.todo) {
     if (unit.heads) {
@@ -211,6 +212,7 @@ MapProgress run_neuron_map(const Model& model, const MapOptions& options, Atlas&
     ++progress.layers_mapped;
   }
   if (!head_todo.empty()) map_head_units(model, options, head_todo, decoder, atlas, progress, on_progress);
+  bulk.finish();
   return progress;
 }
 

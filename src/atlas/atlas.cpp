@@ -23,6 +23,11 @@ namespace {
 constexpr const char* kFormat = "neuronlens-atlas";
 constexpr int kSchemaVersion = 1;
 
+// Finding neurons by top-k token (Atlas::neurons_with_token). Not kept up to
+// date during a map: Atlas::BulkWrite.
+constexpr const char* kNeuronTokenIndex =
+    "CREATE INDEX IF NOT EXISTS neuron_tokens_by_token ON neuron_tokens (token, prob DESC)";
+
 constexpr const char* kSchema = R"sql(
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE kinds (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -38,7 +43,6 @@ CREATE TABLE neuron_tokens (
   kind INTEGER NOT NULL, layer INTEGER NOT NULL, neuron INTEGER NOT NULL, rank INTEGER NOT NULL,
   token INTEGER NOT NULL, logit REAL NOT NULL, prob REAL NOT NULL,
   PRIMARY KEY (kind, layer, neuron, rank)) WITHOUT ROWID;
-CREATE INDEX neuron_tokens_by_token ON neuron_tokens (token, prob DESC);
 CREATE TABLE layers_done (kind INTEGER NOT NULL, layer INTEGER NOT NULL, finished_at TEXT NOT NULL,
   PRIMARY KEY (kind, layer));
 )sql";
@@ -137,8 +141,8 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
   Atlas atlas;
   atlas.path_ = path;
   atlas.db_ = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  // A large page cache keeps the by-token index in memory while a map inserts
-  // into it in token order, instead of rewriting its pages for every layer.
+  // A large page cache keeps the tables' B-trees in memory while a map
+  // appends to them.
   sql::exec(atlas.db_, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144;");
   if (exists) {
     atlas.load_settings();
@@ -170,6 +174,7 @@ Atlas Atlas::create_or_resume(const std::string& path, const AtlasSettings& s, c
   }
   sql::exec(atlas.db_, "BEGIN");
   sql::exec(atlas.db_, kSchema);
+  sql::exec(atlas.db_, kNeuronTokenIndex);
   {
     sql::Statement put(atlas.db_, "INSERT INTO meta (key, value) VALUES (?, ?)");
     auto set = [&](const std::string& k, const std::string& v) {
@@ -226,6 +231,24 @@ std::vector<std::pair<VectorKind, int64_t>> Atlas::layers_done() const {
   sql::Statement q(db_, "SELECT kind, layer FROM layers_done ORDER BY kind, layer");
   while (q.step()) out.emplace_back(static_cast<VectorKind>(q.int64(0)), q.int64(1));
   return out;
+}
+
+Atlas::BulkWrite::BulkWrite(Atlas& atlas) : atlas_(&atlas) {
+  sql::exec(atlas.db_, "DROP INDEX IF EXISTS neuron_tokens_by_token");
+}
+
+void Atlas::BulkWrite::finish() {
+  if (atlas_ == nullptr) return;
+  Atlas* atlas = atlas_;
+  atlas_ = nullptr;
+  sql::exec(atlas->db_, kNeuronTokenIndex);
+}
+
+Atlas::BulkWrite::~BulkWrite() {
+  try {
+    finish();
+  } catch (...) {  // the next map builds it; reads are right without it
+  }
 }
 
 void Atlas::write_layer(VectorKind kind, int64_t layer, const std::vector<NeuronDecoding>& decodings) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "neuronlens/atlas.h"
@@ -316,7 +317,11 @@ Plan start(const MpiContext& mpi, const DistributedMapRequest& request, LoadedJo
     for (size_t j = 0; j < loaded.jobs.size(); ++j) {
       const Model& model = loaded.models[j];
       MapOptions options = request.options;
-      options.layers = parse_layer_list(request.layers, model.config().n_layers);
+      try {
+        options.layers = parse_layer_list(request.layers, model.config().n_layers);
+      } catch (const Error& e) {
+        throw Error(e.kind(), request.layers_name + ": " + e.what());
+      }
       plan.atlases.push_back(Atlas::create_or_resume(loaded.jobs[j].atlas, settings[j], model.vocab()));
       const MapPlan job_plan = plan_neuron_map(model, options, plan.atlases.back());
       MapProgress p;
@@ -625,11 +630,16 @@ DistributedMapResult run_distributed_map(const MpiContext& mpi, const Distribute
     say_so_when_the_launcher_stops_the_job(loaded.jobs);
     Coordinator coordinator(mpi, request, loaded, plan, result, on_progress, fault);
     try {
+      std::vector<std::unique_ptr<Atlas::BulkWrite>> bulk;
+      for (Atlas& atlas : plan.atlases) bulk.push_back(std::make_unique<Atlas::BulkWrite>(atlas));
       if (const std::optional<Verdict> failure = coordinator.run()) {
         verdict = *failure;
         verdict.message += " (the atlas keeps every unit finished before it; the same command, with any number of "
                            "ranks, completes it)";
       }
+      const auto started = Clock::now();
+      for (auto& b : bulk) b->finish();
+      result.index_seconds = std::chrono::duration<double>(Clock::now() - started).count();
     } catch (const std::exception& e) {
       // The coordinator itself failed (not a unit): the others may be
       // waiting on it, so stop the whole job.

@@ -178,7 +178,7 @@ void check_job_options(const MapCommandOptions& opt) {
 
 std::vector<MapJob> jobs_of(const MapCommandOptions& opt) {
   check_job_options(opt);
-  if (!opt.jobs.empty()) return for_option("--jobs", [&] { return parse_map_jobs(opt.jobs); });
+  if (!opt.jobs.empty()) return parse_map_jobs(opt.jobs);  // its messages name the file and line
   return {MapJob{opt.model, opt.atlas}};
 }
 
@@ -232,13 +232,17 @@ int run_map_distributed(const MpiContext& mpi, const MapCommandOptions& opt) {
     agree_to_start(mpi, failure);
     request.options = shared;
     request.layers = opt.layers;
+    request.layers_name = "--layers";
     if (writer) {
       std::fprintf(stderr, "mpi: %d ranks; each opens and hashes the model(s) ...\n", mpi.size());
-      bar.emplace("mapping", "vectors");
+      bar.emplace("mapping", "vectors", 10.0);
     }
     result = run_distributed_map(mpi, request, [&](const MapProgress& p) { bar->update(p.vectors_done, p.vectors_total); });
-  } catch (const DistributedMapStopped& stopped) {
-    return stopped.exit_code;
+  } catch (const DistributedMapStopped&) {
+    // Exit 0: the launcher ends the whole job at the first rank that exits
+    // non-zero, which could be before rank 0 has said why. Rank 0's exit
+    // code is the job's.
+    return 0;
   }
   if (!writer) return 0;
   const double seconds = bar->finish();
@@ -246,9 +250,11 @@ int run_map_distributed(const MpiContext& mpi, const MapCommandOptions& opt) {
   for (size_t r = 0; r < result.hosts.size(); ++r) {
     std::printf(" %zu@%s/%d thread%s", r, result.hosts[r].c_str(), result.threads[r], result.threads[r] == 1 ? "" : "s");
   }
-  std::printf("\nwriter (rank 0): %lld units, %lld rows in %.2f s (%.0f rows/s)\n",
+  std::printf("\nwriter (rank 0): %lld units, %lld rows in %.2f s (%.0f rows/s), then the token index in %.2f s\n",
               static_cast<long long>(result.units_written), static_cast<long long>(result.rows_written),
-              result.write_seconds, result.write_seconds > 0 ? static_cast<double>(result.rows_written) / result.write_seconds : 0.0);
+              result.write_seconds,
+              result.write_seconds > 0 ? static_cast<double>(result.rows_written) / result.write_seconds : 0.0,
+              result.index_seconds);
   MapProgress all;
   for (const MapProgress& p : result.progress) all.vectors_done += p.vectors_done;
   for (size_t j = 0; j < result.jobs.size(); ++j) {

@@ -15,13 +15,27 @@ namespace neuronlens::cli {
 
 class ProgressBar {
  public:
-  ProgressBar(std::string label, std::string unit) : label_(std::move(label)), unit_(std::move(unit)) {
+  // `line_every_seconds` > 0: where stderr is no terminal, a progress line
+  // that often instead of nothing (an MPI launcher pipes rank 0's stderr to
+  // the terminal or the batch log).
+  ProgressBar(std::string label, std::string unit, double line_every_seconds = 0)
+      : label_(std::move(label)), unit_(std::move(unit)), line_every_(line_every_seconds) {
     enabled_ = ::isatty(STDERR_FILENO) == 1;
   }
 
   void update(int64_t done, int64_t total) {
     done_ = done;
     total_ = total;
+    if (!enabled_ && line_every_ > 0 && done < total) {
+      const auto now = clock::now();
+      if (now - last_draw_ < std::chrono::duration<double>(line_every_)) return;
+      if (last_draw_ != clock::time_point{}) {  // not at the start: there is a rate to tell
+        draw();
+        std::fputc('\n', stderr);
+      }
+      last_draw_ = now;
+      return;
+    }
     if (!enabled_) return;
     const auto now = clock::now();
     if (done < total && now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -51,13 +65,15 @@ class ProgressBar {
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(kWidth, '.');
     const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : 0;
-    std::fprintf(stderr, "\r%s [%s] %5.1f%% %lld/%lld %s, %.0f %s/s, ETA %s   ", label_.c_str(), bar.c_str(),
+    std::fprintf(stderr, "%s%s [%s] %5.1f%% %lld/%lld %s, %.0f %s/s, ETA %s   ", enabled_ ? "\r" : "", label_.c_str(),
+                 bar.c_str(),
                  100 * frac, static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), rate,
                  unit_.c_str(), human_seconds(eta).c_str());
     std::fflush(stderr);
   }
 
   std::string label_, unit_;
+  double line_every_ = 0;
   bool enabled_ = false;
   int64_t done_ = 0, total_ = 0;
   clock::time_point start_ = clock::now();
