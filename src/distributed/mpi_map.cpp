@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 
+#include "distributed/atlas_writer_thread.h"
 #include "neuronlens/atlas.h"
 #include "neuronlens/map_units.h"
 #include "neuronlens/model.h"
@@ -199,16 +200,6 @@ Assignment receive_assignment() {
   return a;
 }
 
-// Rows a unit adds to its atlas: each vector's row and its top-k rows.
-int64_t rows_of(const MappedUnit& m) {
-  int64_t rows = 0;
-  for (const NeuronDecoding& n : m.neurons) rows += 1 + static_cast<int64_t>(n.top_ids.size());
-  for (const auto& side : m.sides) {
-    for (const NeuronDecoding& n : side) rows += static_cast<int64_t>(n.top_ids.size());
-  }
-  return rows + static_cast<int64_t>(m.directions.size());
-}
-
 // --- startup ---
 
 // Rank 0 reads the jobs; everyone gets them.
@@ -249,6 +240,7 @@ struct Plan {
   std::vector<MapProgress> progress;
   std::vector<Assignment> units;  // in the order handed out
   std::vector<int64_t> unit_vectors;
+  std::vector<std::unique_ptr<Atlas::BulkWrite>> bulk_writes;  // one per atlas: the index is built at the end
 };
 
 Plan start(const MpiContext& mpi, const DistributedMapRequest& request, LoadedJobs& loaded,
@@ -333,6 +325,8 @@ Plan start(const MpiContext& mpi, const DistributedMapRequest& request, LoadedJo
         plan.unit_vectors.push_back(map_unit_vectors(model.config(), options, unit));
       }
     }
+    // After every atlas is open: the vector no longer moves them.
+    for (Atlas& atlas : plan.atlases) plan.bulk_writes.push_back(std::make_unique<Atlas::BulkWrite>(atlas));
   } catch (const std::exception& e) {
     verdict = verdict_from(e);
   }
@@ -386,7 +380,8 @@ class Coordinator {
   Coordinator(const MpiContext& mpi, const DistributedMapRequest& request, LoadedJobs& loaded, Plan& plan,
               DistributedMapResult& result, const DistributedProgress& on_progress, const FaultSwitch& fault)
       : mpi_(mpi), request_(request), loaded_(loaded), plan_(plan), result_(result), on_progress_(on_progress),
-        fault_(fault), in_flight_(static_cast<size_t>(mpi.size())), active_workers_(mpi.size() - 1) {
+        fault_(fault), in_flight_(static_cast<size_t>(mpi.size())), active_workers_(mpi.size() - 1),
+        writer_(plan.atlases) {
     for (const MapProgress& p : plan.progress) {
       total_.vectors_total += p.vectors_total;
       total_.layers_skipped += p.layers_skipped;
@@ -398,6 +393,7 @@ class Coordinator {
     report();
     for (;;) {
       poll();
+      check_writer();
       if (!failure_ && next_ < plan_.units.size()) {
         map_one_here(plan_.units[next_++]);
       } else if (active_workers_ > 0) {
@@ -405,6 +401,11 @@ class Coordinator {
         MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &status);
         handle(status);
       } else {
+        writer_.finish();
+        check_writer();
+        result_.units_written = writer_.units();
+        result_.rows_written = writer_.rows();
+        result_.write_seconds = writer_.seconds();
         return failure_;
       }
     }
@@ -443,11 +444,11 @@ class Coordinator {
         if (bytes.size() >= sizeof number) std::memcpy(&number, bytes.data(), sizeof number);
         try {
           if (number != flight.number) throw internal_error("a result for a unit it was not given");
-          const MappedUnit mapped = deserialize_mapped_unit(std::string_view(bytes).substr(sizeof number));
+          MappedUnit mapped = deserialize_mapped_unit(std::string_view(bytes).substr(sizeof number));
           if (!(mapped.unit == plan_.units[static_cast<size_t>(number)].unit)) {
             throw internal_error("a result for another unit than the one it was given");
           }
-          write(plan_.units[static_cast<size_t>(number)], mapped);
+          write(plan_.units[static_cast<size_t>(number)], std::move(mapped));
         } catch (const std::exception& e) {
           fail(verdict_from(e), "rank 0, writing what rank " + std::to_string(from) + " sent: ");
         }
@@ -489,7 +490,7 @@ class Coordinator {
       const UnitMapper& mapper = loaded_.mapper_for(a.job, request_.options);
       InFlight& flight = in_flight_[0];
       flight = InFlight{a.number, 0};
-      const MappedUnit mapped = mapper.map(a.unit, [&](int64_t done) {
+      MappedUnit mapped = mapper.map(a.unit, [&](int64_t done) {
         fault_.check(0, result_.units_decoded_here);
         flight.done = done;
         poll();  // hand out work and write results while this unit runs
@@ -497,7 +498,7 @@ class Coordinator {
       });
       ++result_.units_decoded_here;
       flight = {};
-      write(a, mapped);
+      write(a, std::move(mapped));
     } catch (const std::exception& e) {
       in_flight_[0] = {};
       fail(verdict_from(e), "rank 0 (host " + result_.hosts[0] + ") failed on " + map_unit_name(a.unit) + " of " +
@@ -505,12 +506,10 @@ class Coordinator {
     }
   }
 
-  void write(const Assignment& a, const MappedUnit& mapped) {
-    const auto started = Clock::now();
-    write_mapped_unit(plan_.atlases[static_cast<size_t>(a.job)], mapped);
-    result_.write_seconds += std::chrono::duration<double>(Clock::now() - started).count();
-    ++result_.units_written;
-    result_.rows_written += rows_of(mapped);
+  // Queues the unit for the writer thread; counts it as done (a write that
+  // fails stops the job, whose counts are then not reported).
+  void write(const Assignment& a, MappedUnit mapped) {
+    writer_.push(static_cast<size_t>(a.job), std::move(mapped));
     MapProgress& p = plan_.progress[static_cast<size_t>(a.job)];
     const int64_t vectors = plan_.unit_vectors[static_cast<size_t>(a.number)];
     p.vectors_done += vectors;
@@ -518,6 +517,17 @@ class Coordinator {
     total_.vectors_done += vectors;
     ++total_.layers_mapped;
     report();
+  }
+
+  void check_writer() {
+    if (failure_) return;
+    if (const std::exception_ptr e = writer_.failure()) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& error) {
+        fail(verdict_from(error), "rank 0, writing the atlas: ");
+      }
+    }
   }
 
   void fail(Verdict v, const std::string& prefix) {
@@ -545,6 +555,7 @@ class Coordinator {
   size_t next_ = 0;
   MapProgress total_;
   std::optional<Verdict> failure_;
+  AtlasWriterThread writer_;  // last: its thread stops (destructor) before the members it reads go
 };
 
 // When a rank dies outright (a node lost, SIGKILL) the launcher ends the
@@ -628,24 +639,30 @@ DistributedMapResult run_distributed_map(const MpiContext& mpi, const Distribute
   Verdict verdict;
   if (mpi.rank() == 0) {
     say_so_when_the_launcher_stops_the_job(loaded.jobs);
-    Coordinator coordinator(mpi, request, loaded, plan, result, on_progress, fault);
     try {
-      std::vector<std::unique_ptr<Atlas::BulkWrite>> bulk;
-      for (Atlas& atlas : plan.atlases) bulk.push_back(std::make_unique<Atlas::BulkWrite>(atlas));
+      Coordinator coordinator(mpi, request, loaded, plan, result, on_progress, fault);
       if (const std::optional<Verdict> failure = coordinator.run()) {
         verdict = *failure;
         verdict.message += " (the atlas keeps every unit finished before it; the same command, with any number of "
                            "ranks, completes it)";
       }
-      const auto started = Clock::now();
-      for (auto& b : bulk) b->finish();
-      result.index_seconds = std::chrono::duration<double>(Clock::now() - started).count();
     } catch (const std::exception& e) {
       // The coordinator itself failed (not a unit): the others may be
       // waiting on it, so stop the whole job.
       std::fprintf(stderr, "neuronlens: internal error: rank 0: %s\n", verdict_from(e).message.c_str());
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    // Every rank has stopped; build the token indexes (the others wait at
+    // the final verdict).
+    const auto started = Clock::now();
+    for (auto& bulk : plan.bulk_writes) {
+      try {
+        bulk->finish();
+      } catch (const std::exception& e) {
+        if (verdict.code == 0) verdict = verdict_from(e);
+      }
+    }
+    result.index_seconds = std::chrono::duration<double>(Clock::now() - started).count();
     std::signal(SIGTERM, SIG_DFL);
     result.jobs = loaded.jobs;
     result.progress = plan.progress;
