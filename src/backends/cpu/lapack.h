@@ -1,5 +1,6 @@
 // Dense float64 linear algebra from OpenBLAS's LAPACK, for the small
-// matrices of the head circuits (head_dim x head_dim).
+// matrices of the head circuits (head_dim x head_dim), on one BLAS thread so
+// that results do not depend on how many cores the process has.
 #pragma once
 
 #include <cstdint>
