@@ -80,12 +80,16 @@ double run(const std::string& path, int64_t units, int64_t neurons, int top_k, i
     std::printf("  %s unit %lld: %.2f s, %.0f rows/s\n", bulk ? "bulk " : "index", static_cast<long long>(u), s,
                 static_cast<double>(rows_per_unit) / s);
   }
+  const double write_seconds = seconds_since(start);
   double index_seconds = 0;
   if (bulk) {
     const auto t = Clock::now();
     writing->finish();
     index_seconds = seconds_since(t);
     std::printf("  token index built in %.2f s\n", index_seconds);
+    std::printf("writes alone: %.0f rows/s; the index at the end: %.0f rows/s\n",
+                static_cast<double>(units * rows_per_unit) / write_seconds,
+                static_cast<double>(units * rows_per_unit) / index_seconds);
   }
   const double total = seconds_since(start);
   std::printf("%s: %lld units, %lld rows in %.2f s: %.0f rows/s, %.2f s a unit\n",

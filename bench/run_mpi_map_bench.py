@@ -10,14 +10,14 @@ each into a fresh atlas, and checks the atlases agree:
 and prints each one's wall time and speed-up over the baseline, and the MPI
 writer's rows/s (rank 0's own line). Then, from the measured cost of a
 vector here (core-seconds per GFLOP of the decode) and the writer's rows/s
-from `atlas_writer_bench` (pass --writer-rows-per-second, or it runs it),
+and index rows/s from `atlas_writer_bench` (--writer-rates, or it runs it),
 the expected wall time of an all-kinds map of a Llama-3.1-70B-shaped model
 (80 layers x 28,672 neurons x 3 kinds, d 8192, vocabulary 128,256) on N
 nodes of C cores each.
 
 usage: python3 bench/run_mpi_map_bench.py [--model M] [--layers 0-11] [--kinds up]
        [--cli build/neuronlens] [--mpirun mpirun] [--cores-per-node 64]
-       [--writer-rows-per-second R]
+       [--writer-rates WRITE,INDEX]
 """
 import argparse
 import json
@@ -58,7 +58,8 @@ def main():
     parser.add_argument("--cli", default="build/neuronlens")
     parser.add_argument("--mpirun", default="mpirun")
     parser.add_argument("--cores-per-node", type=int, default=64)
-    parser.add_argument("--writer-rows-per-second", type=float, default=0)
+    parser.add_argument("--writer-rates", default="",
+                        help="WRITE,INDEX rows/s (default: run atlas_writer_bench for them)")
     parser.add_argument("--writer-bench", default="build/bench/atlas_writer_bench")
     args = parser.parse_args()
 
@@ -96,28 +97,34 @@ def main():
     d, vocab = model_shape(args.cli, args.model)
     gflop_here = results[0][2] * d * vocab * 2 / 1e9
     core_s_per_gflop = results[0][1] / gflop_here
-    writer_rate = args.writer_rows_per_second
-    if writer_rate <= 0:
+    if args.writer_rates:
+        write_rate, index_rate = (float(x) for x in args.writer_rates.split(","))
+    else:
         out = subprocess.run([args.writer_bench, "--units", "4", "--baseline-units", "0"], check=True,
                              capture_output=True, text=True).stdout
-        writer_rate = float(re.search(r"BulkWrite.*: (\d+) rows/s", out).group(1))
+        m = re.search(r"writes alone: (\d+) rows/s; the index at the end: (\d+) rows/s", out)
+        write_rate, index_rate = float(m.group(1)), float(m.group(2))
     units = BIG["layers"] * BIG["kinds"]
     unit_gflop = BIG["d_ffn"] * BIG["d_model"] * BIG["vocab"] * 2 / 1e9
     unit_rows = BIG["d_ffn"] * (1 + BIG["top_k"])
-    write_total = units * unit_rows / writer_rate
+    all_rows = units * unit_rows
+    # Rank 0's writer thread writes while the ranks map; the index is built
+    # once after the last unit.
+    write_total, index_total = all_rows / write_rate, all_rows / index_rate
     print(f"\nLlama-3.1-70B-shaped map, all kinds: {units} units of {unit_gflop / 1e3:.1f} TFLOP "
-          f"({units * unit_gflop / 1e6:.1f} PFLOP), {units * unit_rows / 1e6:.0f}M rows")
-    print(f"measured here: {1 / core_s_per_gflop:.1f} GFLOP/s per core (1 x 1 run), "
-          f"writer {writer_rate:.0f} rows/s including the token index ({write_total / 60:.1f} min for all rows)")
-    print(f"nodes of {args.cores_per_node} such cores, units handed out as ranks ask:")
-    print(f"{'nodes':>6}{'unit s':>9}{'compute':>12}{'writer':>10}{'expected':>12}")
+          f"({units * unit_gflop / 1e6:.1f} PFLOP), {all_rows / 1e6:.0f}M rows")
+    print(f"measured here: {1 / core_s_per_gflop:.1f} GFLOP/s per core (the 1 x 1 run, setup included); "
+          f"atlas_writer_bench: {write_rate:.0f} rows/s written ({write_total / 60:.1f} min for all rows, "
+          f"alongside the map), the token index at {index_rate:.0f} rows/s ({index_total / 60:.1f} min, after it)")
+    print(f"nodes of {args.cores_per_node} such cores (linear in cores: memory bandwidth may cap it lower), "
+          "units handed out as ranks ask:")
+    print(f"{'nodes':>6}{'unit min':>10}{'compute':>10}{'writes':>9}{'index':>8}{'expected':>10}")
     for nodes in (1, 2, 4, 8, 16, 32, 64):
         unit_s = unit_gflop * core_s_per_gflop / args.cores_per_node
-        rounds = -(-units // nodes)
-        compute = rounds * unit_s
-        expected = max(compute, write_total)
-        print(f"{nodes:6d}{unit_s:9.0f}{compute / 3600:11.2f}h{write_total / 3600:9.2f}h{expected / 3600:11.2f}h")
-
+        compute = -(-units // nodes) * unit_s
+        expected = max(compute, write_total) + index_total
+        print(f"{nodes:6d}{unit_s / 60:10.1f}{compute / 3600:9.2f}h{write_total / 3600:8.2f}h{index_total / 3600:7.2f}h"
+              f"{expected / 3600:9.2f}h")
 
 if __name__ == "__main__":
     main()
