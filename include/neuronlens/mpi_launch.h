@@ -12,4 +12,10 @@ namespace neuronlens {
 // started this process.
 int mpi_launch_size();
 
+// The tasks of the Slurm job step this process belongs to
+// (SLURM_STEP_NUM_TASKS); 0 outside Slurm. More than one while MPI sees a
+// world of one means srun started copies without wiring them together
+// (no --mpi=pmix or pmi2): each would map the whole model into one atlas.
+int slurm_step_tasks();
+
 }  // namespace neuronlens

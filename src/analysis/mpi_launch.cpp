@@ -25,4 +25,6 @@ int mpi_launch_size() {
   return 0;
 }
 
+int slurm_step_tasks() { return positive("SLURM_STEP_NUM_TASKS"); }
+
 }  // namespace neuronlens

@@ -107,6 +107,25 @@ size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
+// srun without MPI wiring starts copies that each see a world of one.
+TEST(MpiMap, UnwiredSlurmTasksAreRefused) {
+  testing::ScratchDir dir;
+  std::string out;
+  EXPECT_EQ(run_command("SLURM_STEP_NUM_TASKS=4 " + quoted(testing::cli_path()) + " map " +
+                            quoted(testing::fixture_path("tiny_llama.gguf")) + " -o " + quoted(dir.file("a.db")),
+                        out),
+            2)
+      << out;
+  EXPECT_NE(out.find("srun started 4 tasks, but they are not one MPI job"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a.db")));
+  out.clear();  // one task of a step: a plain map
+  EXPECT_EQ(run_command("SLURM_STEP_NUM_TASKS=1 " + quoted(testing::cli_path()) + " map " +
+                            quoted(testing::fixture_path("tiny_llama.gguf")) + " -o " + quoted(dir.file("b.db")),
+                        out),
+            0)
+      << out;
+}
+
 #ifdef NEURONLENS_TEST_MPIEXEC
 
 // Open MPI's launcher: as root (CI) it needs leave; ranks oversubscribe the

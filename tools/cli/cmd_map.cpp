@@ -274,6 +274,16 @@ int run_map_distributed(const MpiContext& mpi, const MapCommandOptions& opt) {
 }
 #endif
 
+// srun started several tasks that MPI does not see as one job.
+void refuse_unwired_tasks(int world_size) {
+  const int tasks = slurm_step_tasks();
+  if (tasks > 1 && world_size <= 1) {
+    throw bad_input("srun started " + std::to_string(tasks) +
+                    " tasks, but they are not one MPI job (each would map the whole model into the same atlas); "
+                    "launch with srun --mpi=pmix (or pmi2), or run one task");
+  }
+}
+
 int run_map(const MapCommandOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
   const int launched = mpi_launch_size();
@@ -281,9 +291,12 @@ int run_map(const MapCommandOptions& opt) {
   if (launched > 0) {
     const MpiContext mpi;
     if (mpi.size() > 1) return run_map_distributed(mpi, opt);
+    refuse_unwired_tasks(mpi.size());
     return run_map_here(opt);
   }
+  refuse_unwired_tasks(0);
 #else
+  refuse_unwired_tasks(launched);
   if (launched > 1) {
     throw bad_input("started as " + std::to_string(launched) +
                     " MPI ranks, but this neuronlens was built without MPI (configure with -DNEURONLENS_WITH_MPI=ON); "
