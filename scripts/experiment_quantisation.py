@@ -7,7 +7,10 @@ models/requant/), maps the original and every copy in one
 `neuronlens map --jobs` run (under mpirun when --ranks > 1), compares each
 copy with the original (`neuronlens compare --json`) and prints the share
 of neurons whose top-1 token is unchanged, per kind and per layer, and
-writes a plot of it by layer (SVG). The float32 copy holds the original's
+writes a plot of it by layer (SVG). A type with "-layers" appended
+(q4_0-layers) re-quantises the layers' weights only, the token embedding
+and LM head kept byte for byte: the neurons move, the decoder does not.
+The float32 copy holds the original's
 exact values, so it must agree 100% everywhere: the check that the pipeline
 itself moves nothing.
 
@@ -21,7 +24,8 @@ import subprocess
 import sys
 
 KINDS = ("up", "gate", "down")
-COLOURS = {"f32": "#888888", "q8_0": "#1f77b4", "q4_0": "#d62728", "f16": "#2ca02c", "q4_1": "#9467bd"}
+COLOURS = {"f32": "#888888", "q8_0": "#1f77b4", "q4_0": "#d62728", "q4_0-layers": "#ff7f0e", "q8_0-layers": "#17becf",
+           "f16": "#2ca02c", "q4_1": "#9467bd"}
 DASHES = {"up": "", "gate": "6,3", "down": "2,2"}
 
 
@@ -92,8 +96,10 @@ def main():
     for type_name in types:
         copy = os.path.join(args.out_dir, f"{stem}.{type_name}.gguf")
         if not os.path.exists(copy):
+            base_type = type_name.removesuffix("-layers")
+            keep = ["--keep-embedding"] if type_name.endswith("-layers") else []
             run([sys.executable, os.path.join(here, "requantize_model.py"), args.model, copy + ".part", "--type",
-                 type_name])
+                 base_type] + keep)
             os.replace(copy + ".part", copy)
         jobs.append((copy, os.path.join(args.out_dir, f"{stem}.{type_name}.db")))
     jobs_file = os.path.join(args.out_dir, "jobs.txt")

@@ -9,7 +9,12 @@ keep their top token. `--type f32` writes the original's exact values (a
 Q4_1 block dequantises to float32 exactly), so its atlas equals the
 original's.
 
+With --keep-embedding the token embedding and LM head (token_embd.weight,
+output.weight) are copied byte for byte in their own type: only the layers'
+weights change, so a comparison sees the neurons move, not the decoder.
+
 usage: .venv/bin/python scripts/requantize_model.py SRC.gguf OUT.gguf --type f32|f16|q8_0|q4_0|q4_1
+       [--keep-embedding]
 """
 import argparse
 import sys
@@ -36,13 +41,19 @@ def copy_metadata(reader, writer, file_type):
     writer.add_file_type(int(file_type))
 
 
-def requantize(src, out, type_name):
+EMBEDDING = ("token_embd.weight", "output.weight")
+
+
+def requantize(src, out, type_name, keep_embedding=False):
     qtype, file_type = TYPES[type_name]
     reader = gguf.GGUFReader(src)
     arch = reader.fields["general.architecture"].contents()
     writer = gguf.GGUFWriter(out, arch)
     copy_metadata(reader, writer, file_type)
     for t in reader.tensors:
+        if keep_embedding and t.name in EMBEDDING:
+            writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+            continue
         values = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)  # [rows, cols]
         if values.ndim < 2 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(t.name, values)
@@ -61,10 +72,11 @@ def main():
     parser.add_argument("src")
     parser.add_argument("out")
     parser.add_argument("--type", required=True, choices=sorted(TYPES))
+    parser.add_argument("--keep-embedding", action="store_true")
     args = parser.parse_args()
     if args.src == args.out:
         sys.exit("requantize_model: the output must not be the input")
-    requantize(args.src, args.out, args.type)
+    requantize(args.src, args.out, args.type, args.keep_embedding)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,19 @@ def main():
         check(all(r["top1_same"] == 1.0 and r["mean_topk_overlap"] == 1.0 for r in compare["layers"]),
               "compare: 100% same top-1 and top-k in every layer and kind")
 
+        # --keep-embedding: the embedding and LM head byte for byte, the rest Q4_0.
+        kept = os.path.join(tmp, "d.q4_0.gguf")
+        done = subprocess.run([sys.executable, SCRIPT, args.model, kept, "--type", "q4_0", "--keep-embedding"],
+                              capture_output=True, text=True)
+        check(done.returncode == 0, "requantize with --keep-embedding")
+        source = {t.name: t for t in gguf.GGUFReader(args.model).tensors}
+        for t in gguf.GGUFReader(kept).tensors:
+            if t.name in ("token_embd.weight", "output.weight"):
+                check(t.tensor_type == source[t.name].tensor_type and bytes(t.data) == bytes(source[t.name].data),
+                      f"{t.name} kept byte for byte")
+            elif len(t.shape) == 2:
+                check(t.tensor_type == gguf.GGMLQuantizationType.Q4_0, f"{t.name} is Q4_0")
+
         done = requantize(args.model, args.model, "f32")
         check(done.returncode != 0 and "must not be the input" in done.stderr, "an output equal to the input is refused")
     print(f"{len(failures)} failed" if failures else "all passed")
