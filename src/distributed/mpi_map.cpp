@@ -240,7 +240,7 @@ struct Plan {
   std::vector<MapProgress> progress;
   std::vector<Assignment> units;  // in the order handed out
   std::vector<int64_t> unit_vectors;
-  std::vector<std::unique_ptr<Atlas::BulkWrite>> bulk_writes;  // one per atlas: the index is built at the end
+  std::vector<std::unique_ptr<Atlas::BulkWrite>> bulk_writes;  // one per atlas with units to write: its index is built at the end
 };
 
 Plan start(const MpiContext& mpi, const DistributedMapRequest& request, LoadedJobs& loaded,
@@ -325,8 +325,14 @@ Plan start(const MpiContext& mpi, const DistributedMapRequest& request, LoadedJo
         plan.unit_vectors.push_back(map_unit_vectors(model.config(), options, unit));
       }
     }
-    // After every atlas is open: the vector no longer moves them.
-    for (Atlas& atlas : plan.atlases) plan.bulk_writes.push_back(std::make_unique<Atlas::BulkWrite>(atlas));
+    // After every atlas is open (the vector no longer moves them), and only
+    // where there is something to write: rebuilding a finished atlas's index
+    // would cost minutes for nothing.
+    for (size_t j = 0; j < plan.atlases.size(); ++j) {
+      if (plan.progress[j].vectors_total > 0) {
+        plan.bulk_writes.push_back(std::make_unique<Atlas::BulkWrite>(plan.atlases[j]));
+      }
+    }
   } catch (const std::exception& e) {
     verdict = verdict_from(e);
   }
