@@ -225,6 +225,9 @@ class Atlas {
  private:
   Atlas() = default;
   void load_settings();
+  // meta(key) as a whole integer; anything else (absent, "12x") is a corrupt
+  // atlas: Error (bad file) naming the key and the value.
+  int64_t meta_integer(const std::string& key) const;
   std::string path_;
   sqlite3* db_ = nullptr;
   AtlasSettings settings_;

@@ -96,23 +96,15 @@ void Atlas::load_settings() {
     throw bad_file(path_ + ": atlas schema version " + version + " is not supported (expected " +
                    std::to_string(kSchemaVersion) + ")");
   }
-  auto integer = [&](const char* key) {
-    const std::string v = meta(key);
-    try {
-      return static_cast<int64_t>(std::stoll(v));
-    } catch (const std::exception&) {
-      throw bad_file(path_ + ": corrupt atlas: metadata '" + key + "' is '" + v + "', expected an integer");
-    }
-  };
   settings_.model_name = meta("model_name");
   settings_.model_path = meta("model_path");
   settings_.model_sha256 = meta("model_sha256");
   settings_.architecture = meta("architecture");
-  settings_.n_layers = integer("n_layers");
-  settings_.d_model = integer("d_model");
-  settings_.d_ffn = integer("d_ffn");
-  settings_.vocab_size = integer("vocab_size");
-  settings_.top_k = static_cast<int>(integer("top_k"));
+  settings_.n_layers = meta_integer("n_layers");
+  settings_.d_model = meta_integer("d_model");
+  settings_.d_ffn = meta_integer("d_ffn");
+  settings_.vocab_size = meta_integer("vocab_size");
+  settings_.top_k = static_cast<int>(meta_integer("top_k"));
   settings_.norm = norm_mode_from_name(meta("norm"));
   const std::string read_norm = meta("read_norm");
   settings_.read_norm = read_norm.empty() ? ReadNorm::None : read_norm_from_name(read_norm);
@@ -125,6 +117,17 @@ void Atlas::load_settings() {
   };
   settings_.max_logsumexp_error = real("max_logsumexp_error");
   settings_.max_entropy_error = real("max_entropy_error");
+}
+
+int64_t Atlas::meta_integer(const std::string& key) const {
+  const std::string v = meta(key);
+  try {
+    size_t used = 0;
+    const long long n = std::stoll(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  throw bad_file(path_ + ": corrupt atlas: metadata '" + key + "' is '" + v + "', expected an integer");
 }
 
 Atlas Atlas::open(const std::string& path) {

@@ -40,8 +40,7 @@ bool has_head_tables(sqlite3* db) {
 }  // namespace
 
 int Atlas::head_rank() const {
-  const std::string v = meta("head_rank");
-  return v.empty() ? 0 : std::atoi(v.c_str());
+  return meta("head_rank").empty() ? 0 : static_cast<int>(meta_integer("head_rank"));
 }
 
 void Atlas::write_head_layer(HeadCircuit circuit, int64_t layer, const std::vector<HeadDirection>& directions,

@@ -136,29 +136,18 @@ NeuronStats stats_from(double sum, double sum_squares, double max_abs, int64_t a
   return s;
 }
 
-int64_t meta_int(const Atlas& atlas, const std::string& key) {
-  const std::string v = atlas.meta(key);
-  try {
-    size_t used = 0;
-    const long long n = std::stoll(v, &used);
-    if (used == v.size()) return n;
-  } catch (const std::exception&) {
-  }
-  throw bad_file(atlas.path() + ": corrupt atlas: metadata '" + key + "' is '" + v + "', expected an integer");
-}
-
 }  // namespace
 
 std::optional<RecordInfo> Atlas::record_info() const {
   if (!has_record_tables(db_) || meta("record_identity").empty()) return std::nullopt;
   RecordInfo info;
   info.identity = meta("record_identity");
-  info.seq_len = meta_int(*this, "record_seq_len");
-  info.chunks_total = meta_int(*this, "record_chunks_total");
-  info.chunks_done = meta_int(*this, "record_chunks_done");
-  info.tokens_recorded = meta_int(*this, "record_tokens_recorded");
-  info.contexts = meta_int(*this, "record_contexts");
-  info.window = meta_int(*this, "record_window");
+  info.seq_len = meta_integer("record_seq_len");
+  info.chunks_total = meta_integer("record_chunks_total");
+  info.chunks_done = meta_integer("record_chunks_done");
+  info.tokens_recorded = meta_integer("record_tokens_recorded");
+  info.contexts = meta_integer("record_contexts");
+  info.window = meta_integer("record_window");
   try {
     info.density_threshold = std::stod(meta("record_density_threshold"));
   } catch (const std::exception&) {

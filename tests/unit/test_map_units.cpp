@@ -186,6 +186,35 @@ TEST(MapUnits, TheTokenIndexIsBuiltOnceAfterTheWrites) {
   EXPECT_TRUE(has_token_index(dir.file("a.db")));
 }
 
+// Integer metadata is parsed whole: "2x" is a corrupt atlas, never 2.
+TEST(AtlasMetadata, AnIntegerWithTrailingTextIsACorruptAtlas) {
+  const Model model = Model::load(testing::fixture_path("tiny_llama.gguf"));
+  testing::ScratchDir dir;
+  {
+    Atlas atlas = Atlas::create_or_resume(dir.file("a.db"), atlas_settings_for(model, {}), model.vocab());
+  }
+  auto set_meta = [&](const std::string& key, const std::string& value) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("a.db").c_str(), &db), SQLITE_OK);
+    const std::string sql = "INSERT OR REPLACE INTO meta (key, value) VALUES ('" + key + "', '" + value + "')";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  };
+  set_meta("head_rank", "2x");
+  try {
+    Atlas::open(dir.file("a.db")).head_rank();
+    ADD_FAILURE() << "head_rank '2x' was read";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadFile);
+    EXPECT_NE(std::string(e.what()).find("metadata 'head_rank' is '2x', expected an integer"), std::string::npos)
+        << e.what();
+  }
+  set_meta("head_rank", "2");
+  EXPECT_EQ(Atlas::open(dir.file("a.db")).head_rank(), 2);
+  set_meta("d_ffn", "96 ");
+  EXPECT_THROW(Atlas::open(dir.file("a.db")), Error);
+}
+
 TEST(MapUnits, BytesCarryAUnitUnchangedAndRefuseGarbage) {
   const Model model = Model::load(testing::fixture_path("tiny_llama.gguf"));
   const MapOptions options = tiny_options();
