@@ -107,23 +107,23 @@ size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The CLI, without a launcher but with `environment` set, maps the tiny
+// model into `atlas`; returns the exit code.
+int map_tiny_with(const std::string& environment, const std::string& atlas, std::string& out) {
+  return run_command(environment + " " + quoted(testing::cli_path()) + " map " +
+                         quoted(testing::fixture_path("tiny_llama.gguf")) + " -o " + quoted(atlas),
+                     out);
+}
+
 // srun without MPI wiring starts copies that each see a world of one.
 TEST(MpiMap, UnwiredSlurmTasksAreRefused) {
   testing::ScratchDir dir;
   std::string out;
-  EXPECT_EQ(run_command("SLURM_STEP_NUM_TASKS=4 " + quoted(testing::cli_path()) + " map " +
-                            quoted(testing::fixture_path("tiny_llama.gguf")) + " -o " + quoted(dir.file("a.db")),
-                        out),
-            2)
-      << out;
+  EXPECT_EQ(map_tiny_with("SLURM_STEP_NUM_TASKS=4", dir.file("a.db"), out), 2) << out;
   EXPECT_NE(out.find("srun started 4 tasks, but they are not one MPI job"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("a.db")));
   out.clear();  // one task of a step: a plain map
-  EXPECT_EQ(run_command("SLURM_STEP_NUM_TASKS=1 " + quoted(testing::cli_path()) + " map " +
-                            quoted(testing::fixture_path("tiny_llama.gguf")) + " -o " + quoted(dir.file("b.db")),
-                        out),
-            0)
-      << out;
+  EXPECT_EQ(map_tiny_with("SLURM_STEP_NUM_TASKS=1", dir.file("b.db"), out), 0) << out;
 }
 
 #ifdef NEURONLENS_TEST_MPIEXEC
@@ -293,11 +293,7 @@ TEST(MpiMap, MismatchedModelMessageNamesBothHashes) {
 TEST(MpiMap, ACliWithoutMpiRefusesSeveralRanks) {
   testing::ScratchDir dir;
   std::string out;
-  EXPECT_EQ(run_command("OMPI_COMM_WORLD_SIZE=3 " + quoted(testing::cli_path()) + " map " +
-                            quoted(testing::fixture_path("tiny_llama.gguf")) + " -o " + quoted(dir.file("a.db")),
-                        out),
-            2)
-      << out;
+  EXPECT_EQ(map_tiny_with("OMPI_COMM_WORLD_SIZE=3", dir.file("a.db"), out), 2) << out;
   EXPECT_NE(out.find("built without MPI"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("a.db")));
 }
