@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -89,6 +90,9 @@ class GgufFile {
   // Metadata, in file order and by key.
   const std::vector<std::string>& keys() const { return keys_; }
   const GgufValue* find(const std::string& key) const;
+  // Where metadata entry i (keys()[i]) lies in the file: [first, second)
+  // bytes, its key, type and value as written, for a writer that copies it.
+  std::pair<int64_t, int64_t> key_span(size_t i) const { return key_spans_[i]; }
   bool has(const std::string& key) const { return find(key) != nullptr; }
 
   // Typed getters: throw Error naming the file and key if the key is missing
@@ -121,6 +125,7 @@ class GgufFile {
   uint64_t alignment_ = 32;
   int64_t data_offset_ = 0;
   std::vector<std::string> keys_;
+  std::vector<std::pair<int64_t, int64_t>> key_spans_;  // [keys_.size()]
   std::unordered_map<std::string, GgufValue> metadata_;
   std::vector<TensorView> tensors_;
   std::unordered_map<std::string, size_t> tensor_index_;

@@ -137,7 +137,9 @@ class GgufParser {
     check_count(tensor_count, 32, "tensor count");
 
     out_.keys_.reserve(kv_count);
+    out_.key_spans_.reserve(kv_count);
     for (uint64_t i = 0; i < kv_count; ++i) {
+      const auto entry_start = static_cast<int64_t>(pos_);
       std::string key = read_string("metadata key #" + std::to_string(i));
       if (key.empty()) fail("metadata key #" + std::to_string(i) + " is empty");
       if (out_.metadata_.count(key)) fail("duplicate metadata key '" + key + "'");
@@ -147,6 +149,7 @@ class GgufParser {
       uint32_t type_id = read_u32("type of metadata key '" + key + "'");
       GgufValue value = read_value(type_id, key, 0);
       out_.keys_.push_back(key);
+      out_.key_spans_.push_back({entry_start, static_cast<int64_t>(pos_)});
       out_.metadata_.emplace(std::move(key), std::move(value));
     }
 
