@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Concept removal on a model, measured: `neuronlens edit --remove CONCEPT`
+over a grid of methods (tars, zero), kinds (up rows, the paper's; gate rows;
+down columns) and edit counts, each reporting the concept's mean probability
+after concept prompts before and after, and the KL divergence of the
+next-token distributions on neutral text. Prints a Markdown table (the one in
+docs/experiments.md).
+
+usage: scripts/experiment_edit.py MODEL [--cli build/neuronlens] [--concept dog]
+       [--prompt TEXT ...] [--neutral data/neutral/news.txt]
+
+Everything is deterministic (no sampling): the same command gives the same
+table on the same CPU kernels.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+DOG_PROMPTS = [
+    "It's raining cats and",
+    "The dog barked at the mailman. The",
+    "He took his dog for a walk. The",
+    "A Labrador is a breed of",
+    "Wolves are the wild ancestors of domestic",
+]
+GRID = [  # (method, kinds, max edits)
+    ("tars", "up", 1), ("tars", "up", 2), ("tars", "up", 4), ("zero", "up", 1), ("zero", "up", 4),
+    ("tars", "gate", 1), ("tars", "down", 1), ("zero", "down", 1), ("tars", "up,gate,down", 4),
+]
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--cli", default=os.path.join(here, "..", "build", "neuronlens"))
+    parser.add_argument("--concept", default="dog")
+    parser.add_argument("--prompt", action="append", help="concept prompt (repeatable; default: five dog prompts)")
+    parser.add_argument("--neutral", default=os.path.join(here, "..", "data", "neutral", "news.txt"))
+    args = parser.parse_args()
+    prompts = args.prompt or DOG_PROMPTS
+    print(f"| method | kinds | edits | vectors edited (cosine) | p({args.concept}) before | after | neutral KL mean | median | max |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for method, kinds, n in GRID:
+            cmd = [args.cli, "edit", args.model, "-o", os.path.join(tmp, "edited.gguf"), "--remove", args.concept,
+                   "--method", method, "--kinds", kinds, "--max-edits", str(n), "--neutral", args.neutral, "--json"]
+            for p in prompts:
+                cmd += ["-p", p]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                sys.exit(f"{' '.join(cmd)}\nfailed: {run.stderr}")
+            r = json.loads(run.stdout)
+            before = sum(p["before"] for p in r["prompts"]) / len(r["prompts"])
+            after = sum(p["after"] for p in r["prompts"]) / len(r["prompts"])
+            edited = ", ".join(f"{t['kind']} {t['layer']}:{t['neuron']} ({t['cosine']:.3f})" for t in r["targets"])
+            kl = r["neutral"]
+            print(f"| {method} | {kinds} | {n} | {edited} | {before:.3f} | {after:.3f} | {kl['kl_mean']:.4f} | "
+                  f"{kl['kl_median']:.5f} | {kl['kl_max']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
