@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libopenmpi-dev openmpi-bin  # the MPI map (NEURONLENS_WITH_MPI): mpirun -n N neuronlens map
   clang libclang-rt-14-dev  # the fuzz targets (scripts/fuzz.sh): libFuzzer with ASan/UBSan
   python3-venv python3-dev
+  python3-torch  # scripts/finetune_model.py and its test (Debian's CPU build; PyPI's wheels pull CUDA)
   chromium chromium-driver
 )
 missing=()
@@ -35,5 +36,14 @@ fi
 if ! .venv/bin/python -c 'import numpy, gguf, selenium' >/dev/null 2>&1; then
   echo "install-deps: installing ${PY_PACKAGES[*]} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+# Debian's torch is built against Debian's numpy (1.24), not .venv's 2.x, so
+# the fine-tune script gets a venv of its own over the system packages.
+if [ ! -x .venv-torch/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv-torch
+fi
+if ! .venv-torch/bin/python -c 'import torch, numpy, gguf' >/dev/null 2>&1; then
+  echo "install-deps: installing gguf==0.19.0 into .venv-torch"
+  .venv-torch/bin/python -m pip install -q --disable-pip-version-check gguf==0.19.0
 fi
 echo "install-deps: ok"

@@ -23,5 +23,6 @@ Runner add_patch_command(CLI::App& app);
 Runner add_serve_command(CLI::App& app);
 Runner add_experiment_command(CLI::App& app);
 Runner add_edit_command(CLI::App& app);
+Runner add_tokenize_command(CLI::App& app);
 
 }  // namespace neuronlens::cli

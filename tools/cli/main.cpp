@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add(neuronlens::cli::add_serve_command);
   add(neuronlens::cli::add_experiment_command);
   add(neuronlens::cli::add_edit_command);
+  add(neuronlens::cli::add_tokenize_command);
 
   try {
     app.parse(argc, argv);
