@@ -34,7 +34,28 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def plot(results, path, model_name):
+def share_axes(width, height, left, right, top, bottom, y_min, title, x_label, ticks):
+    """An SVG chart's frame for shares from y_min to 100%: the title, a
+    horizontal grid every 10%, and `ticks` ((x position, label) pairs) under
+    the x axis. Returns the SVG lines so far and the share -> y function."""
+
+    def y(share):
+        return top + (height - top - bottom) * (1 - (share - y_min) / (1 - y_min))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="20" font-size="14">{title}</text>']
+    for i in range(int(round((1 - y_min) / 0.1)) + 1):
+        share = y_min + 0.1 * i
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(share):.1f}" y2="{y(share):.1f}" stroke="#eee"/>')
+        out.append(f'<text x="{left - 8}" y="{y(share) + 4:.1f}" text-anchor="end">{100 * share:.0f}%</text>')
+    for x, label in ticks:
+        out.append(f'<text x="{x:.1f}" y="{height - bottom + 18}" text-anchor="middle">{label}</text>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">{x_label}</text>')
+    return out, y
+
+
+def plot(results, path, model_name, title="neurons keeping their top-1 token after re-quantisation, by layer"):
     """Same top-1 token (%) by layer: one line per (type, kind)."""
     width, height, left, right, top, bottom = 760, 420, 60, 150, 40, 50
     layers = max(r["layer"] for rows in results.values() for r in rows["layers"]) + 1
@@ -44,20 +65,8 @@ def plot(results, path, model_name):
     def x(layer):
         return left + (width - left - right) * layer / max(1, layers - 1)
 
-    def y(share):
-        return top + (height - top - bottom) * (1 - (share - y_min) / (1 - y_min))
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-           f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
-           f'<text x="{left}" y="20" font-size="14">{model_name}: neurons keeping their top-1 token after '
-           're-quantisation, by layer</text>']
-    for i in range(int(round((1 - y_min) / 0.1)) + 1):
-        share = y_min + 0.1 * i
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(share):.1f}" y2="{y(share):.1f}" stroke="#eee"/>')
-        out.append(f'<text x="{left - 8}" y="{y(share) + 4:.1f}" text-anchor="end">{100 * share:.0f}%</text>')
-    for layer in range(0, layers, max(1, layers // 10)):
-        out.append(f'<text x="{x(layer):.1f}" y="{height - bottom + 18}" text-anchor="middle">{layer}</text>')
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">layer</text>')
+    out, y = share_axes(width, height, left, right, top, bottom, y_min, f"{model_name}: {title}", "layer",
+                        [(x(layer), layer) for layer in range(0, layers, max(1, layers // 10))])
     legend_y = top
     for type_name, rows in results.items():
         for kind in KINDS:

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/whole_file.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens {
@@ -62,11 +63,7 @@ std::vector<MapJob> parse_map_jobs_text(const std::string& text, const std::stri
 }
 
 std::vector<MapJob> parse_map_jobs(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw bad_input("cannot read jobs file " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_map_jobs_text(text.str(), path);
+  return parse_map_jobs_text(read_whole_file(path, ErrorKind::BadInput), path);
 }
 
 PathMapping parse_path_mapping(const std::string& text) {

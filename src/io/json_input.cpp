@@ -1,5 +1,6 @@
 // Depth-bounded JSON parsing and bounded excerpts (see io/json_input.h).
 #include "io/json_input.h"
+#include "io/whole_file.h"
 
 #include <algorithm>
 #include <fstream>
@@ -73,12 +74,7 @@ Json parse_json_input(std::string_view text, const std::string& source, ErrorKin
 }
 
 Json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw bad_file(path + ": cannot open");
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (!in.good() && !in.eof()) throw bad_file(path + ": read failed");
-  return parse_json_input(contents.str(), path);
+  return parse_json_input(read_whole_file(path, ErrorKind::BadFile), path);
 }
 
 std::string json_excerpt(const Json& value, size_t max_chars) {

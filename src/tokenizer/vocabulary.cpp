@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/json_input.h"
+#include "io/whole_file.h"
 #include "neuronlens/error.h"
 #include "neuronlens/gguf.h"
 #include "neuronlens/vocab.h"
@@ -288,14 +289,11 @@ class TokenizerJsonHandler : public nlohmann::json_sax<json> {
 };
 
 TokenizerJson read_tokenizer_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw bad_file(path + ": cannot open the file");
   // Parsing from memory is several times faster than from the stream.
-  std::ostringstream contents;
-  contents << in.rdbuf();
+  const std::string contents = read_whole_file(path, ErrorKind::BadFile);
   TokenizerJson out;
   TokenizerJsonHandler handler(out);
-  if (!json::sax_parse(contents.str(), &handler)) throw bad_file(path + ": " + handler.error());
+  if (!json::sax_parse(contents, &handler)) throw bad_file(path + ": " + handler.error());
   return out;
 }
 

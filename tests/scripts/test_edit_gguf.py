@@ -19,13 +19,9 @@ import tempfile
 import numpy as np
 import gguf
 
-failures = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
 
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def tensors(path):
@@ -105,9 +101,7 @@ def main():
             check(bool(np.all(err <= 0.51 * step[:, None] + 1e-7)),
                   f"default model ({a[name].tensor_type.name}): scaled row within half a step of 2x the source row "
                   f"(worst {float((err / (step[:, None] + 1e-30)).max()):.3f} steps)")
-    if failures:
-        sys.exit(f"{len(failures)} check(s) failed")
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":

@@ -20,14 +20,10 @@ import tempfile
 import numpy as np
 import gguf
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "finetune_model.py")
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def finetune(args, out_dir):
@@ -75,9 +71,7 @@ def main():
         check(all_same(compare(args.cli, args.model, args.model)), "compare base vs base: 100% in every kind and layer")
         check(all_same(compare(args.cli, args.model, os.path.join(tmp, "a", "step-0.gguf"))),
               "compare base vs step 0: 100% in every kind and layer")
-    if failures:
-        sys.exit(f"{len(failures)} check(s) failed")
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":

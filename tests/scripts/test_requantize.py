@@ -22,14 +22,10 @@ import tempfile
 import numpy as np
 import gguf
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, finish  # noqa: E402
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "requantize_model.py")
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def sha256(path):
@@ -113,8 +109,7 @@ def main():
 
         done = requantize(args.model, args.model, "f32")
         check(done.returncode != 0 and "must not be the input" in done.stderr, "an output equal to the input is refused")
-    print(f"{len(failures)} failed" if failures else "all passed")
-    sys.exit(1 if failures else 0)
+    finish()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "io/whole_file.h"
 #include "format.h"
 #include "neuronlens/concept_search.h"
 #include "neuronlens/edit_effect.h"
@@ -54,14 +55,6 @@ std::vector<VectorKind> parse_edit_kinds(const std::string& text) {
   for (std::string name; std::getline(in, name, ',');) kinds.push_back(vector_kind_from_name(name));
   if (kinds.empty()) throw bad_input("no kinds given (up, gate, down, comma separated)");
   return kinds;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw bad_input("cannot read '" + path + "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 double mean(const std::vector<double>& v) {
@@ -131,7 +124,7 @@ int run_edit(const EditCommandOptions& opt) {
   if (!opt.neutral.empty()) {
     // The first --neutral-tokens tokens (BOS included where the model wants
     // one), cut to fit the context.
-    const std::string text = for_option("--neutral", [&] { return read_text_file(opt.neutral); });
+    const std::string text = for_option("--neutral", [&] { return read_whole_file(opt.neutral, ErrorKind::BadInput); });
     if (tm.tokenizer.adds_bos() && tm.tokenizer.bos_id()) neutral.push_back(*tm.tokenizer.bos_id());
     const std::vector<int32_t> body = tm.tokenizer.encode(text, false);
     neutral.insert(neutral.end(), body.begin(), body.end());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "io/whole_file.h"
 #include "format.h"
 #include "neuronlens/error.h"
 #include "neuronlens/text_model.h"
@@ -35,11 +36,7 @@ int run_tokenize(const TokenizeCommandOptions& opt) {
   if (opt.prompt.empty() == opt.file.empty()) throw bad_input("give the text with exactly one of -p TEXT and --file FILE");
   std::string text = opt.prompt;
   if (!opt.file.empty()) {
-    std::ifstream in(opt.file, std::ios::binary);
-    if (!in) throw bad_input("--file: cannot read '" + opt.file + "'");
-    std::ostringstream s;
-    s << in.rdbuf();
-    text = s.str();
+    text = for_option("--file", [&] { return read_whole_file(opt.file, ErrorKind::BadInput); });
   }
   const TextModel tm = TextModel::load(opt.model);
   std::vector<int32_t> ids;
