@@ -2,8 +2,9 @@
 """Concept removal on a model, measured: `neuronlens edit --remove CONCEPT`
 over a grid of methods (tars, zero), kinds (up rows, the paper's; gate rows;
 down columns) and edit counts, each reporting the concept's mean probability
-after concept prompts before and after, and the KL divergence of the
-next-token distributions on neutral text. Prints a Markdown table (the one in
+after concept prompts before and after, a control concept's after its own
+prompts (is the removal specific?), and the KL divergence of the next-token
+distributions on neutral text. Prints a Markdown table (the one in
 docs/experiments.md).
 
 usage: scripts/experiment_edit.py MODEL [--cli build/neuronlens] [--concept dog]
@@ -26,6 +27,13 @@ DOG_PROMPTS = [
     "A Labrador is a breed of",
     "Wolves are the wild ancestors of domestic",
 ]
+CAT_PROMPTS = [
+    "The cat sat on the mat. The",
+    "She fed her cat, and the",
+    "Kittens grow up to become",
+    "A Siamese is a breed of",
+    "The mouse ran away from the hungry",
+]
 GRID = [  # (method, kinds, max edits)
     ("tars", "up", 1), ("tars", "up", 2), ("tars", "up", 4), ("zero", "up", 1), ("zero", "up", 4),
     ("tars", "gate", 1), ("tars", "down", 1), ("zero", "down", 1), ("tars", "up,gate,down", 4),
@@ -39,17 +47,24 @@ def main():
     parser.add_argument("--cli", default=os.path.join(here, "..", "build", "neuronlens"))
     parser.add_argument("--concept", default="dog")
     parser.add_argument("--prompt", action="append", help="concept prompt (repeatable; default: five dog prompts)")
+    parser.add_argument("--control", default="cat", help="a concept the edit should leave alone")
+    parser.add_argument("--control-prompt", action="append", help="its prompts (default: five cat prompts)")
     parser.add_argument("--neutral", default=os.path.join(here, "..", "data", "neutral", "news.txt"))
     args = parser.parse_args()
     prompts = args.prompt or DOG_PROMPTS
-    print(f"| method | kinds | edits | vectors edited (cosine) | p({args.concept}) before | after | neutral KL mean | median | max |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    control_prompts = args.control_prompt or CAT_PROMPTS
+    print(f"| method | kinds | edits | vectors edited (cosine) | p({args.concept}) before | after | "
+          f"p({args.control}) before | after | neutral KL mean | median | max |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for method, kinds, n in GRID:
             cmd = [args.cli, "edit", args.model, "-o", os.path.join(tmp, "edited.gguf"), "--remove", args.concept,
                    "--method", method, "--kinds", kinds, "--max-edits", str(n), "--neutral", args.neutral, "--json"]
             for p in prompts:
                 cmd += ["-p", p]
+            cmd += ["--control", args.control]
+            for p in control_prompts:
+                cmd += ["--control-prompt", p]
             run = subprocess.run(cmd, capture_output=True, text=True)
             if run.returncode != 0:
                 sys.exit(f"{' '.join(cmd)}\nfailed: {run.stderr}")
@@ -58,7 +73,10 @@ def main():
             after = sum(p["after"] for p in r["prompts"]) / len(r["prompts"])
             edited = ", ".join(f"{t['kind']} {t['layer']}:{t['neuron']} ({t['cosine']:.3f})" for t in r["targets"])
             kl = r["neutral"]
-            print(f"| {method} | {kinds} | {n} | {edited} | {before:.3f} | {after:.3f} | {kl['kl_mean']:.4f} | "
+            c_before = sum(p["before"] for p in r["control"]["prompts"]) / len(r["control"]["prompts"])
+            c_after = sum(p["after"] for p in r["control"]["prompts"]) / len(r["control"]["prompts"])
+            print(f"| {method} | {kinds} | {n} | {edited} | {before:.3f} | {after:.3f} | {c_before:.3f} | {c_after:.3f} | "
+                  f"{kl['kl_mean']:.4f} | "
                   f"{kl['kl_median']:.5f} | {kl['kl_max']:.3f} |", flush=True)
 
 

@@ -348,6 +348,7 @@ TEST(EditCli, BadInputExitsWithTwo) {
       {"--ablate 0:1 --scale 0:1=2 -o " + dir.file("a.gguf"), "edited twice"},
       {"--ablate 9:1 -o " + dir.file("a.gguf"), "--ablate: '9:1': layer 9 is out of range"},
       {"--remove the --method flip -o " + dir.file("a.gguf"), "not an edit method"},
+      {"--remove the --control the -o " + dir.file("a.gguf"), "--control and --control-prompt go together"},
   };
   for (const Case& c : cases) {
     std::string output;

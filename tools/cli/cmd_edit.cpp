@@ -2,8 +2,10 @@
 // TARS (or zeroing), and --ablate L:I / --scale L:I=F as permanent edits,
 // written to a GGUF copy (neuronlens/model_edit.h); then the copy is loaded
 // back and, given --prompt / --neutral, the edit is measured: the concept's
-// probability after each prompt before and after, and the KL divergence of
-// the next-token distributions on neutral text (neuronlens/edit_effect.h).
+// probability after each prompt before and after, a control concept's after
+// its own prompts (--control, --control-prompt: is the removal specific?),
+// and the KL divergence of the next-token distributions on neutral text
+// (neuronlens/edit_effect.h).
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -43,6 +45,8 @@ struct EditCommandOptions {
   std::vector<std::string> ablations;  // "L:I"
   std::vector<std::string> scales;     // "L:I=F"
   std::vector<std::string> prompts;
+  std::string control;                   // a concept the edit should leave alone
+  std::vector<std::string> control_prompts;
   bool chat = false;
   std::string neutral;
   int64_t neutral_tokens = 512;
@@ -138,6 +142,20 @@ int run_edit(const EditCommandOptions& opt) {
     throw bad_input("--prompt measures a concept's probability: give --remove CONCEPT with it");
   }
   const EditEffect effect = measure_edit_effect(model, edited, measured_ids, prompt_ids, neutral);
+  // Specificity: the control concept's probability after its own prompts.
+  if (opt.control.empty() != opt.control_prompts.empty()) {
+    throw bad_input("--control and --control-prompt go together: a concept and the prompts after which to measure it");
+  }
+  std::optional<ConceptTokens> control_tokens;
+  EditEffect control;
+  if (!opt.control.empty()) {
+    control_tokens = for_option("--control", [&] { return expand_concept(model.vocab(), opt.control, opt.exact); });
+    std::vector<std::vector<int32_t>> ids;
+    for (const std::string& p : opt.control_prompts) {
+      ids.push_back(for_option("--control-prompt", [&] { return tm.prompt_tokens(p, opt.chat); }));
+    }
+    control = measure_edit_effect(model, edited, control_tokens->ids, ids, {});
+  }
   const Vocabulary& vocab = model.vocab();
 
   if (opt.json) {
@@ -165,6 +183,13 @@ int run_edit(const EditCommandOptions& opt) {
     j["prompts"] = nlohmann::json::array();
     for (size_t i = 0; i < prompt_ids.size(); ++i) {
       j["prompts"].push_back({{"text", opt.prompts[i]}, {"before", effect.concept_before[i]}, {"after", effect.concept_after[i]}});
+    }
+    if (control_tokens) {
+      j["control"] = {{"text", opt.control}, {"tokens", control_tokens->variants}, {"prompts", nlohmann::json::array()}};
+      for (size_t i = 0; i < opt.control_prompts.size(); ++i) {
+        j["control"]["prompts"].push_back(
+            {{"text", opt.control_prompts[i]}, {"before", control.concept_before[i]}, {"after", control.concept_after[i]}});
+      }
     }
     if (!neutral.empty()) {
       j["neutral"] = {{"positions", effect.kl.size()}, {"kl_mean", effect.kl_mean}, {"kl_median", effect.kl_median},
@@ -205,6 +230,15 @@ int run_edit(const EditCommandOptions& opt) {
     }
     std::printf("%-48s %12.6f %12.6f\n", "mean", mean(effect.concept_before), mean(effect.concept_after));
   }
+  if (control_tokens) {
+    std::printf("\n%-48s %12s %12s\n", ("p(" + opt.control + ") after the prompt (control)").c_str(), "before", "after");
+    for (size_t i = 0; i < opt.control_prompts.size(); ++i) {
+      const std::string& p = opt.control_prompts[i];
+      std::printf("%-48s %12.6f %12.6f\n", (p.size() > 46 ? p.substr(0, 43) + "..." : p).c_str(), control.concept_before[i],
+                  control.concept_after[i]);
+    }
+    std::printf("%-48s %12.6f %12.6f\n", "mean", mean(control.concept_before), mean(control.concept_after));
+  }
   if (!neutral.empty()) {
     std::printf("\nneutral text, %zu positions: KL(before || after) mean %.6f, median %.6f, max %.6f nats\n",
                 effect.kl.size(), effect.kl_mean, effect.kl_median, effect.kl_max);
@@ -232,6 +266,8 @@ Runner add_edit_command(CLI::App& app) {
   cmd->add_option("--ablate", opt->ablations, "Zero neuron LAYER:NEURON permanently (its up row; repeatable)");
   cmd->add_option("--scale", opt->scales, "Scale neuron LAYER:NEURON=FACTOR permanently (its up row; repeatable)");
   cmd->add_option("-p,--prompt", opt->prompts, "Prompt after which to measure p(concept) before and after (repeatable)");
+  cmd->add_option("--control", opt->control, "A concept the edit should leave alone, e.g. cat (specificity)");
+  cmd->add_option("--control-prompt", opt->control_prompts, "Prompt after which to measure p(control) (repeatable)");
   cmd->add_flag("--chat", opt->chat, "Wrap each prompt in the model's chat template");
   cmd->add_option("--neutral", opt->neutral, "Text file on which to measure KL(before || after)");
   cmd->add_option("--neutral-tokens", opt->neutral_tokens, "Tokens of the neutral text used")->capture_default_str();
