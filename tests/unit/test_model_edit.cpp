@@ -349,6 +349,7 @@ TEST(EditCli, BadInputExitsWithTwo) {
       {"--ablate 9:1 -o " + dir.file("a.gguf"), "--ablate: '9:1': layer 9 is out of range"},
       {"--remove the --method flip -o " + dir.file("a.gguf"), "not an edit method"},
       {"--remove the --control the -o " + dir.file("a.gguf"), "--control and --control-prompt go together"},
+      {"--ablate 0:1 -p hello -o " + dir.file("a.gguf"), "give --remove CONCEPT with it"},
   };
   for (const Case& c : cases) {
     std::string output;

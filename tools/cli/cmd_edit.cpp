@@ -71,6 +71,12 @@ int run_edit(const EditCommandOptions& opt) {
   if (opt.remove.empty() && opt.ablations.empty() && opt.scales.empty()) {
     throw bad_input("nothing to edit: give --remove CONCEPT, --ablate LAYER:NEURON or --scale LAYER:NEURON=FACTOR");
   }
+  if (!opt.prompts.empty() && opt.remove.empty()) {
+    throw bad_input("--prompt measures a concept's probability: give --remove CONCEPT with it");
+  }
+  if (opt.control.empty() != opt.control_prompts.empty()) {
+    throw bad_input("--control and --control-prompt go together: a concept and the prompts after which to measure it");
+  }
   const TextModel tm = TextModel::load(opt.model);
   const Model& model = tm.model;
   if (model.gguf() == nullptr) {
@@ -138,14 +144,8 @@ int run_edit(const EditCommandOptions& opt) {
   }
   std::vector<int32_t> measured_ids;
   if (concept_tokens) measured_ids = concept_tokens->ids;
-  if (!prompt_ids.empty() && measured_ids.empty()) {
-    throw bad_input("--prompt measures a concept's probability: give --remove CONCEPT with it");
-  }
   const EditEffect effect = measure_edit_effect(model, edited, measured_ids, prompt_ids, neutral);
   // Specificity: the control concept's probability after its own prompts.
-  if (opt.control.empty() != opt.control_prompts.empty()) {
-    throw bad_input("--control and --control-prompt go together: a concept and the prompts after which to measure it");
-  }
   std::optional<ConceptTokens> control_tokens;
   EditEffect control;
   if (!opt.control.empty()) {
