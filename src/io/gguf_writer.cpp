@@ -19,11 +19,13 @@ constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" as a little-endian u32
 
 uint64_t align_up(uint64_t offset, uint64_t alignment) { return (offset + alignment - 1) / alignment * alignment; }
 
-// Buffered writes to one file that throw Error naming it on any failure.
+// Buffered writes to one file that throw Error naming `shown` (the path the
+// user asked for, not the temporary one) on any failure.
 class FileSink {
  public:
-  explicit FileSink(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "wb")) {
-    if (file_ == nullptr) throw bad_input("cannot write '" + path + "': " + std::strerror(errno));
+  FileSink(const std::string& path, const std::string& shown)
+      : path_(shown), file_(std::fopen(path.c_str(), "wb")) {
+    if (file_ == nullptr) fail();
   }
   ~FileSink() {
     if (file_ != nullptr) std::fclose(file_);
@@ -101,14 +103,14 @@ void write_string_entry(FileSink& sink, const std::string& key, const std::strin
 }
 
 void write_file(const GgufFile& source, const GgufCopyChanges& changes, const std::vector<TensorOut>& tensors,
-                const std::string& path) {
+                const std::string& path, const std::string& shown) {
   const uint8_t* file = source.mapping()->data();
   std::map<std::string, const std::string*> new_strings;
   for (const auto& [key, value] : changes.strings) new_strings[key] = &value;
   size_t added = 0;
   for (const auto& [key, value] : new_strings) added += source.has(key) ? 0 : 1;
 
-  FileSink sink(path);
+  FileSink sink(path, shown);
   sink.value<uint32_t>(kGgufMagic);
   sink.value<uint32_t>(source.version());
   sink.value<uint64_t>(tensors.size());
@@ -163,7 +165,7 @@ void write_gguf_copy(const GgufFile& source, const GgufCopyChanges& changes, con
   const std::vector<TensorOut> tensors = tensors_to_write(source, changes);
   const std::string partial = out_path + ".partial-" + std::to_string(::getpid());
   try {
-    write_file(source, changes, tensors, partial);
+    write_file(source, changes, tensors, partial, out_path);
     std::error_code ec;
     std::filesystem::rename(partial, out_path, ec);
     if (ec) throw bad_input("cannot write '" + out_path + "': " + ec.message());

@@ -96,6 +96,13 @@ TEST(GgufCopy, RefusesItsSourceAWrongSizeAndAnUnknownTensor) {
   GgufCopyChanges unknown;
   unknown.tensors["no.such.tensor"] = {DType::F32, {}};
   EXPECT_THROW(write_gguf_copy(src, unknown, dir.file("u.gguf")), Error);
+  try {
+    write_gguf_copy(src, {}, dir.file("no/such/folder/x.gguf"));
+    ADD_FAILURE() << "wrote into a missing folder";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot write '" + dir.file("no/such/folder/x.gguf") + "'"), std::string::npos)
+        << e.what();
+  }
   EXPECT_FALSE(std::filesystem::exists(dir.file("w.gguf")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("u.gguf")));
 }
