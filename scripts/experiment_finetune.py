@@ -20,9 +20,8 @@ usage: .venv/bin/python scripts/experiment_finetune.py [--model M] [--steps 200]
 import argparse
 import json
 import os
-import subprocess
 
-from experiment_quantisation import COLOURS, KINDS, plot, run, share_axes
+from experiment_quantisation import COLOURS, KINDS, map_and_compare, plot, print_kind_table, run, share_axes
 
 COLOURS.update({"step 25": "#9ecae1", "step 50": "#4292c6", "step 100": "#2171b5", "step 200": "#08306b"})
 
@@ -86,21 +85,9 @@ def main():
     stem = os.path.splitext(os.path.basename(args.model))[0]
     base_atlas = os.path.join(args.out_dir, stem + ".db")
     jobs = [(args.model, base_atlas)] + [(p, p.removesuffix(".gguf") + ".db") for p in checkpoints.values()]
-    jobs_file = os.path.join(args.out_dir, "jobs.txt")
-    with open(jobs_file, "w") as f:
-        f.writelines(f'"{model}" "{atlas}"\n' for model, atlas in jobs)
-    run([args.cli, "map", "--jobs", jobs_file, "--examples", ""], stdout=subprocess.DEVNULL)
-
-    results = {}
-    for step, (_, atlas) in zip(steps, jobs[1:]):
-        out = run([args.cli, "compare", base_atlas, atlas, "--json"], capture_output=True, text=True).stdout
-        results[step] = json.loads(out)
+    results = map_and_compare(args.cli, jobs, steps, os.path.join(args.out_dir, "jobs.txt"))
     print(f"{args.model} fine-tuned ({args.out_dir}): neurons keeping their top-1 token (mean top-k overlap)")
-    print(f"{'step':>5}" + "".join(f"{k:>22}" for k in KINDS))
-    for step, r in results.items():
-        by_kind = {k["kind"]: k for k in r["kinds"]}
-        print(f"{step:5d}" + "".join(
-            f"{100 * by_kind[k]['top1_same']:12.1f}% ({100 * by_kind[k]['mean_topk_overlap']:4.1f}%)" for k in KINDS))
+    print_kind_table(results, "step")
     print("\nper layer, same top-1 (%), last checkpoint:")
     last = results[steps[-1]]
     for layer in sorted({row["layer"] for row in last["layers"]}):

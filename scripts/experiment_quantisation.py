@@ -34,6 +34,30 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
+def map_and_compare(cli, jobs, names, jobs_file, launcher=()):
+    """Maps every (model, atlas) of `jobs` in one `neuronlens map --jobs` run
+    and compares each atlas after the first with the first: {name: compare
+    JSON}, names in the order of jobs[1:]."""
+    with open(jobs_file, "w") as f:
+        f.writelines(f'"{model}" "{atlas}"\n' for model, atlas in jobs)
+    run(list(launcher) + [cli, "map", "--jobs", jobs_file, "--examples", ""], stdout=subprocess.DEVNULL)
+    results = {}
+    for name, (_, atlas) in zip(names, jobs[1:]):
+        out = run([cli, "compare", jobs[0][1], atlas, "--json"], capture_output=True, text=True).stdout
+        results[name] = json.loads(out)
+    return results
+
+
+def print_kind_table(results, label):
+    """One row per result: the share of same top-1 tokens (and mean top-k
+    overlap) per kind."""
+    print(f"{label:>6}" + "".join(f"{k:>22}" for k in KINDS))
+    for name, r in results.items():
+        by_kind = {k["kind"]: k for k in r["kinds"]}
+        print(f"{name!s:>6}" + "".join(
+            f"{100 * by_kind[k]['top1_same']:12.1f}% ({100 * by_kind[k]['mean_topk_overlap']:4.1f}%)" for k in KINDS))
+
+
 def share_axes(width, height, left, right, top, bottom, y_min, title, x_label, ticks):
     """An SVG chart's frame for shares from y_min to 100%: the title, a
     horizontal grid every 10%, and `ticks` ((x position, label) pairs) under
@@ -111,22 +135,10 @@ def main():
                  base_type] + keep)
             os.replace(copy + ".part", copy)
         jobs.append((copy, os.path.join(args.out_dir, f"{stem}.{type_name}.db")))
-    jobs_file = os.path.join(args.out_dir, "jobs.txt")
-    with open(jobs_file, "w") as f:
-        f.writelines(f'"{model}" "{atlas}"\n' for model, atlas in jobs)
     launcher = [args.mpirun, "-n", str(args.ranks)] if args.ranks > 1 else []
-    run(launcher + [args.cli, "map", "--jobs", jobs_file, "--examples", ""], stdout=subprocess.DEVNULL)
-
-    results = {}
-    for type_name, (_, atlas) in zip(types, jobs[1:]):
-        out = run([args.cli, "compare", jobs[0][1], atlas, "--json"], capture_output=True, text=True).stdout
-        results[type_name] = json.loads(out)
+    results = map_and_compare(args.cli, jobs, types, os.path.join(args.out_dir, "jobs.txt"), launcher)
     print(f"{args.model}: neurons keeping their top-1 token (and mean top-k overlap) against the original")
-    print(f"{'type':<6}" + "".join(f"{k:>22}" for k in KINDS))
-    for type_name, r in results.items():
-        by_kind = {k["kind"]: k for k in r["kinds"]}
-        print(f"{type_name:<6}" + "".join(
-            f"{100 * by_kind[k]['top1_same']:12.1f}% ({100 * by_kind[k]['mean_topk_overlap']:4.1f}%)" for k in KINDS))
+    print_kind_table(results, "type")
     print("\nper layer, same top-1 (%):")
     print(f"{'layer':>5} " + " ".join(f"{t + ' ' + k:>11}" for t in results for k in KINDS))
     layers = sorted({row["layer"] for r in results.values() for row in r["layers"]})
