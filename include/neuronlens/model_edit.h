@@ -83,6 +83,9 @@ struct VectorEdit {
   std::string reason;                // "tars cos 0.412", "ablate", "scale 2"
 };
 
+// "up 12:345": the vector an edit replaces, for messages and the record.
+std::string vector_edit_name(const VectorEdit& edit);
+
 VectorEdit reversal_edit(const Model& model, const EditTarget& target, const std::vector<float>& direction,
                       EditMethod method);
 VectorEdit ablation_edit(const Model& model, const FfnNeuron& neuron);
@@ -108,6 +111,11 @@ struct EditedTensor {
 // byte, plus the metadata key `neuronlens.edit` = `description`. Throws
 // Error (bad input) for a model not read from a GGUF file, an output path
 // equal to the model's file, or a vector edited twice.
+// Throws Error (bad input) when the model cannot be written to `out_path`:
+// it was not read from a GGUF file, or `out_path` is that file. A front end
+// calls it before the work of an edit; write_edited_gguf calls it too.
+void check_edit_target(const Model& model, const std::string& out_path);
+
 std::vector<EditedTensor> write_edited_gguf(const Model& model, const std::vector<VectorEdit>& edits,
                                             const std::string& description, const std::string& out_path);
 

@@ -170,16 +170,24 @@ VectorEdit scale_edit(const Model& model, const FfnNeuron& neuron, float factor)
   return edit;
 }
 
-std::vector<EditedTensor> write_edited_gguf(const Model& model, const std::vector<VectorEdit>& edits,
-                                            const std::string& description, const std::string& out_path) {
-  const GgufFile* file = model.gguf();
-  if (file == nullptr) {
+std::string vector_edit_name(const VectorEdit& edit) {
+  return std::string(vector_kind_name(edit.kind)) + " " + std::to_string(edit.layer) + ":" + std::to_string(edit.neuron);
+}
+
+void check_edit_target(const Model& model, const std::string& out_path) {
+  if (model.gguf() == nullptr) {
     throw bad_input("'" + model.path() + "' is a Hugging Face folder; edit writes a GGUF copy of a GGUF model "
                     "(convert the folder with llama.cpp's convert_hf_to_gguf.py first)");
   }
-  if (same_file(out_path, file->path())) {
+  if (same_file(out_path, model.gguf()->path())) {
     throw bad_input("the output '" + out_path + "' is the model file itself; write the edit to another path");
   }
+}
+
+std::vector<EditedTensor> write_edited_gguf(const Model& model, const std::vector<VectorEdit>& edits,
+                                            const std::string& description, const std::string& out_path) {
+  check_edit_target(model, out_path);
+  const GgufFile* file = model.gguf();
   // Group the edits by file tensor; each vector at most once. An up/gate
   // edit is a row of its tensor; a down edit is a column of ffn_down [d, F].
   struct Pending {
@@ -190,8 +198,7 @@ std::vector<EditedTensor> write_edited_gguf(const Model& model, const std::vecto
   std::map<std::string, Pending> by_tensor;
   for (const VectorEdit& e : edits) {
     check_neuron(model, {e.layer, e.neuron});
-    const std::string what = std::string(vector_kind_name(e.kind)) + " " + std::to_string(e.layer) + ":" +
-                             std::to_string(e.neuron);
+    const std::string what = vector_edit_name(e);
     if (static_cast<int64_t>(e.values.size()) != model.config().d_model) {
       throw bad_input("an edit of " + what + " has " + std::to_string(e.values.size()) + " values, not d_model = " +
                       std::to_string(model.config().d_model));

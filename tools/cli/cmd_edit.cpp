@@ -22,7 +22,6 @@
 #include "format.h"
 #include "neuronlens/concept_search.h"
 #include "neuronlens/edit_effect.h"
-#include "neuronlens/gguf_writer.h"
 #include "neuronlens/error.h"
 #include "neuronlens/model_edit.h"
 #include "neuronlens/neuron_map.h"
@@ -67,6 +66,17 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0.0 : s / static_cast<double>(v.size());
 }
 
+// One row per prompt (its text cut to fit), p before and after, and the mean.
+void print_probabilities(const std::string& title, const std::vector<std::string>& prompts, const EditEffect& effect) {
+  std::printf("\n%-48s %12s %12s\n", title.c_str(), "before", "after");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::string& p = prompts[i];
+    std::printf("%-48s %12.6f %12.6f\n", (p.size() > 46 ? p.substr(0, 43) + "..." : p).c_str(), effect.concept_before[i],
+                effect.concept_after[i]);
+  }
+  std::printf("%-48s %12.6f %12.6f\n", "mean", mean(effect.concept_before), mean(effect.concept_after));
+}
+
 int run_edit(const EditCommandOptions& opt) {
   if (opt.remove.empty() && opt.ablations.empty() && opt.scales.empty()) {
     throw bad_input("nothing to edit: give --remove CONCEPT, --ablate LAYER:NEURON or --scale LAYER:NEURON=FACTOR");
@@ -79,13 +89,7 @@ int run_edit(const EditCommandOptions& opt) {
   }
   const TextModel tm = TextModel::load(opt.model);
   const Model& model = tm.model;
-  if (model.gguf() == nullptr) {
-    throw bad_input("'" + opt.model + "' is a Hugging Face folder; edit writes a GGUF copy of a GGUF model "
-                    "(convert the folder with llama.cpp's convert_hf_to_gguf.py first)");
-  }
-  if (same_file(opt.output, opt.model)) {
-    throw bad_input("-o: '" + opt.output + "' is the model file itself; write the edit to another path");
-  }
+  check_edit_target(model, opt.output);
   const EditMethod method = for_option("--method", [&] { return edit_method_from_name(opt.method); });
   const std::vector<VectorKind> kinds = for_option("--kinds", [&] { return parse_edit_kinds(opt.kinds); });
   const std::vector<int64_t> layers =
@@ -118,8 +122,7 @@ int run_edit(const EditCommandOptions& opt) {
   }
   std::string description;
   for (size_t i = 0; i < edits.size(); ++i) {
-    description += (i ? "; " : "") + std::string(vector_kind_name(edits[i].kind)) + " " + std::to_string(edits[i].layer) +
-                   ":" + std::to_string(edits[i].neuron) + " " + edits[i].reason;
+    description += (i ? "; " : "") + vector_edit_name(edits[i]) + " " + edits[i].reason;
   }
   const std::vector<EditedTensor> written = write_edited_gguf(model, edits, description, opt.output);
 
@@ -222,23 +225,8 @@ int run_edit(const EditCommandOptions& opt) {
                 std::string(dtype_name(t.to)).c_str(), what.c_str(),
                 t.from == t.to ? "" : " (no quantiser for the type: stored as F16)");
   }
-  if (!prompt_ids.empty()) {
-    std::printf("\n%-48s %12s %12s\n", "p(concept) after the prompt", "before", "after");
-    for (size_t i = 0; i < prompt_ids.size(); ++i) {
-      std::string shown = opt.prompts[i].size() > 46 ? opt.prompts[i].substr(0, 43) + "..." : opt.prompts[i];
-      std::printf("%-48s %12.6f %12.6f\n", shown.c_str(), effect.concept_before[i], effect.concept_after[i]);
-    }
-    std::printf("%-48s %12.6f %12.6f\n", "mean", mean(effect.concept_before), mean(effect.concept_after));
-  }
-  if (control_tokens) {
-    std::printf("\n%-48s %12s %12s\n", ("p(" + opt.control + ") after the prompt (control)").c_str(), "before", "after");
-    for (size_t i = 0; i < opt.control_prompts.size(); ++i) {
-      const std::string& p = opt.control_prompts[i];
-      std::printf("%-48s %12.6f %12.6f\n", (p.size() > 46 ? p.substr(0, 43) + "..." : p).c_str(), control.concept_before[i],
-                  control.concept_after[i]);
-    }
-    std::printf("%-48s %12.6f %12.6f\n", "mean", mean(control.concept_before), mean(control.concept_after));
-  }
+  if (!prompt_ids.empty()) print_probabilities("p(concept) after the prompt", opt.prompts, effect);
+  if (control_tokens) print_probabilities("p(" + opt.control + ") after the prompt (control)", opt.control_prompts, control);
   if (!neutral.empty()) {
     std::printf("\nneutral text, %zu positions: KL(before || after) mean %.6f, median %.6f, max %.6f nats\n",
                 effect.kl.size(), effect.kl_mean, effect.kl_median, effect.kl_max);
