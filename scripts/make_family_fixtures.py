@@ -128,6 +128,17 @@ FAMILIES: dict[str, dict] = {
         rope_theta=1_000_000.0, rope_local=None, window=None, pattern=None,
         attn_softcap=None, final_softcap=None, eps=1e-6,
         sigma=dict(embed=0.25, q=0.125, k=0.125, head=None)),
+    # Qwen 3 with use_sliding_window: the window on layers max_window_layers
+    # and up (transformers' Qwen2Config/Qwen3Config layer_types). No released
+    # checkpoint turns it on, and llama.cpp's converter drops it, so this one
+    # is a Hugging Face folder only, with no GGUF and no llama.cpp check.
+    "qwen3_window": dict(
+        arch="qwen3", display="Qwen 3", model_type="qwen3", hf_class="Qwen3ForCausalLM",
+        layers=2, heads=8, kv_heads=2, head_dim=16, tied=True, act="silu", norm="plain",
+        qk_norm="head", block="pre", embed_scale=False, fused=False,
+        rope_theta=1_000_000.0, rope_local=None, window=WINDOW, pattern=None, max_window_layers=1, gguf=False,
+        attn_softcap=None, final_softcap=None, eps=1e-6,
+        sigma=dict(embed=0.25, q=0.125, k=0.125, head=None)),
     "olmo2": dict(
         arch="olmo2", display="OLMo 2", model_type="olmo2", hf_class="Olmo2ForCausalLM",
         layers=2, heads=4, kv_heads=2, head_dim=16, tied=False, act="silu", norm="plain",
@@ -142,7 +153,34 @@ FAMILIES: dict[str, dict] = {
         rope_theta=10_000.0, rope_local=None, window=None, pattern=None,
         attn_softcap=None, final_softcap=None, eps=1e-5,
         sigma=dict(embed=0.25, q=0.125, k=0.125, head=0.25)),
+    # Phi-3 with the 128k models' LongRoPE and Phi-4-mini's partial rotary:
+    # half of each head rotates, with its frequencies divided by the short
+    # factors while the sequence fits in the original context (12 tokens
+    # here: the short prompt) and by the long ones beyond (the long prompt);
+    # cos and sin times the attention factor. Factors are dyadic, so
+    # float32 (GGUF) and float64 (config.json) hold the same values.
+    "phi3_longrope": dict(
+        arch="phi3", display="Phi 3", model_type="phi3", hf_class="Phi3ForCausalLM",
+        layers=2, heads=4, kv_heads=2, head_dim=16, tied=False, act="silu", norm="plain",
+        qk_norm=None, block="pre", embed_scale=False, fused=True,
+        rope_theta=10_000.0, rope_local=None, window=None, pattern=None,
+        attn_softcap=None, final_softcap=None, eps=1e-5,
+        rotary_dim=8,
+        longrope=dict(original=12, short=[1.0, 1.125, 1.25, 1.5], long=[1.5, 2.5, 6.0, 16.0]),
+        sigma=dict(embed=0.25, q=0.125, k=0.125, head=0.25)),
 }
+
+
+def rotary_dim(fam: dict) -> int:
+    return fam.get("rotary_dim") or fam["head_dim"]
+
+
+def longrope_attention_factor(fam: dict) -> float:
+    """Hugging Face's _compute_longrope_parameters (and llama.cpp's converter):
+    factor = max_position_embeddings / original_max_position_embeddings,
+    sqrt(1 + ln(factor) / ln(original))."""
+    factor = CONTEXT / fam["longrope"]["original"]
+    return math.sqrt(1.0 + math.log(factor) / math.log(fam["longrope"]["original"])) if factor > 1.0 else 1.0
 
 FORWARD_SEMANTICS = {
     "common": (
@@ -166,6 +204,9 @@ FORWARD_SEMANTICS = {
         "when i is even; scores soft-capped before the mask: s = attn_logit_softcapping * tanh(s / "
         "attn_logit_softcapping); final logits z = final_logit_softcapping * tanh(z / "
         "final_logit_softcapping)."),
+    "qwen3_window": (
+        "as qwen3, with use_sliding_window: layers max_window_layers and up are sliding (layer_types), "
+        "the others full."),
     "qwen3": (
         "x0 = embed[ids]. Per layer: h = rms(x, input_layernorm); q, k per head RMS-normed (q_norm, k_norm "
         "of head_dim, weight w) before rope; scale head_dim^-0.5; x = x + attn Wo^T; "
@@ -180,6 +221,15 @@ FORWARD_SEMANTICS = {
         "order into H*hd, K*hd, K*hd; rope on the full head_dim; scale head_dim^-0.5; x = x + attn o_proj^T; "
         "[gate | up] = h2 gate_up_proj^T split in halves (gate first), x = x + down(silu(gate) * up), "
         "h2 = rms(x, post_attention_layernorm). sliding_window null (no window)."),
+    "phi3_longrope": (
+        "as phi3, but rope on the first rotary_dim = head_dim * partial_rotary_factor dimensions of each head "
+        "only (pairs (j, j + rotary_dim/2), the rest passed through), with frequency j = base^(-2j/rotary_dim) "
+        "/ ext[j], ext = rope_scaling.short_factor when the sequence has at most "
+        "original_max_position_embeddings tokens, long_factor when it has more; cos and sin multiplied by "
+        "attention_factor = sqrt(1 + ln(max_position_embeddings / original) / ln(original)) "
+        "(transformers' _compute_longrope_parameters). Token by token, the first step past the original "
+        "context runs the whole sequence again (Phi3ForCausalLM.prepare_inputs_for_generation drops the "
+        "cache there): stepwise_logits row t is the last row of the forward pass of tokens 0..t."),
 }
 
 # ---------------------------------------------------------------------------
@@ -308,6 +358,8 @@ def bf16_exact(a: np.ndarray) -> np.ndarray:
 
 
 def layer_types(fam: dict) -> list[str]:
+    if fam.get("max_window_layers") is not None:  # Qwen's use_sliding_window
+        return ["sliding_attention" if i >= fam["max_window_layers"] else "full_attention" for i in range(fam["layers"])]
     if fam["pattern"] is None:
         return ["full_attention"] * fam["layers"]
     return ["sliding_attention" if (i + 1) % fam["pattern"] else "full_attention" for i in range(fam["layers"])]
@@ -417,12 +469,19 @@ def config_json(fam: dict, vocab_size: int) -> dict:
     if arch == "qwen3":
         c.update({"head_dim": hd, "hidden_act": "silu", "max_window_layers": L, "sliding_window": None,
                   "use_sliding_window": False})
+        if fam["window"]:
+            c.update({"max_window_layers": fam["max_window_layers"], "sliding_window": fam["window"],
+                      "use_sliding_window": True})
     if arch == "olmo2":
         c.update({"hidden_act": "silu"})
     if arch == "phi3":
         c.update({"hidden_act": "silu", "embd_pdrop": 0.0, "resid_pdrop": 0.0,
-                  "original_max_position_embeddings": CONTEXT, "partial_rotary_factor": 1.0,
+                  "original_max_position_embeddings": CONTEXT, "partial_rotary_factor": rotary_dim(fam) / hd,
                   "sliding_window": None})
+        if fam.get("longrope"):
+            c["original_max_position_embeddings"] = fam["longrope"]["original"]
+            c["rope_scaling"] = {"type": "longrope", "short_factor": fam["longrope"]["short"],
+                                 "long_factor": fam["longrope"]["long"]}
     return dict(sorted(c.items()))
 
 
@@ -502,10 +561,13 @@ def gguf_tensor(fam: dict, hf_name: str, w: np.ndarray) -> np.ndarray:
     return w
 
 
-def write_gguf(path: str, name: str, fam: dict, weights: dict[str, np.ndarray], tokens: list[str], merges: list[str]) -> list[str]:
+def write_gguf(path: str, name: str, fam: dict, weights: dict[str, np.ndarray], tokens: list[str], merges: list[str],
+               original_context_key: int | None = None) -> list[str]:
     """Writes the keys in the converter's order (general.*, the model's
     set_gguf_parameters, quantization version, the tokenizer); returns the
-    metadata keys written."""
+    metadata keys written. original_context_key: another value for
+    rope.scaling.original_context_length (only for llama.cpp's LongRoPE
+    check, see llama_logits)."""
     arch = fam["arch"]
     d, H, K, hd, L = HIDDEN, fam["heads"], fam["kv_heads"], fam["head_dim"], fam["layers"]
     w = gguf.GGUFWriter(path, arch)
@@ -531,14 +593,15 @@ def write_gguf(path: str, name: str, fam: dict, weights: dict[str, np.ndarray], 
         w.add_sliding_window(fam["window"])
     elif arch == "phi3":       # Phi3MiniModel.set_gguf_parameters
         w.add_context_length(CONTEXT)
-        w.add_rope_scaling_orig_ctx_len(CONTEXT)
+        w.add_rope_scaling_orig_ctx_len(original_context_key or
+                                        (fam["longrope"]["original"] if fam.get("longrope") else CONTEXT))
         w.add_embedding_length(d)
         w.add_feed_forward_length(FFN)
         w.add_block_count(L)
         w.add_head_count(H)
         w.add_head_count_kv(K)
         w.add_layer_norm_rms_eps(fam["eps"])
-        w.add_rope_dimension_count(hd)
+        w.add_rope_dimension_count(rotary_dim(fam))
         w.add_rope_freq_base(fam["rope_theta"])
         w.add_file_type(gguf.LlamaFileType.ALL_F32)
         w.add_sliding_window(0)  # sliding_window null -> 0 (the converter's Phi-4 convention)
@@ -575,6 +638,10 @@ def write_gguf(path: str, name: str, fam: dict, weights: dict[str, np.ndarray], 
     w.add_pad_token_id(PAD_ID)
     w.add_add_bos_token(add_bos(fam))
     w.add_add_eos_token(False)
+    if fam.get("longrope"):    # Phi3MiniModel.generate_extra_tensors, before the model's own tensors
+        w.add_rope_scaling_attn_factors(longrope_attention_factor(fam))
+        for name, key in (("rope_factors_long.weight", "long"), ("rope_factors_short.weight", "short")):
+            w.add_tensor(name, np.array(fam["longrope"][key], dtype=np.float32))
     for hf_name in sorted(weights):
         w.add_tensor(gguf_name(fam, hf_name), np.ascontiguousarray(gguf_tensor(fam, hf_name, weights[hf_name])))
     w.write_header_to_file()
@@ -619,20 +686,29 @@ def rms(x: np.ndarray, w: np.ndarray, eps: float, gemma: bool) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
 
 
-def rope_neox(x: np.ndarray, base: float, interleaved: bool = False) -> np.ndarray:
-    """x [T, heads, hd]: pairs (j, j + hd/2) rotated by pos * base^(-2j/hd)
-    (NeoX, transformers' rotate_half); interleaved=True pairs (2j, 2j + 1)
-    instead (GPT-J / llama.cpp's NORM), only for the feature check."""
+def rope_neox(x: np.ndarray, base: float, interleaved: bool = False, rot: int | None = None,
+              ext: list[float] | None = None, mscale: float = 1.0) -> np.ndarray:
+    """x [T, heads, hd]: of the first rot dimensions (all hd by default),
+    pairs (j, j + rot/2) rotated by pos * base^(-2j/rot) / ext[j] (NeoX,
+    transformers' rotate_half; ext: LongRoPE's factors), cos and sin times
+    mscale; the other dimensions pass through. interleaved=True pairs
+    (2j, 2j + 1) instead (GPT-J / llama.cpp's NORM), only for the feature check."""
     T, _, hd = x.shape
-    half = hd // 2
-    inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    rot = rot or hd
+    half = rot // 2
+    inv = base ** (-np.arange(0, rot, 2, dtype=np.float64) / rot)
+    if ext is not None:
+        inv = inv / np.asarray(ext, dtype=np.float64)
     ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
-    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    c, s = mscale * np.cos(ang)[:, None, :], mscale * np.sin(ang)[:, None, :]
+    xr, passed = x[..., :rot], x[..., rot:]
     if interleaved:
-        x1, x2 = x[..., 0::2], x[..., 1::2]
-        return np.stack([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1).reshape(x.shape)
-    x1, x2 = x[..., :half], x[..., half:]
-    return np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+        x1, x2 = xr[..., 0::2], xr[..., 1::2]
+        rotated = np.stack([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1).reshape(xr.shape)
+    else:
+        x1, x2 = xr[..., :half], xr[..., half:]
+        rotated = np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+    return np.concatenate([rotated, passed], axis=-1)
 
 
 def attention(q, k, v, scale, window, softcap, stats):
@@ -698,7 +774,15 @@ def forward(fam: dict, W: dict[str, np.ndarray], ids: list[int], clamp: dict | N
         sliding = kinds[i] == "sliding_attention"
         base = fam["rope_local"] if (sliding and fam["rope_local"] is not None) else fam["rope_theta"]
         inter = fam.get("rope_interleaved", False)
-        q, k = rope_neox(q, base, inter), rope_neox(k, base, inter)
+        ext, mscale = None, 1.0
+        if fam.get("longrope"):
+            lr = fam["longrope"]
+            ext = lr["long"] if T > lr["original"] else lr["short"]
+            if fam.get("longrope_short_always"):  # feature check only
+                ext = lr["short"]
+            mscale = fam.get("longrope_mscale", longrope_attention_factor(fam))
+        rot = rotary_dim(fam)
+        q, k = rope_neox(q, base, inter, rot, ext, mscale), rope_neox(k, base, inter, rot, ext, mscale)
         scale = hd ** -0.5  # Gemma: query_pre_attn_scalar^-0.5, query_pre_attn_scalar = head_dim
         a = attention(q, k, v, scale, fam["window"] if sliding else None, fam["attn_softcap"], stats)
         o = a.reshape(T, H * hd) @ W[p + "self_attn.o_proj.weight"].T
@@ -797,7 +881,16 @@ LLAMA_CPP_COMMITS = {"0.3.36": "0c1e57098bba43ac29e6e3b677cdceebdd22334f"}
 THREADS = 2
 
 
-def llama_logits(path: str, prompts: list[list[int]]) -> list[np.ndarray]:
+def llama_logits(path: str, prompts: list[list[int]], original_context: int = 0,
+                 short_factor_path: str | None = None) -> list[np.ndarray]:
+    """llama.cpp's logits for each prompt. LongRoPE: llama.cpp takes the long
+    factors when its context (n_ctx, padded to 256) exceeds the file's
+    original context, transformers when the sequence does. So a prompt that
+    fits in the original context (`original_context`, the file's) is run on
+    `short_factor_path`, the same
+    file with a larger original context (that key is all it differs in;
+    without YaRN llama.cpp reads it for nothing else), where llama.cpp too
+    takes the short factors."""
     import llama_cpp
     from llama_cpp import Llama
 
@@ -808,18 +901,26 @@ def llama_logits(path: str, prompts: list[list[int]]) -> list[np.ndarray]:
         params.use_extra_bufts = False
         return params
 
-    llama_cpp.llama_cpp.llama_model_default_params = without_repacking
-    try:
-        llm = Llama(model_path=path, n_ctx=CONTEXT, n_batch=64, n_ubatch=64, logits_all=True, n_threads=THREADS,
-                    n_threads_batch=THREADS, seed=SEED, verbose=False, type_k=0, type_v=0, flash_attn=False)
-    finally:
-        llama_cpp.llama_cpp.llama_model_default_params = default_params
+    def load(model_path: str):
+        llama_cpp.llama_cpp.llama_model_default_params = without_repacking
+        try:
+            return Llama(model_path=model_path, n_ctx=CONTEXT, n_batch=64, n_ubatch=64, logits_all=True,
+                         n_threads=THREADS, n_threads_batch=THREADS, seed=SEED, verbose=False, type_k=0, type_v=0,
+                         flash_attn=False)
+        finally:
+            llama_cpp.llama_cpp.llama_model_default_params = default_params
+
+    models = {path: load(path)}
+    if short_factor_path:
+        models[short_factor_path] = load(short_factor_path)
     out = []
     for ids in prompts:
+        llm = models[short_factor_path if short_factor_path and len(ids) <= original_context else path]
         llm.reset()
         llm.eval(ids)
         out.append(np.array(llm.scores[: len(ids)], dtype=np.float64))
-    llm.close()
+    for llm in models.values():
+        llm.close()
     return out
 
 
@@ -839,13 +940,18 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def check_readback(fam: dict, weights: dict, st_path: str, gguf_path: str) -> None:
+def check_readback(fam: dict, weights: dict, st_path: str, gguf_path: str | None) -> None:
     st = read_safetensors(st_path)
     assert sorted(st) == sorted(weights), "safetensors names"
     for n, a in weights.items():
         assert st[n].shape == a.shape and np.array_equal(st[n], a), n
+    if gguf_path is None:
+        return
     reader = gguf.GGUFReader(gguf_path)
     got = {t.name: t for t in reader.tensors}
+    if fam.get("longrope"):
+        for name, key in (("rope_factors_long.weight", "long"), ("rope_factors_short.weight", "short")):
+            assert np.array_equal(np.asarray(got.pop(name).data), np.array(fam["longrope"][key], np.float32)), name
     assert len(got) == len(weights), (len(got), len(weights))
     for n, a in weights.items():
         t = got[gguf_name(fam, n)]
@@ -890,6 +996,8 @@ def feature_effects(fam: dict, W: dict, ids: list[int], logits: np.ndarray) -> d
     move them by far more than the llama.cpp agreement, so that agreement
     shows the feature is implemented the same way on both sides."""
     variants: dict[str, tuple[dict, dict]] = {"rope_interleaved_instead_of_neox": (dict(fam, rope_interleaved=True), W)}
+    if fam.get("max_window_layers") is not None:
+        variants["sliding_window_on_every_layer"] = (dict(fam, max_window_layers=0), W)
     if fam["window"]:
         variants["sliding_window"] = (dict(fam, window=None), W)
         variants["sliding_window_one_larger"] = (dict(fam, window=fam["window"] + 1), W)
@@ -908,6 +1016,12 @@ def feature_effects(fam: dict, W: dict, ids: list[int], logits: np.ndarray) -> d
     if fam["norm"] == "gemma":
         shifted = {n: (a + 1.0 if n.endswith("norm.weight") else a) for n, a in W.items()}
         variants["norm_weight_plus_one_applied_twice"] = (fam, shifted)
+    if rotary_dim(fam) != fam["head_dim"]:
+        variants["rotary_on_the_whole_head"] = (dict(fam, rotary_dim=None, longrope=None), W)
+    if fam.get("longrope"):
+        variants["longrope_short_factors_on_the_long_prompt"] = (dict(fam, longrope_short_always=True), W)
+        variants["longrope_attention_factor"] = (dict(fam, longrope_mscale=1.0), W)
+        variants["longrope_factors"] = (dict(fam, longrope=None), W)
     if fam["fused"]:
         swapped = dict(W)
         for i in range(fam["layers"]):
@@ -929,8 +1043,9 @@ def build_family(name: str, fam: dict, out: str, tokens: list[str], merges: list
     write_json(os.path.join(hf, "tokenizer.json"), tokenizer_json(tokens, merges))
     write_json(os.path.join(hf, "tokenizer_config.json"), tokenizer_config(fam))
     write_safetensors(st_path, weights)
-    keys = write_gguf(gguf_path, name, fam, weights, tokens, merges)
-    check_readback(fam, weights, st_path, gguf_path)
+    with_gguf = fam.get("gguf", True)
+    keys = write_gguf(gguf_path, name, fam, weights, tokens, merges) if with_gguf else []
+    check_readback(fam, weights, st_path, gguf_path if with_gguf else None)
     tok_note = check_tokenizer(os.path.join(hf, "tokenizer.json"), tokens, ranks)
 
     # The reference reads the HF file, llama.cpp the GGUF.
@@ -940,15 +1055,29 @@ def build_family(name: str, fam: dict, out: str, tokens: list[str], merges: list
     exact = [forward(fam, W, ids, stats=stats) for ids in prompts]
     table = [forward(fam, W, ids, gelu="ggml") for ids in prompts]
     clamped = [forward(fam, W, ids, clamp=CLAMP) for ids in prompts]
-    ll = llama_logits(gguf_path, prompts)
+    # Token by token: row t as the forward pass of tokens 0..t gives it. The
+    # same rows as `exact` except where LongRoPE switches factors mid-prompt.
+    stepwise = [np.array([forward(fam, W, ids[:t + 1])[t] for t in range(len(ids))]) for ids in prompts]
+    if not with_gguf:
+        ll = table  # no llama.cpp check: the differences below are 0
+    elif fam.get("longrope"):
+        short_factor_path = os.path.join(folder, "short-factors.gguf")
+        write_gguf(short_factor_path, name, fam, weights, tokens, merges, original_context_key=CONTEXT)
+        ll = llama_logits(gguf_path, prompts, fam["longrope"]["original"], short_factor_path)
+        os.remove(short_factor_path)
+    else:
+        ll = llama_logits(gguf_path, prompts)
     diff_exact = max(float(np.abs(a - b).max()) for a, b in zip(exact, ll))
     diff_table = max(float(np.abs(a - b).max()) for a, b in zip(table, ll))
     diff_gelu = max(float(np.abs(a - b).max()) for a, b in zip(exact, table))
     # The exact reference may differ from llama.cpp by the GELU table's effect
     # (measured here as |exact - table|) plus float32 noise.
     tol_exact = TOL_LOGIT + 2.0 * diff_gelu if fam["act"] == "gelu_tanh" else TOL_LOGIT
-    print(f"[{name}] max |NumPy - llama.cpp|: {diff_exact:.3g} (exact GELU), {diff_table:.3g} (ggml table GELU); "
-          f"|exact - table| {diff_gelu:.3g}; {tok_note}")
+    if with_gguf:
+        print(f"[{name}] max |NumPy - llama.cpp|: {diff_exact:.3g} (exact GELU), {diff_table:.3g} (ggml table GELU); "
+              f"|exact - table| {diff_gelu:.3g}; {tok_note}")
+    else:
+        print(f"[{name}] Hugging Face folder only: no GGUF, no llama.cpp check; {tok_note}")
     if not diff_table < TOL_LOGIT or not diff_exact < tol_exact:
         raise SystemExit(f"[{name}] llama.cpp disagrees with the NumPy reference: {diff_table:.3g} "
                          f"(tolerance {TOL_LOGIT}), {diff_exact:.3g} (tolerance {tol_exact:.3g})")
@@ -974,7 +1103,8 @@ def build_family(name: str, fam: dict, out: str, tokens: list[str], merges: list
         "gguf_arch": fam["arch"],
         "hf_model_type": fam["model_type"],
         "hf_architecture": fam["hf_class"],
-        "files": {"gguf": "model.gguf", "hf": "hf", "gguf_sha256": sha256_file(gguf_path),
+        "files": {"gguf": "model.gguf" if with_gguf else None, "hf": "hf",
+                  "gguf_sha256": sha256_file(gguf_path) if with_gguf else None,
                   "safetensors_sha256": sha256_file(st_path)},
         "hyperparameters": {
             "vocab_size": V, "hidden_size": HIDDEN, "intermediate_size": FFN, "num_hidden_layers": fam["layers"],
@@ -984,17 +1114,20 @@ def build_family(name: str, fam: dict, out: str, tokens: list[str], merges: list
             "sliding_window_pattern": fam["pattern"], "layer_types": layer_types(fam),
             "attn_logit_softcapping": fam["attn_softcap"], "final_logit_softcapping": fam["final_softcap"],
             "attention_scale": fam["head_dim"] ** -0.5, "tie_word_embeddings": fam["tied"],
+            "rotary_dim": rotary_dim(fam),
+            "longrope": (dict(fam["longrope"], attention_factor=longrope_attention_factor(fam))
+                         if fam.get("longrope") else None),
             "activation": fam["act"], "max_position_embeddings": CONTEXT,
             "bos_token_id": BOS_ID, "eos_token_id": EOS_ID, "pad_token_id": PAD_ID,
         },
         "weights": "random normal (fixed seed), each value rounded to the nearest bfloat16 and stored as float32",
         "gguf_metadata_keys": keys,
-        "gguf_tensors": {n: gguf_name(fam, n) for n in sorted(weights)},
+        "gguf_tensors": {n: gguf_name(fam, n) for n in sorted(weights)} if with_gguf else {},
         "gguf_norm_shift": ("GGUF *norm.weight = HF weight + 1 (Gemma convert_hf_to_gguf)"
                             if fam["norm"] == "gemma" else "none"),
         "semantics": FORWARD_SEMANTICS["common"] + " " + FORWARD_SEMANTICS[name],
         "reference": "float64 NumPy forward pass of the Hugging Face modeling code's semantics, from hf/model.safetensors",
-        "llamacpp": {
+        "llamacpp": None if not with_gguf else {
             "version": f"llama-cpp-python {version} (llama.cpp {LLAMA_CPP_COMMITS.get(version, 'unknown')})",
             "settings": f"CPU, n_threads={THREADS}, F32 weights and KV cache, flash attention off, no weight "
                         f"repacking, logits_all, the whole prompt in one batch",
@@ -1023,16 +1156,18 @@ def build_family(name: str, fam: dict, out: str, tokens: list[str], merges: list
             + (" (gate = row i, up = row FFN + i of gate_up_proj)" if fam["fused"] else "")),
             max_abs_effect_on_logits=round9(clamp_effect)),
         "prompts": [
-            {"tokens": ids, "logits": [[round9(x) for x in row] for row in e],
-             "clamp_logits": [[round9(x) for x in row] for row in c]}
-            for ids, e, c in zip(prompts, exact, clamped)
+            dict({"tokens": ids, "logits": [[round9(x) for x in row] for row in e],
+                  "clamp_logits": [[round9(x) for x in row] for row in c]},
+                 **({"stepwise_logits": [[round9(x) for x in row] for row in sw]}
+                    if np.abs(sw - e).max() > 10 * TOL_LOGIT else {}))
+            for ids, e, c, sw in zip(prompts, exact, clamped, stepwise)
         ],
         "decode_definition": decode_definition(fam),
         "decode": dict(DECODE, **dec),
     }
     write_json(os.path.join(folder, "reference.json"), ref, compact_lists=True)
     return {"family": name, "diff_exact": diff_exact, "diff_table": diff_table,
-            "gguf": os.path.getsize(gguf_path), "safetensors": os.path.getsize(st_path),
+            "gguf": os.path.getsize(gguf_path) if with_gguf else 0, "safetensors": os.path.getsize(st_path),
             "reference": os.path.getsize(os.path.join(folder, "reference.json"))}
 
 
@@ -1059,7 +1194,7 @@ def main() -> int:
     for r in rows:
         print(f"{r['family']:8} {r['diff_exact']:18.2e} {r['diff_table']:10.2e} {r['gguf']:11,d} "
               f"{r['safetensors']:12,d} {r['reference']:10,d}")
-    print(f"vocabulary {len(tokens)} tokens; wrote {args.out}")
+    print(f"vocabulary {len(tokens)} tokens; wrote {args.out} (model.gguf 0: none, no llama.cpp check)")
     return 0
 
 

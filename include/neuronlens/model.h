@@ -44,11 +44,21 @@ std::string supported_architectures();
 enum class RopeStyle { Interleaved, NeoX };
 
 struct RopeScaling {
-  std::string type;                 // "" (none), "llama3", "linear"
+  std::string type;                 // "" (none), "llama3", "linear", "longrope"
   double factor = 1.0;
   double low_freq_factor = 1.0;     // llama3
   double high_freq_factor = 4.0;    // llama3
-  int64_t original_context = 0;     // llama3: original_max_position_embeddings
+  int64_t original_context = 0;     // llama3, longrope: original_max_position_embeddings
+  // LongRoPE (Phi-3 128k, Phi-3.5, Phi-4-mini): rotary frequency j is divided
+  // by short_factor[j] while the sequence fits in original_context and by
+  // long_factor[j] once it is longer ([rotary_dim/2] each); cos and sin are
+  // multiplied by attention_factor (so q.k by its square). As in Hugging
+  // Face's Phi-3, the choice is made on the whole sequence's length: see
+  // Session::forward for what happens when a sequence grows past it.
+  std::vector<double> short_factor;
+  std::vector<double> long_factor;
+  double attention_factor = 1.0;
+  bool is_longrope() const { return type == "longrope"; }
 };
 
 // The MLP's activation: SiLU (SwiGLU: silu(gate) * up) or GELU with the tanh
@@ -80,6 +90,11 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   RopeStyle rope_style = RopeStyle::NeoX;
+  // Dimensions of each head that rotate: the first rotary_dim (pairs
+  // (j, j + rotary_dim/2) in NeoX order); the rest pass through unrotated
+  // (Phi-4-mini: partial_rotary_factor 0.75). 0 means the whole head.
+  int64_t rotary_dim = 0;
+  int64_t rotated_dims() const { return rotary_dim > 0 ? rotary_dim : head_dim; }
   bool tied_embeddings = false;
   bool qkv_bias = false;
 

@@ -172,7 +172,10 @@ class Session {
   // appends them to the cache. Returns logits [n, V] (AllTokens) or [1, V] for
   // the last token. Throws Error, leaving the session unchanged, if `tokens`
   // is empty, an id is outside [0, V), or the positions would pass the
-  // model's context length.
+  // model's context length. A LongRoPE model (ModelConfig::rope_scaling)
+  // whose sequence first grows past the original context runs the cached
+  // tokens again with the new ones, as Hugging Face's Phi-3 does: the hooks
+  // see those positions a second time.
   std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsFor which = LogitsFor::AllTokens);
 
   // A hook at `point` of `layer` (or kEveryLayer). Throws Error on a bad layer.

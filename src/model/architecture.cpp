@@ -147,7 +147,7 @@ ExpectedShape expected_shape(WeightKind kind, const ModelConfig& c) {
     case WeightKind::AttnKNorm:
       return c.qk_norm == QkNorm::Whole ? ExpectedShape{{kv_width}, {"kv_heads*head_dim"}}
                                         : ExpectedShape{{c.head_dim}, {"head_dim"}};
-    case WeightKind::RopeFreqs: return {{c.head_dim / 2}, {"head_dim/2"}};
+    case WeightKind::RopeFreqs: return {{c.rotated_dims() / 2}, {"rotary_dim/2"}};
     case WeightKind::AttnQ: return {{q_width, c.d_model}, {"heads*head_dim", "d"}};
     case WeightKind::AttnK:
     case WeightKind::AttnV: return {{kv_width, c.d_model}, {"kv_heads*head_dim", "d"}};
@@ -214,6 +214,13 @@ std::string describe_block(const ModelConfig& c) {
   }
   if (c.attn_softcap > 0) s += ", attention soft-cap " + number(c.attn_softcap);
   if (c.final_softcap > 0) s += ", final soft-cap " + number(c.final_softcap);
+  if (c.rotated_dims() != c.head_dim) {
+    s += ", rotary on " + std::to_string(c.rotated_dims()) + " of " + std::to_string(c.head_dim) + " head dims";
+  }
+  if (c.rope_scaling.is_longrope()) {
+    s += ", LongRoPE (short factors up to " + std::to_string(c.rope_scaling.original_context) +
+         " tokens, long beyond; attention factor " + number(c.rope_scaling.attention_factor) + ")";
+  }
   return s;
 }
 
@@ -233,6 +240,38 @@ Architecture architecture_from_name(const std::string& name, const std::string& 
   throw bad_file(where + ": architecture '" + name + "' is not supported (supported: " + supported_architectures() +
                  ")");
 }
+
+namespace {
+
+// LongRoPE needs both factor lists, one per rotated frequency, positive and
+// finite (a zero would divide a frequency by zero), the original context
+// they switch at, and a positive attention factor.
+void validate_longrope(const ModelConfig& c, const std::string& where) {
+  const RopeScaling& s = c.rope_scaling;
+  if (!s.is_longrope()) return;
+  const auto half = static_cast<size_t>(c.rotated_dims() / 2);
+  for (const auto& [name, factors] : {std::pair{"short", &s.short_factor}, std::pair{"long", &s.long_factor}}) {
+    if (factors->size() != half) {
+      throw bad_file(where + ": LongRoPE " + name + " factors: " + std::to_string(factors->size()) +
+                     " values, expected rotary_dim/2 = " + std::to_string(half));
+    }
+    for (double f : *factors) {
+      if (!(f > 0) || !std::isfinite(f)) {
+        throw bad_file(where + ": LongRoPE " + name + " factor " + std::to_string(f) + " is not a positive number");
+      }
+    }
+  }
+  if (s.original_context <= 0) {
+    throw bad_file(where + ": LongRoPE needs the original context length (original_max_position_embeddings), found " +
+                   std::to_string(s.original_context));
+  }
+  if (!(s.attention_factor > 0) || !std::isfinite(s.attention_factor)) {
+    throw bad_file(where + ": LongRoPE attention factor " + std::to_string(s.attention_factor) +
+                   " is not a positive number");
+  }
+}
+
+}  // namespace
 
 void validate_config(const ModelConfig& c, const std::string& where) {
   auto check_range = [&](const char* what, int64_t value, int64_t max) {
@@ -257,6 +296,11 @@ void validate_config(const ModelConfig& c, const std::string& where) {
     throw bad_file(where + ": head dimension " + std::to_string(c.head_dim) +
                    " is odd; rotary embeddings need it even");
   }
+  if (c.rotary_dim < 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0) {
+    throw bad_file(where + ": rotary dimension " + std::to_string(c.rotary_dim) +
+                   " is not an even number from 2 to the head dimension " + std::to_string(c.head_dim));
+  }
+  validate_longrope(c, where);
   if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1)) {
     throw bad_file(where + ": RMS norm epsilon " + std::to_string(c.rms_norm_eps) + " is outside (0, 1)");
   }

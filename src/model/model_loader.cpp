@@ -221,19 +221,16 @@ class ModelBuilder {
     c.rope_style = traits.gguf_rope_style;
     c.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
     c.tied_embeddings = file.find_tensor("output.weight") == nullptr;
+    drop_window_wider_than_context(c);
     read_gguf_family_keys(file, p, traits, c);
-    if (file.has(p + "rope.dimension_count") &&
-        static_cast<int64_t>(file.get_uint(p + "rope.dimension_count")) != c.head_dim) {
-      throw bad_file(path + ": key '" + p + "rope.dimension_count' is " +
-                     std::to_string(file.get_uint(p + "rope.dimension_count")) +
-                     "; rotary embeddings on part of a head (" + "head dimension " + std::to_string(c.head_dim) +
-                     ") are not supported");
-    }
-    for (const char* name : {"rope_factors_long.weight", "rope_factors_short.weight"}) {
-      if (file.find_tensor(name) != nullptr) {
-        throw bad_file(path + ": tensor '" + name + "': LongRoPE (Phi-3 128k) scaling is not supported yet");
+    if (file.has(p + "rope.dimension_count")) {
+      c.rotary_dim = static_cast<int64_t>(file.get_uint(p + "rope.dimension_count"));
+      if (c.rotary_dim <= 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0) {
+        throw bad_file(path + ": key '" + p + "rope.dimension_count' is " + std::to_string(c.rotary_dim) +
+                       ", expected an even number from 2 to the head dimension " + std::to_string(c.head_dim));
       }
     }
+    read_gguf_longrope(file, p, c);
 
     const TensorView* embedding = file.find_tensor("token_embd.weight");
     if (embedding == nullptr) throw bad_file(path + ": tensor 'token_embd.weight' is missing");
@@ -299,6 +296,43 @@ class ModelBuilder {
     }
   }
 
+  // LongRoPE as llama.cpp's converter writes it (Phi3MiniModel): the factor
+  // lists as tensors rope_factors_short/long.weight [rotary_dim/2], the
+  // attention factor and the original context as keys. No rope.scaling.type
+  // key is written; the tensors are the sign.
+  static void read_gguf_longrope(const GgufFile& file, const std::string& p, ModelConfig& c) {
+    const TensorView* short_factors = file.find_tensor("rope_factors_short.weight");
+    const TensorView* long_factors = file.find_tensor("rope_factors_long.weight");
+    if (short_factors == nullptr && long_factors == nullptr) return;
+    const std::string& where = file.path();
+    if (short_factors == nullptr || long_factors == nullptr) {
+      throw bad_file(where + ": tensor '" + std::string(short_factors ? "rope_factors_long.weight" : "rope_factors_short.weight") +
+                     "' is missing; LongRoPE needs both factor tensors");
+    }
+    if (!c.rope_scaling.type.empty()) {
+      throw bad_file(where + ": key '" + p + "rope.scaling.type' is '" + c.rope_scaling.type +
+                     "', but the file has LongRoPE factor tensors");
+    }
+    if (file.find_tensor("rope_freqs.weight") != nullptr) {
+      throw bad_file(where + ": tensor 'rope_freqs.weight' beside LongRoPE factor tensors: two frequency scalings");
+    }
+    const std::string orig_key = p + "rope.scaling.original_context_length";
+    if (!file.has(orig_key)) throw bad_file(where + ": key '" + orig_key + "' is missing; LongRoPE needs it");
+    RopeScaling& s = c.rope_scaling;
+    s.type = "longrope";
+    s.original_context = static_cast<int64_t>(file.get_uint(orig_key));
+    s.attention_factor = file.get_float_or(p + "rope.scaling.attn_factor", 1.0);
+    for (const auto& [view, out] : {std::pair{short_factors, &s.short_factor}, std::pair{long_factors, &s.long_factor}}) {
+      if (view->shape.size() != 1 || view->shape[0] > (int64_t{1} << 12)) {
+        throw bad_file(where + ": tensor '" + view->name + "' has shape " + view->shape_string() +
+                       ", expected [rotary_dim/2]");
+      }
+      std::vector<float> values(static_cast<size_t>(view->shape[0]));
+      dequantize_rows(*view, 0, 1, values.data());
+      out->assign(values.begin(), values.end());
+    }
+  }
+
   // One rope_scaling / rope_parameters object: its base and its scaling.
   static void read_rope_object(const json& rope, const std::string& where, double& theta, RopeScaling& scaling) {
     theta = json_number(rope, "rope_theta", where, theta);
@@ -312,37 +346,125 @@ class ModelBuilder {
     scaling.original_context = json_int(rope, "original_max_position_embeddings", where, 0);
   }
 
+  // Phi-3 128k ships a window (262144) twice its context: it can never bind,
+  // so it is no window (the one family where real checkpoints do this; for
+  // the others a window wider than the context stays a refused inconsistency).
+  static void drop_window_wider_than_context(ModelConfig& c) {
+    if (c.arch == Architecture::Phi3 && c.sliding_window >= c.context_length) c.sliding_window = 0;
+  }
+
+  // Qwen2/3 with use_sliding_window: the window on the layers layer_types
+  // marks "sliding_attention", else on layers max_window_layers and above.
+  static void read_qwen_window(const json& cfg, const std::string& where, ModelConfig& c) {
+    c.sliding_window = json_int(cfg, "sliding_window", where);
+    if (c.sliding_window <= 0) {
+      throw bad_file(where + ": use_sliding_window is true but key 'sliding_window' is " +
+                     std::to_string(c.sliding_window) + ", expected a positive window");
+    }
+    auto layer_types = cfg.find("layer_types");
+    if (layer_types != cfg.end() && layer_types->is_array()) {
+      if (static_cast<int64_t>(layer_types->size()) != c.n_layers) {
+        throw bad_file(where + ": key 'layer_types' has " + std::to_string(layer_types->size()) +
+                       " entries, the model " + std::to_string(c.n_layers) + " layers");
+      }
+      for (const json& t : *layer_types) {
+        if (t != "sliding_attention" && t != "full_attention") {
+          throw bad_file(where + ": key 'layer_types' has " + json_excerpt(t) +
+                         ", expected \"sliding_attention\" or \"full_attention\"");
+        }
+        c.sliding_layers.push_back(t == "sliding_attention" ? 1 : 0);
+      }
+    } else {
+      const int64_t first = json_int(cfg, "max_window_layers", where, 28);  // Qwen2Config's default
+      if (first < 0) {
+        throw bad_file(where + ": key 'max_window_layers' is " + std::to_string(first) + ", expected >= 0");
+      }
+      for (int64_t l = 0; l < c.n_layers; ++l) c.sliding_layers.push_back(l >= first ? 1 : 0);
+    }
+    if (c.sliding_window > c.context_length) {
+      throw bad_file(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
+                     ", larger than max_position_embeddings " + std::to_string(c.context_length));
+    }
+  }
+
+  // A LongRoPE factor list: an array of positive numbers.
+  static std::vector<double> json_factor_list(const json& rope, const std::string& key, const std::string& where) {
+    auto it = rope.find(key);
+    if (it == rope.end() || !it->is_array()) {
+      throw bad_file(where + ": LongRoPE needs '" + key + "', an array of numbers" +
+                     (it == rope.end() ? std::string(" (missing)") : ", found " + json_excerpt(*it)));
+    }
+    std::vector<double> out;
+    for (const json& x : *it) {
+      if (!x.is_number()) throw bad_file(where + ": '" + key + "' holds " + json_excerpt(x) + ", expected numbers");
+      out.push_back(x.get<double>());
+    }
+    return out;
+  }
+
+  // LongRoPE as Hugging Face's _compute_longrope_parameters reads it: the
+  // factor lists from the rope object; the original context from it or from
+  // config.json's top level, and then factor = max_position_embeddings /
+  // original; the attention factor as given, else sqrt(1 + ln(factor) /
+  // ln(original)) (1 when factor <= 1).
+  static void read_hf_longrope(const json& cfg, const json& rope, const std::string& where, ModelConfig& c) {
+    RopeScaling& s = c.rope_scaling;
+    s.type = "longrope";
+    s.short_factor = json_factor_list(rope, "short_factor", where);
+    s.long_factor = json_factor_list(rope, "long_factor", where);
+    int64_t original = json_int(rope, "original_max_position_embeddings", where, 0);
+    if (original == 0) original = json_int(cfg, "original_max_position_embeddings", where, 0);
+    double factor = json_number(rope, "factor", where, 1.0);
+    if (original > 0) {
+      factor = static_cast<double>(c.context_length) / static_cast<double>(original);
+    } else {
+      original = c.context_length;
+    }
+    s.original_context = original;
+    s.factor = factor;
+    const double fallback =
+        factor <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(factor) / std::log(static_cast<double>(original)));
+    s.attention_factor = json_number(rope, "attention_factor", where, fallback);
+  }
+
   // RoPE: rope_theta + rope_scaling (transformers 4), or rope_parameters
   // (transformers 5), which Gemma 3 splits into full_attention and
   // sliding_attention; its local layers take rope_local_base_freq and no
-  // scaling.
+  // scaling. partial_rotary_factor (top level or in the rope object): the
+  // first int(head_dim * factor) dimensions of each head rotate.
   static void read_hf_rope(const json& cfg, const std::string& where, ModelConfig& c) {
+    const json* rope = nullptr;  // the object the scaling was read from
+    std::string rope_where;
     auto scaling = cfg.find("rope_scaling");
     if (scaling != cfg.end() && scaling->is_object()) {
-      read_rope_object(*scaling, where + " (rope_scaling)", c.rope_theta, c.rope_scaling);
+      rope = &*scaling;
+      rope_where = where + " (rope_scaling)";
+      read_rope_object(*rope, rope_where, c.rope_theta, c.rope_scaling);
     }
     auto params = cfg.find("rope_parameters");
     if (params != cfg.end() && params->is_object()) {
       if (params->contains("full_attention")) {
-        read_rope_object((*params)["full_attention"], where + " (rope_parameters.full_attention)", c.rope_theta,
-                         c.rope_scaling);
+        rope = &(*params)["full_attention"];
+        rope_where = where + " (rope_parameters.full_attention)";
+        read_rope_object(*rope, rope_where, c.rope_theta, c.rope_scaling);
         if (params->contains("sliding_attention")) {
           RopeScaling local_scaling;
           read_rope_object((*params)["sliding_attention"], where + " (rope_parameters.sliding_attention)",
                            c.rope_theta_local, local_scaling);
         }
       } else {
-        read_rope_object(*params, where + " (rope_parameters)", c.rope_theta, c.rope_scaling);
+        rope = &*params;
+        rope_where = where + " (rope_parameters)";
+        read_rope_object(*rope, rope_where, c.rope_theta, c.rope_scaling);
       }
     }
-    if (json_number(cfg, "partial_rotary_factor", where, 1.0) != 1.0) {
-      throw bad_file(where + ": partial_rotary_factor is " + json_excerpt(cfg["partial_rotary_factor"]) +
-                  "; rotary embeddings on part of a head are not supported");
+    double partial = json_number(cfg, "partial_rotary_factor", where, 1.0);
+    if (rope != nullptr) partial = json_number(*rope, "partial_rotary_factor", rope_where, partial);
+    if (!(partial > 0 && partial <= 1)) {
+      throw bad_file(where + ": partial_rotary_factor is " + std::to_string(partial) + ", expected (0, 1]");
     }
-    if (c.rope_scaling.type == "longrope" || c.rope_scaling.type == "su") {
-      throw bad_file(where + ": rope scaling '" + c.rope_scaling.type +
-                     "' (LongRoPE, Phi-3 128k) is not supported yet");
-    }
+    if (partial != 1.0) c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * partial);
+    if (c.rope_scaling.type == "longrope" || c.rope_scaling.type == "su") read_hf_longrope(cfg, *rope, rope_where, c);
     if (c.arch == Architecture::Gemma3 && c.rope_theta_local == 0.0) {
       c.rope_theta_local = json_number(cfg, "rope_local_base_freq", where, 10000.0);
     }
@@ -350,21 +472,23 @@ class ModelBuilder {
 
   // Sliding windows. Mistral: "sliding_window" on every layer (4096 for 7B
   // v0.1, null from v0.2 on); Phi-3 likewise (2047 for mini-4k; llama.cpp
-  // turns Phi-3's window off, transformers applies it: we do too). Qwen2/3 ship one too but apply it only with
-  // use_sliding_window, and then only from layer max_window_layers on, which
-  // we do not implement: refused rather than computed wrongly. Gemma: local
+  // turns Phi-3's window off, transformers applies it: we do too). Qwen2/3
+  // ship one too but apply it only with use_sliding_window, and then (as
+  // transformers' Qwen2Config builds layer_types) on the layers from
+  // max_window_layers on, unless layer_types says otherwise. Gemma: local
   // layers from "layer_types" (transformers 5) or "sliding_window_pattern",
   // else the family's period.
   static void read_hf_window(const json& cfg, const ArchitectureTraits& traits, const std::string& where,
                              ModelConfig& c) {
     if (c.arch == Architecture::Mistral || c.arch == Architecture::Phi3) {
       c.sliding_window = json_int(cfg, "sliding_window", where, 0);
+      drop_window_wider_than_context(c);
       return;
     }
     if ((c.arch == Architecture::Qwen2 || c.arch == Architecture::Qwen3) &&
         json_bool(cfg, "use_sliding_window", where, false)) {
-      throw bad_file(where + ": use_sliding_window is true; sliding-window attention for " + traits.name +
-                     " is not supported");
+      read_qwen_window(cfg, where, c);
+      return;
     }
     auto layer_types = cfg.find("layer_types");
     const bool has_layer_types = layer_types != cfg.end() && layer_types->is_array();

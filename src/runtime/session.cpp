@@ -73,13 +73,16 @@ void soft_cap(float* x, int64_t count, double cap) {
   for (int64_t i = 0; i < count; ++i) x[i] = c * std::tanh(x[i] / c);
 }
 
-// The local layers' rotary embedding: their own base and no scaling (Gemma
-// 3's sliding layers use rope_local_base_freq without the global layers'
-// linear factor, as in Hugging Face and llama.cpp).
+// The local layers' rotary embedding. Where they have a base of their own,
+// they take it without the global layers' scaling (Gemma 3's sliding layers
+// use rope_local_base_freq without the linear factor, as in Hugging Face and
+// llama.cpp); elsewhere (Mistral, Phi-3) every layer rotates alike.
 ModelConfig local_rope_config(const ModelConfig& c) {
   ModelConfig local = c;
-  if (c.rope_theta_local > 0) local.rope_theta = c.rope_theta_local;
-  local.rope_scaling = {};
+  if (c.rope_theta_local > 0 && c.rope_theta_local != c.rope_theta) {
+    local.rope_theta = c.rope_theta_local;
+    local.rope_scaling = {};
+  }
   return local;
 }
 
@@ -128,6 +131,8 @@ struct Session::Impl {
   runtime::RotaryEmbedding local_rope;  // sliding-window layers
   runtime::KvCache cache;
   int64_t position = 0;
+  // LongRoPE only: the ids in the cache, to run again on the long factors.
+  std::vector<int32_t> history;
   // [(n_layers + 1) * kHookPointCount]; FinalNorm lives in layer slot n_layers.
   std::vector<std::vector<Entry>> hooks;
   struct PatternEntry {
@@ -155,6 +160,8 @@ struct Session::Impl {
   }
 
   std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsFor which);
+  // One batch at positions position .. position + n - 1, already checked.
+  std::vector<float> run(const std::vector<int32_t>& tokens, LogitsFor which);
 };
 
 std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, LogitsFor which) {
@@ -172,9 +179,32 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     }
   }
 
+  // LongRoPE picks its factors by the sequence's length (Hugging Face's
+  // Phi-3), so the cached tokens were rotated, and their later layers
+  // computed, with the short factors. When a sequence first grows past the
+  // original context, Hugging Face's generate() drops the cache and runs the
+  // whole sequence again; so does this: the result is the batch forward of
+  // the whole sequence, and hooks see its earlier positions a second time.
+  if (position > 0 && !rope.uses_long_factors(position) && rope.uses_long_factors(position + n)) {
+    std::vector<int32_t> sequence = std::move(history);
+    sequence.insert(sequence.end(), tokens.begin(), tokens.end());
+    history.clear();
+    position = 0;
+    std::vector<float> logits = run(sequence, which);
+    if (which == LogitsFor::LastToken) return logits;
+    logits.erase(logits.begin(), logits.end() - n * c.vocab_size);
+    return logits;
+  }
+  return run(tokens, which);
+}
+
+std::vector<float> Session::Impl::run(const std::vector<int32_t>& tokens, LogitsFor which) {
+  const ModelConfig& c = config;
+  const auto n = static_cast<int64_t>(tokens.size());
   const int64_t d = c.d_model, f = c.d_ffn, hd = c.head_dim;
   const int64_t q_width = c.n_heads * hd, kv_width = c.n_kv_heads * hd;
   const int64_t p0 = position;
+  if (c.rope_scaling.is_longrope()) history.insert(history.end(), tokens.begin(), tokens.end());
   std::vector<float> x(sz(n * d)), h(sz(n * d)), q(sz(n * q_width)), attn(sz(n * q_width)), out(sz(n * d));
   std::vector<float> gate(sz(n * f)), up(sz(n * f));
   std::vector<float> keys(sz(n * kv_width)), values(sz(n * kv_width));  // the new tokens', before the cache
@@ -212,8 +242,8 @@ std::vector<float> Session::Impl::forward(const std::vector<int32_t>& tokens, Lo
     qk_norm(c.qk_norm, new_keys, n, kv_width, hd, w.attn_k_norm, c.rms_norm_eps);
     const int64_t window = c.window_of_layer(layer);
     const runtime::RotaryEmbedding& layer_rope = window > 0 ? local_rope : rope;
-    layer_rope.apply(q.data(), n, q_width, c.n_heads, p0);
-    layer_rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0);
+    layer_rope.apply(q.data(), n, q_width, c.n_heads, p0, p0 + n);
+    layer_rope.apply(new_keys, n, kv_width, c.n_kv_heads, p0, p0 + n);
     cache.store(layer, p0, n, new_keys, new_values);
     const std::vector<PatternEntry>& pattern_sinks = pattern_records[sz(layer)];
     if (!pattern_sinks.empty()) pattern.resize(sz(c.n_heads * n * (p0 + n)));
@@ -270,7 +300,10 @@ Session& Session::operator=(Session&&) noexcept = default;
 
 const ModelConfig& Session::config() const { return impl_->config; }
 int64_t Session::position() const { return impl_->position; }
-void Session::reset() { impl_->position = 0; }
+void Session::reset() {
+  impl_->position = 0;
+  impl_->history.clear();
+}
 int64_t Session::weight_bytes() const { return impl_->weights.bytes(); }
 int64_t Session::copied_weight_bytes() const { return impl_->weights.copied_bytes(); }
 

@@ -100,7 +100,11 @@ TEST(Runtime, RopeLlama3ScalingMatchesTransformers) {
   ModelConfig c;
   c.head_dim = 128;
   c.rope_theta = 500000.0;
-  c.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 8192};
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8.0;
+  c.rope_scaling.low_freq_factor = 1.0;
+  c.rope_scaling.high_freq_factor = 4.0;
+  c.rope_scaling.original_context = 8192;
   const runtime::RotaryEmbedding rope(c, {});
   const std::vector<std::pair<int, double>> expected = {
       {0, 1.0}, {20, 0.016560440883040428}, {28, 0.0032114461064338684}, {29, 0.0021665706299245358},

@@ -6,8 +6,8 @@
 // on sequences of 1, 10 and 33 tokens. Checked here: the loader reads the
 // window, the logits match, the window really changes them (against the
 // no-window tiny Llama reference on the same weights), the KV cache gives the
-// same answer token by token, the attention kernel's edge cases, and qwen2's
-// use_sliding_window being refused rather than ignored.
+// same answer token by token, and the attention kernel's edge cases (Qwen's
+// use_sliding_window: test_rope_variants.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -143,25 +143,6 @@ TEST(SlidingWindow, AttentionKernelEdges) {
       }
     }
   }
-}
-
-// qwen2's use_sliding_window (windows from layer max_window_layers on) is not
-// implemented: refused with the key named, not silently computed without.
-TEST(SlidingWindow, Qwen2UseSlidingWindowIsRefused) {
-  const auto folder = std::filesystem::temp_directory_path() / "neuronlens_test_qwen2_sliding_window";
-  std::filesystem::remove_all(folder);
-  std::filesystem::copy(testing::fixture_path("tiny_qwen2_hf"), folder);
-  nlohmann::json config = read_json((folder / "config.json").string());
-  config["use_sliding_window"] = true;
-  std::ofstream(folder / "config.json") << config.dump();
-  std::string message = "(accepted)";
-  try {
-    Model::load(folder.string());
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  std::filesystem::remove_all(folder);
-  EXPECT_NE(message.find("use_sliding_window is true"), std::string::npos) << message;
 }
 
 }  // namespace

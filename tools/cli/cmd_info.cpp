@@ -60,6 +60,8 @@ int run_info(const InfoOptions& opt) {
     j["tied_embeddings"] = c.tied_embeddings;
     j["context_length"] = c.context_length;
     j["rope_theta"] = c.rope_theta;
+    j["rotary_dim"] = c.rotated_dims();
+    j["rope_scaling"] = c.rope_scaling.type.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.rope_scaling.type);
     j["rms_norm_eps"] = c.rms_norm_eps;
     j["block"] = describe_block(c);
     j["activation"] = mlp_activation_name(c.activation);
