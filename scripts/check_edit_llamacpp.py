@@ -32,7 +32,7 @@ import tempfile
 
 import numpy as np
 
-from experiment_edit import DOG_PROMPTS
+from experiment_edit import DOG_PROMPTS, add_concept_arguments
 
 
 def neuronlens_ids(cli, model, text, chat):
@@ -59,12 +59,8 @@ def llama_concept_probs(Llama, path, prompts_ids, concept_ids, threads):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("--cli", default=os.path.join(here, "..", "build", "neuronlens"))
-    parser.add_argument("--concept", default="dog")
-    parser.add_argument("--prompt", action="append", help="concept prompt (repeatable; default: five dog prompts)")
+    add_concept_arguments(parser)
     parser.add_argument("--method", default="tars")
     parser.add_argument("--kinds", default="up")
     parser.add_argument("--max-edits", type=int, default=1)

@@ -40,13 +40,20 @@ GRID = [  # (method, kinds, max edits)
 ]
 
 
-def main():
+def add_concept_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every concept-removal script takes: the model, the CLI,
+    the concept and the prompts after which its probability is measured."""
     here = os.path.dirname(os.path.abspath(__file__))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--cli", default=os.path.join(here, "..", "build", "neuronlens"))
     parser.add_argument("--concept", default="dog")
     parser.add_argument("--prompt", action="append", help="concept prompt (repeatable; default: five dog prompts)")
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_concept_arguments(parser)
     parser.add_argument("--control", default="cat", help="a concept the edit should leave alone")
     parser.add_argument("--control-prompt", action="append", help="its prompts (default: five cat prompts)")
     parser.add_argument("--neutral", default=os.path.join(here, "..", "data", "neutral", "news.txt"))

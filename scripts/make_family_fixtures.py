@@ -128,17 +128,6 @@ FAMILIES: dict[str, dict] = {
         rope_theta=1_000_000.0, rope_local=None, window=None, pattern=None,
         attn_softcap=None, final_softcap=None, eps=1e-6,
         sigma=dict(embed=0.25, q=0.125, k=0.125, head=None)),
-    # Qwen 3 with use_sliding_window: the window on layers max_window_layers
-    # and up (transformers' Qwen2Config/Qwen3Config layer_types). No released
-    # checkpoint turns it on, and llama.cpp's converter drops it, so this one
-    # is a Hugging Face folder only, with no GGUF and no llama.cpp check.
-    "qwen3_window": dict(
-        arch="qwen3", display="Qwen 3", model_type="qwen3", hf_class="Qwen3ForCausalLM",
-        layers=2, heads=8, kv_heads=2, head_dim=16, tied=True, act="silu", norm="plain",
-        qk_norm="head", block="pre", embed_scale=False, fused=False,
-        rope_theta=1_000_000.0, rope_local=None, window=WINDOW, pattern=None, max_window_layers=1, gguf=False,
-        attn_softcap=None, final_softcap=None, eps=1e-6,
-        sigma=dict(embed=0.25, q=0.125, k=0.125, head=None)),
     "olmo2": dict(
         arch="olmo2", display="OLMo 2", model_type="olmo2", hf_class="Olmo2ForCausalLM",
         layers=2, heads=4, kv_heads=2, head_dim=16, tied=False, act="silu", norm="plain",
@@ -153,22 +142,21 @@ FAMILIES: dict[str, dict] = {
         rope_theta=10_000.0, rope_local=None, window=None, pattern=None,
         attn_softcap=None, final_softcap=None, eps=1e-5,
         sigma=dict(embed=0.25, q=0.125, k=0.125, head=0.25)),
-    # Phi-3 with the 128k models' LongRoPE and Phi-4-mini's partial rotary:
-    # half of each head rotates, with its frequencies divided by the short
-    # factors while the sequence fits in the original context (12 tokens
-    # here: the short prompt) and by the long ones beyond (the long prompt);
-    # cos and sin times the attention factor. Factors are dyadic, so
-    # float32 (GGUF) and float64 (config.json) hold the same values.
-    "phi3_longrope": dict(
-        arch="phi3", display="Phi 3", model_type="phi3", hf_class="Phi3ForCausalLM",
-        layers=2, heads=4, kv_heads=2, head_dim=16, tied=False, act="silu", norm="plain",
-        qk_norm=None, block="pre", embed_scale=False, fused=True,
-        rope_theta=10_000.0, rope_local=None, window=None, pattern=None,
-        attn_softcap=None, final_softcap=None, eps=1e-5,
-        rotary_dim=8,
-        longrope=dict(original=12, short=[1.0, 1.125, 1.25, 1.5], long=[1.5, 2.5, 6.0, 16.0]),
-        sigma=dict(embed=0.25, q=0.125, k=0.125, head=0.25)),
 }
+# Qwen 3 with use_sliding_window: the window on layers max_window_layers
+# and up (transformers' Qwen2Config/Qwen3Config layer_types). No released
+# checkpoint turns it on, and llama.cpp's converter drops it, so this one
+# is a Hugging Face folder only, with no GGUF and no llama.cpp check.
+FAMILIES["qwen3_window"] = dict(FAMILIES["qwen3"], window=WINDOW, max_window_layers=1, gguf=False)
+# Phi-3 with the 128k models' LongRoPE and Phi-4-mini's partial rotary:
+# half of each head rotates, with its frequencies divided by the short
+# factors while the sequence fits in the original context (12 tokens
+# here: the short prompt) and by the long ones beyond (the long prompt);
+# cos and sin times the attention factor. Factors are dyadic, so
+# float32 (GGUF) and float64 (config.json) hold the same values.
+FAMILIES["phi3_longrope"] = dict(
+    FAMILIES["phi3"], rotary_dim=8,
+    longrope=dict(original=12, short=[1.0, 1.125, 1.25, 1.5], long=[1.5, 2.5, 6.0, 16.0]))
 
 
 def rotary_dim(fam: dict) -> int:

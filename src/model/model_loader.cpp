@@ -353,6 +353,24 @@ class ModelBuilder {
     if (c.arch == Architecture::Phi3 && c.sliding_window >= c.context_length) c.sliding_window = 0;
   }
 
+  // config.json's layer_types: one "sliding_attention" or "full_attention"
+  // per layer; 1 for a sliding (windowed) layer.
+  static std::vector<uint8_t> read_layer_types(const json& layer_types, const std::string& where, int64_t n_layers) {
+    if (static_cast<int64_t>(layer_types.size()) != n_layers) {
+      throw bad_file(where + ": key 'layer_types' has " + std::to_string(layer_types.size()) + " entries, the model " +
+                     std::to_string(n_layers) + " layers");
+    }
+    std::vector<uint8_t> sliding;
+    for (const json& t : layer_types) {
+      if (t != "sliding_attention" && t != "full_attention") {
+        throw bad_file(where + ": key 'layer_types' has " + json_excerpt(t) +
+                       ", expected \"sliding_attention\" or \"full_attention\"");
+      }
+      sliding.push_back(t == "sliding_attention" ? 1 : 0);
+    }
+    return sliding;
+  }
+
   // Qwen2/3 with use_sliding_window: the window on the layers layer_types
   // marks "sliding_attention", else on layers max_window_layers and above.
   static void read_qwen_window(const json& cfg, const std::string& where, ModelConfig& c) {
@@ -363,17 +381,7 @@ class ModelBuilder {
     }
     auto layer_types = cfg.find("layer_types");
     if (layer_types != cfg.end() && layer_types->is_array()) {
-      if (static_cast<int64_t>(layer_types->size()) != c.n_layers) {
-        throw bad_file(where + ": key 'layer_types' has " + std::to_string(layer_types->size()) +
-                       " entries, the model " + std::to_string(c.n_layers) + " layers");
-      }
-      for (const json& t : *layer_types) {
-        if (t != "sliding_attention" && t != "full_attention") {
-          throw bad_file(where + ": key 'layer_types' has " + json_excerpt(t) +
-                         ", expected \"sliding_attention\" or \"full_attention\"");
-        }
-        c.sliding_layers.push_back(t == "sliding_attention" ? 1 : 0);
-      }
+      c.sliding_layers = read_layer_types(*layer_types, where, c.n_layers);
     } else {
       const int64_t first = json_int(cfg, "max_window_layers", where, 28);  // Qwen2Config's default
       if (first < 0) {
@@ -506,17 +514,7 @@ class ModelBuilder {
     c.sliding_window = json_int(cfg, "sliding_window", where, 0);
     if (c.sliding_window <= 0) return;
     if (has_layer_types) {
-      if (static_cast<int64_t>(layer_types->size()) != c.n_layers) {
-        throw bad_file(where + ": key 'layer_types' has " + std::to_string(layer_types->size()) +
-                       " entries, the model " + std::to_string(c.n_layers) + " layers");
-      }
-      for (const json& t : *layer_types) {
-        if (t != "sliding_attention" && t != "full_attention") {
-          throw bad_file(where + ": key 'layer_types' has " + json_excerpt(t) +
-                      ", expected \"sliding_attention\" or \"full_attention\"");
-        }
-        c.sliding_layers.push_back(t == "sliding_attention" ? 1 : 0);
-      }
+      c.sliding_layers = read_layer_types(*layer_types, where, c.n_layers);
     } else {
       const int64_t period = json_int(cfg, "sliding_window_pattern", where, traits.default_sliding_pattern);
       if (period <= 0 || (cfg.contains("sliding_window_pattern") && period > c.n_layers)) {
