@@ -25,7 +25,6 @@ The token ids come from `neuronlens tokenize --ids`, so a difference in
 tokenisation cannot hide in the comparison.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import tempfile
 
 import numpy as np
 
-from experiment_edit import DOG_PROMPTS, add_concept_arguments
+from experiment_edit import DOG_PROMPTS, add_concept_arguments, run_edit
 
 
 def neuronlens_ids(cli, model, text, chat):
@@ -93,14 +92,8 @@ def main():
     prompts = args.prompt or DOG_PROMPTS
     with tempfile.TemporaryDirectory() as tmp:
         edited = args.keep or os.path.join(tmp, "edited.gguf")
-        cmd = [args.cli, "edit", args.model, "-o", edited, "--remove", args.concept, "--method", args.method,
-               "--kinds", args.kinds, "--max-edits", str(args.max_edits), "--json"] + (["--chat"] if args.chat else [])
-        for p in prompts:
-            cmd += ["-p", p]
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        if run.returncode != 0:
-            sys.exit(f"{' '.join(cmd)}\nfailed: {run.stderr}")
-        r = json.loads(run.stdout)
+        r = run_edit(args.cli, args.model, edited, args.concept, args.method, args.kinds, args.max_edits, prompts,
+                     ["--chat"] if args.chat else [])
         concept_ids = r["concept"]["ids"]
         ids = [neuronlens_ids(args.cli, args.model, p, args.chat) for p in prompts]
         before = llama_concept_probs(Llama, args.model, ids, concept_ids, args.threads)

@@ -50,6 +50,20 @@ def add_concept_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", action="append", help="concept prompt (repeatable; default: five dog prompts)")
 
 
+def run_edit(cli: str, model: str, output: str, concept: str, method: str, kinds: str, max_edits: int,
+             prompts: list, extra: list) -> dict:
+    """`neuronlens edit ... --json` with p(concept) measured after each of
+    `prompts`; `extra`: more arguments. Exits with the command's error."""
+    cmd = [cli, "edit", model, "-o", output, "--remove", concept, "--method", method, "--kinds", kinds,
+           "--max-edits", str(max_edits), "--json"] + extra
+    for p in prompts:
+        cmd += ["-p", p]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}\nfailed: {run.stderr}")
+    return json.loads(run.stdout)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,17 +79,11 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for method, kinds, n in GRID:
-            cmd = [args.cli, "edit", args.model, "-o", os.path.join(tmp, "edited.gguf"), "--remove", args.concept,
-                   "--method", method, "--kinds", kinds, "--max-edits", str(n), "--neutral", args.neutral, "--json"]
-            for p in prompts:
-                cmd += ["-p", p]
-            cmd += ["--control", args.control]
+            extra = ["--neutral", args.neutral, "--control", args.control]
             for p in control_prompts:
-                cmd += ["--control-prompt", p]
-            run = subprocess.run(cmd, capture_output=True, text=True)
-            if run.returncode != 0:
-                sys.exit(f"{' '.join(cmd)}\nfailed: {run.stderr}")
-            r = json.loads(run.stdout)
+                extra += ["--control-prompt", p]
+            r = run_edit(args.cli, args.model, os.path.join(tmp, "edited.gguf"), args.concept, method, kinds, n,
+                         prompts, extra)
             before = sum(p["before"] for p in r["prompts"]) / len(r["prompts"])
             after = sum(p["after"] for p in r["prompts"]) / len(r["prompts"])
             edited = ", ".join(f"{t['kind']} {t['layer']}:{t['neuron']} ({t['cosine']:.3f})" for t in r["targets"])
