@@ -353,6 +353,15 @@ class ModelBuilder {
     if (c.arch == Architecture::Phi3 && c.sliding_window >= c.context_length) c.sliding_window = 0;
   }
 
+  // A window wider than the context, named by its config.json key (the
+  // Gemma and Qwen windows; Phi-3's is dropped instead, see above).
+  static void check_window_fits(const ModelConfig& c, const std::string& where) {
+    if (c.sliding_window > c.context_length) {
+      throw bad_file(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
+                     ", larger than max_position_embeddings " + std::to_string(c.context_length));
+    }
+  }
+
   // config.json's layer_types: one "sliding_attention" or "full_attention"
   // per layer; 1 for a sliding (windowed) layer.
   static std::vector<uint8_t> read_layer_types(const json& layer_types, const std::string& where, int64_t n_layers) {
@@ -389,10 +398,7 @@ class ModelBuilder {
       }
       for (int64_t l = 0; l < c.n_layers; ++l) c.sliding_layers.push_back(l >= first ? 1 : 0);
     }
-    if (c.sliding_window > c.context_length) {
-      throw bad_file(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
-                     ", larger than max_position_embeddings " + std::to_string(c.context_length));
-    }
+    check_window_fits(c, where);
   }
 
   // A LongRoPE factor list: an array of positive numbers.
@@ -523,10 +529,7 @@ class ModelBuilder {
       }
       c.sliding_layers = sliding_layers_from_period(period, c.n_layers);
     }
-    if (c.sliding_window > c.context_length) {
-      throw bad_file(where + ": key 'sliding_window' is " + std::to_string(c.sliding_window) +
-                     ", larger than max_position_embeddings " + std::to_string(c.context_length));
-    }
+    check_window_fits(c, where);
   }
 
   static Model load_hf(const fs::path& folder) {
