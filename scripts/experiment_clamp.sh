@@ -27,11 +27,12 @@
 # atlas with a record of MODEL, for VALUE FACTORx), SEEDS (20),
 # TEMP (0.7), NTOK (tokens per answer, 40), JOBS (parallel generate runs, 1),
 # OUTDIR (where answers are kept, default a new temporary folder),
-# EXAMPLES (answers printed per side, 3).
+# EXAMPLES (answers printed per side, 3), WEIGHTS (generate/probe --weights,
+# quantized).
 set -euo pipefail
 
 if [[ $# -lt 5 ]]; then
-  sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 MODEL=$1 NEURON=$2 VALUE=$3 REGEX=$4 PROMPT=$5
@@ -45,6 +46,7 @@ TEMP=${TEMP:-0.7}
 NTOK=${NTOK:-40}
 JOBS=${JOBS:-1}
 EXAMPLES=${EXAMPLES:-3}
+WEIGHTS=${WEIGHTS:-quantized}
 OUTDIR=${OUTDIR:-$(mktemp -d)}
 mkdir -p "$OUTDIR"
 if [[ $VALUE =~ ^(-?[0-9]*\.?[0-9]+)x$ ]]; then
@@ -77,7 +79,7 @@ run_one() {
   local side=$1 seed=$2
   local extra=()
   [[ $side == with ]] && extra=(--clamp "$CLAMP")
-  "$CLI" generate "$MODEL" --chat -p "$PROMPT" --seed "$seed" --temperature "$TEMP" -n "$NTOK" "${extra[@]}" \
+  "$CLI" generate "$MODEL" --weights "$WEIGHTS" --chat -p "$PROMPT" --seed "$seed" --temperature "$TEMP" -n "$NTOK" "${extra[@]}" \
     >"$OUTDIR/$side-$seed.txt"
 }
 
@@ -103,7 +105,7 @@ echo
 echo "next-token probability at the end of the chat prompt (probe):"
 probe_args=()
 for t in "${TOKENS[@]}"; do probe_args+=(--tokens "$t"); done
-"$CLI" probe "$MODEL" --chat -p "$PROMPT" "${probe_args[@]}" --clamp "$CLAMP" --json |
+"$CLI" probe "$MODEL" --weights "$WEIGHTS" --chat -p "$PROMPT" "${probe_args[@]}" --clamp "$CLAMP" --json |
   awk '
     /"p_with":/    { gsub(/[ ,]/, "", $2); with = $2 }
     /"p_without":/ { gsub(/[ ,]/, "", $2); without = $2 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "neuronlens/atlas.h"
+#include "neuronlens/runtime.h"
 #include "neuronlens/text_model.h"
 
 namespace neuronlens {
@@ -36,6 +37,7 @@ struct ClampExperimentOptions {
   int ngram = 3;
   double logprob_margin = 1.0;         // nats per token below the unclamped answers' mean
   double repetition_margin = 0.1;      // share of repeated n-grams above the unclamped answers'
+  WeightFormat weights = WeightFormat::Quantized;  // of every Session the experiment runs
 };
 
 struct ScoredAnswer {

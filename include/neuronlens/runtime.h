@@ -94,14 +94,17 @@ enum class WeightFormat {
   // Matrices are multiplied in the file's own blocks, in place:
   //   - K-quants (Q2_K..Q6_K) in 8-bit integer arithmetic, the activations
   //     quantised 256 at a time as llama.cpp does (backends/cpu/kquant.h);
-  //   - Q4_0, Q4_1, Q8_0 with float32 activations (block_matvec.h);
+  //   - Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 likewise, the activations quantised 32
+  //     at a time as llama.cpp does for them (backends/cpu/block_q8.h);
+  //   - F16 and BF16 with float32 activations (block_matvec.h);
   //   - F32 through BLAS.
   // A type without a kernel is dequantised to a float32 copy, and
   // Session::weight_kernels() says so.
   Quantized,
   // As Quantized, but every product with float32 activations: K-quant
   // blocks are dequantised a tile at a time (never all at once) and
-  // multiplied in float32. The logits of Float32 in the memory of Quantized,
+  // multiplied in float32, Q4_0..Q8_0 go through the float-activation block
+  // kernels. The logits of Float32 in the memory of Quantized,
   // slower per token; for when the 8-bit activations' rounding matters
   // (Gemma's large activations: tests/unit/test_gemma3_real.cpp).
   Exact,
@@ -126,10 +129,11 @@ struct SessionOptions {
 };
 
 // How a Session holds the matrices of one file type: the kernel ("kquant",
-// "blocks", "float32"), whether read in place, and why not.
+// "int8blocks", "blocks", "tiles", "float32"), whether read in place, and why not.
 struct WeightKernelUse {
   std::string file_type;     // "Q4_K", ...
-  std::string kernel;        // "kquant" (8-bit products), "blocks" (float activations), "tiles" (dequantised
+  std::string kernel;        // "kquant" (8-bit products over 256), "int8blocks" (8-bit products over 32),
+                             // "blocks" (float activations), "tiles" (dequantised
                              // tile by tile, float activations), "float32" (BLAS)
   bool in_place = true;      // read from the mapped file; false: a float32 copy
   int64_t matrices = 0;

@@ -145,7 +145,7 @@ ClampExperiment run_clamp_experiment(const TextModel& tm, const ClampExperimentO
 
   // The unclamped model: it generates the baseline answers and scores every
   // answer; a hook tracks the neuron's largest |activation| as it scores.
-  Session plain(tm.model);
+  Session plain(tm.model, SessionOptions{o.weights});
   double answers_max_abs = 0;
   plain.add_hook(HookPoint::MlpAct, o.layer, [&](int64_t, HookPoint, float* data, int64_t n, int64_t width, int64_t) {
     for (int64_t t = 0; t < n; ++t) answers_max_abs = std::max(answers_max_abs, std::fabs(static_cast<double>(data[t * width + o.neuron])));
@@ -201,7 +201,7 @@ ClampExperiment run_clamp_experiment(const TextModel& tm, const ClampExperimentO
   std::sort(values.begin(), values.end());
   for (double value : values) {
     if (!std::isfinite(value)) throw bad_input("--values: every value must be a finite number");
-    Session clamped(tm.model);
+    Session clamped(tm.model, SessionOptions{o.weights});
     clamped.clamp_neurons(o.layer, {o.neuron}, static_cast<float>(value));
     ClampRun run;
     run.value = value;

@@ -111,10 +111,11 @@ std::vector<WeightKernelUse> plan_weight_kernels(const Model& model, WeightForma
   for (const TensorView* t : tensors) {
     const runtime::WeightChoice choice =
         runtime::WeightMatrix::choose(*t, format != WeightFormat::Float32, format == WeightFormat::Exact);
-    const std::string kernel = choice.kernel == runtime::WeightKernel::KQuant   ? "kquant"
-                               : choice.kernel == runtime::WeightKernel::Blocks ? "blocks"
-                               : choice.kernel == runtime::WeightKernel::Tiles  ? "tiles"
-                                                                                : "float32";
+    const std::string kernel = choice.kernel == runtime::WeightKernel::KQuant       ? "kquant"
+                               : choice.kernel == runtime::WeightKernel::Int8Blocks ? "int8blocks"
+                               : choice.kernel == runtime::WeightKernel::Blocks     ? "blocks"
+                               : choice.kernel == runtime::WeightKernel::Tiles      ? "tiles"
+                                                                                    : "float32";
     const std::string type(dtype_name(t->type));
     auto it = std::find_if(uses.begin(), uses.end(), [&](const WeightKernelUse& u) {
       return u.file_type == type && u.kernel == kernel && u.in_place == choice.in_place;

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "backends/cpu/block_matvec.h"
+#include "backends/cpu/block_q8.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/kquant.h"
 #include "backends/cpu/omp_exceptions.h"
@@ -45,10 +46,11 @@ T* scratch(std::unique_ptr<T[]>& buffer, size_t& capacity, size_t needed) {
 }
 
 // What one product prepares before the threads start: x's block sums for
-// the float-activation block kernels, or x quantised for the K-quant ones.
+// the float-activation block kernels, or x quantised for the 8-bit ones.
 struct PreparedInput {
-  std::vector<float> sums;                    // [n, cols / 32]
-  std::unique_ptr<cpu::Q8KBlock[]> quantized;  // [n, cols / 256]
+  std::vector<float> sums;                      // [n, cols / 32]: Blocks
+  std::unique_ptr<cpu::Q8KBlock[]> quantized;   // [n, cols / 256]: KQuant
+  std::unique_ptr<cpu::Q8Block[]> quantized32;  // [n, cols / 32]: Int8Blocks
 };
 
 PreparedInput prepare_input(const WeightMatrix& w, const float* x, int64_t n) {
@@ -58,6 +60,10 @@ PreparedInput prepare_input(const WeightMatrix& w, const float* x, int64_t n) {
     const int64_t blocks = cols / 32;  // of 32 values, whatever the type's own block
     in.sums.resize(sz(n * blocks));
     for (int64_t t = 0; t < n; ++t) cpu::block_sums(x + t * cols, cols, in.sums.data() + t * blocks);
+  } else if (w.kernel() == WeightKernel::Int8Blocks) {
+    const int64_t blocks = cols / 32;
+    in.quantized32.reset(new cpu::Q8Block[sz(n * blocks)]);
+    for (int64_t t = 0; t < n; ++t) cpu::quantize_q8_blocks(x + t * cols, cols, in.quantized32.get() + t * blocks);
   } else {
     const int64_t blocks = cols / cpu::kSuperBlock;
     in.quantized.reset(new cpu::Q8KBlock[sz(n * blocks)]);
@@ -74,7 +80,10 @@ WeightChoice WeightMatrix::choose(const TensorView& tensor, bool keep_blocks, bo
   if (!keep_blocks) return {WeightKernel::Float32, false, ""};
   if (cpu::kformat_of(tensor.type)) return {float_activations ? WeightKernel::Tiles : WeightKernel::KQuant, true, ""};
   // F16 and BF16 rows go through the block kernels 32 values at a time.
-  if (cpu::block_format_of(tensor.type) && tensor.row_length() % 32 == 0) return {WeightKernel::Blocks, true, ""};
+  if (const auto format = cpu::block_format_of(tensor.type); format && tensor.row_length() % 32 == 0) {
+    const bool int8 = !float_activations && cpu::has_q8_kernel(*format);
+    return {int8 ? WeightKernel::Int8Blocks : WeightKernel::Blocks, true, ""};
+  }
   return {WeightKernel::Float32, false, std::string(dtype_name(tensor.type)) + " has no kernel here: dequantised to float32"};
 }
 
@@ -98,7 +107,8 @@ void WeightMatrix::copy_row(int64_t r, float* out) const {
 
 void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
   switch (kernel_) {
-    case WeightKernel::KQuant: return multiply_together({{this, x, y}}, n);
+    case WeightKernel::KQuant:
+    case WeightKernel::Int8Blocks: return multiply_together({{this, x, y}}, n);
     case WeightKernel::Blocks:
       if (n < kTileFromRows) return multiply_together({{this, x, y}}, n);
       return multiply_blocks_by_tiles(x, n, y);
@@ -117,7 +127,8 @@ void WeightMatrix::multiply(const float* x, int64_t n, float* y) const {
 
 void multiply_together(std::initializer_list<Product> products, int64_t n) {
   const bool by_rows = std::all_of(products.begin(), products.end(), [n](const Product& p) {
-    return p.w->kernel() == WeightKernel::KQuant || (p.w->kernel() == WeightKernel::Blocks && n < kTileFromRows);
+    return p.w->kernel() == WeightKernel::KQuant || p.w->kernel() == WeightKernel::Int8Blocks ||
+           (p.w->kernel() == WeightKernel::Blocks && n < kTileFromRows);
   });
   if (!by_rows) {
     for (const Product& p : products) p.w->multiply(p.x, n, p.y);
@@ -146,6 +157,11 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
           cpu::block_matvec(format, w.data_, w.row_bytes_, w.cols(), first, last, p.x + t * w.cols(),
                             in.sums.data() + t * blocks, p.y + t * w.rows());
         }
+        continue;
+      }
+      if (w.kernel() == WeightKernel::Int8Blocks) {
+        cpu::block_q8_matmul(*cpu::block_format_of(w.type_), w.data_, w.row_bytes_, w.cols() / 32, first, last,
+                             in.quantized32.get(), n, p.y, w.rows());
         continue;
       }
       cpu::kquant_matmul(*cpu::kformat_of(w.type_), w.data_, w.row_bytes_, w.cols() / cpu::kSuperBlock, first, last,

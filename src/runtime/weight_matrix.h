@@ -2,11 +2,13 @@
 // model's mapped file whenever a kernel can multiply its type there:
 //   - K-quants (Q2_K..Q6_K): 8-bit integer products over activations
 //     quantised 256 at a time, as llama.cpp does (backends/cpu/kquant.h);
-//   - Q4_0, Q4_1, Q8_0 (and the other types block_matvec.h lists): block
-//     kernels with float32 activations;
+//   - Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: 8-bit integer products over activations
+//     quantised 32 at a time, as llama.cpp does (backends/cpu/block_q8.h);
+//   - F16, BF16: block kernels with float32 activations (block_matvec.h);
 //   - F32: BLAS on the mapped floats.
 // With float_activations, K-quants are instead dequantised a tile of rows at
-// a time and multiplied in float32 (Tiles). Anything else, or everything
+// a time and multiplied in float32 (Tiles), and Q4_0..Q8_0 go through the
+// float-activation block kernels (Blocks). Anything else, or everything
 // with keep_blocks = false, is dequantised once into a float32 copy the
 // matrix owns; fallback_reason() says why.
 #pragma once
@@ -40,6 +42,7 @@ void multiply_together(std::initializer_list<Product> products, int64_t n);
 enum class WeightKernel {
   Float32,  // BLAS over float32 (mapped in place, or an owned copy)
   Blocks,   // block_matvec.h: the file's blocks, float32 activations
+  Int8Blocks,  // block_q8.h: the file's Q4_0..Q8_0 blocks, 8-bit activations per 32
   KQuant,   // kquant.h: the file's K-quant blocks, 8-bit activations
   Tiles,    // the file's blocks dequantised a tile of rows at a time, float32 activations
 };

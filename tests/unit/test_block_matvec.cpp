@@ -189,12 +189,14 @@ INSTANTIATE_TEST_SUITE_P(FormatsAndPaths, BlockKernel,
 // Q4_0, Q4_1 and Q8_0 only: the runtime's use of the kernels.
 class BlockMatvec : public ::testing::TestWithParam<DType> {};
 
-// WeightMatrix with blocks, for one token (kernel), a few (kernel per token)
-// and many (dequantised tiles through GEMM), and the float32 one.
+// WeightMatrix with blocks and float activations (WeightFormat::Exact; the
+// default's 8-bit activations are test_block_q8.cpp's), for one token
+// (kernel), a few (kernel per token) and many (dequantised tiles through
+// GEMM), and the float32 one.
 TEST_P(BlockMatvec, WeightMatrixProductsInEveryPathAndTheRowLookup) {
   const DType type = GetParam();
   const Blocks b = load(type);
-  const runtime::WeightMatrix blocks(b.view, true), dense(b.view, false);
+  const runtime::WeightMatrix blocks(b.view, true, /*float_activations=*/true), dense(b.view, false);
   EXPECT_TRUE(blocks.is_blocks());
   EXPECT_FALSE(dense.is_blocks());
   EXPECT_EQ(dense.bytes(), kRows * kCols * 4);

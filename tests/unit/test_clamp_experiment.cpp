@@ -118,6 +118,9 @@ TEST(ClampExperiment, DefaultModelReproducesTheSea2xRow) {
   o.concept_regex = "\\b(sea|seas|ocean|beach|coast)";
   o.values = {28};
   o.probe_tokens = {" sea", " ocean", "Sea"};
+  // The documented run multiplied the Q4_1 matrices with float32 activations,
+  // what --weights exact does (the default now rounds them to 8 bits).
+  o.weights = WeightFormat::Exact;
   // The documented run gave each generate one thread (JOBS=2 on 2 cores).
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);

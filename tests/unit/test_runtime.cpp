@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -323,15 +324,27 @@ TEST(Runtime, ErrorsForContextOverflowBadTokensAndBadInterventions) {
   EXPECT_EQ(session.forward({1, 2, 3}).size(), 3 * sz(c.vocab_size));  // nothing was registered
 }
 
+// softmax of one row of logits, in float64.
+std::vector<double> probabilities(const float* logits, int64_t v) {
+  const double max = *std::max_element(logits, logits + v);
+  std::vector<double> p(sz(v));
+  double sum = 0;
+  for (int64_t i = 0; i < v; ++i) sum += p[sz(i)] = std::exp(double(logits[i]) - max);
+  for (double& x : p) x /= sum;
+  return p;
+}
+
 // The default model against Hugging Face transformers on the same GGUF
 // weights (float32 on both sides; theirs in NeoX layout, ours interleaved),
-// with the weights held either way.
+// with the weights in their blocks (float32 activations: --weights exact) or
+// as a float32 copy. The default, 8-bit activations as llama.cpp, is checked
+// against llama.cpp (RuntimeVsLlamaCpp.DefaultModelQ4_1) and below.
 TEST(Runtime, DefaultModelMatchesTransformers) {
   NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
   const Model model = Model::load(path);
   const int64_t v = model.config().vocab_size;
   const nlohmann::json ref = read_json(committed_fixture("forward/smollm2_135m_q4_1.json"));
-  for (const WeightFormat format : {WeightFormat::Quantized, WeightFormat::Float32}) {
+  for (const WeightFormat format : {WeightFormat::Exact, WeightFormat::Float32}) {
     Session session(model, SessionOptions{format});
     double worst = 0;
     for (const auto& prompt : ref.at("prompts")) {
@@ -366,29 +379,70 @@ TEST(Runtime, DefaultModelMatchesTransformers) {
   }
 }
 
-// Quantized weights are the float32 weights summed in another order: every
+// Exact weights are the float32 weights summed in another order: every
 // logit of a prompt (batched: dequantised tiles through GEMM) and of single
 // steps (the block kernels) stays within float32 rounding of the float32
 // session's. Logits here reach ~30 and sums run over up to 1536 terms;
 // measured: 1.1e-4 (and 4.4e-5 against transformers, as float32 gives 3.1e-5).
-TEST(Runtime, QuantizedWeightsGiveTheFloat32LogitsOnTheDefaultModel) {
+TEST(Runtime, ExactWeightsGiveTheFloat32LogitsOnTheDefaultModel) {
   NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
   const Model model = Model::load(path);
+  Session exact(model, SessionOptions{WeightFormat::Exact}), reference(model, SessionOptions{WeightFormat::Float32});
+  EXPECT_LT(exact.weight_bytes() * 4, reference.weight_bytes());
+  const std::vector<int32_t> prompt = {1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 2, 17, 9000, 442, 33};
+  double worst = 0;
+  for (const size_t n : {prompt.size(), size_t{3}}) {  // the tile path, then the kernel path
+    exact.reset();
+    reference.reset();
+    const std::vector<int32_t> tokens(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(n));
+    worst = std::max(worst, max_abs_diff(exact.forward(tokens), reference.forward(tokens)));
+    for (const int32_t token : {271, 9, 1000}) {
+      worst = std::max(worst, max_abs_diff(exact.forward({token}), reference.forward({token})));
+    }
+  }
+  EXPECT_LT(worst, 1e-3);
+  std::printf("exact vs float32 weights: max |logit diff| = %.3g\n", worst);
+}
+
+// The default, 8-bit activations for the Q4_1 and Q8_0 matrices (as
+// llama.cpp rounds them), against the float32 session. That rounding moves a
+// probability by more than float32 order does: llama.cpp's own top-5
+// probabilities are up to 0.041 from the float32 ones on the llama.cpp test's
+// prompts (scripts/check_int8_noise.py), and two runs of our own 8-bit
+// arithmetic that differ only in the float rounding of their sums (the AVX2
+// and portable kernels) up to 0.057, because one float rounding can flip an
+// activation's 8-bit rounding. So the bound is of that order, 0.1, on the
+// probabilities of the float32 session's top 5, with the same top-1 wherever
+// its top two are 0.2 apart, for a batch and for steps through the cache;
+// the weights stay in their blocks (a quarter of float32's bytes).
+TEST(Runtime, QuantizedWeightsStayWithinEightBitRoundingOfFloat32OnTheDefaultModel) {
+  NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
+  const Model model = Model::load(path);
+  const int64_t v = model.config().vocab_size;
   Session quantized(model), reference(model, SessionOptions{WeightFormat::Float32});
   EXPECT_LT(quantized.weight_bytes() * 4, reference.weight_bytes());
   const std::vector<int32_t> prompt = {1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 2, 17, 9000, 442, 33};
   double worst = 0;
-  for (const size_t n : {prompt.size(), size_t{3}}) {  // the tile path, then the kernel path
-    quantized.reset();
-    reference.reset();
-    const std::vector<int32_t> tokens(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(n));
-    worst = std::max(worst, max_abs_diff(quantized.forward(tokens), reference.forward(tokens)));
-    for (const int32_t token : {271, 9, 1000}) {
-      worst = std::max(worst, max_abs_diff(quantized.forward({token}), reference.forward({token})));
+  const auto compare = [&](const std::vector<float>& got, const std::vector<float>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t row = 0; row < got.size() / sz(v); ++row) {
+      const std::vector<double> p = probabilities(got.data() + row * sz(v), v);
+      const std::vector<double> q = probabilities(want.data() + row * sz(v), v);
+      std::vector<size_t> order(q.size());
+      std::iota(order.begin(), order.end(), size_t{0});
+      std::partial_sort(order.begin(), order.begin() + 5, order.end(), [&](size_t a, size_t b) { return q[a] > q[b]; });
+      for (size_t k = 0; k < 5; ++k) worst = std::max(worst, std::fabs(p[order[k]] - q[order[k]]));
+      if (q[order[0]] - q[order[1]] >= 0.2) {
+        EXPECT_EQ(std::max_element(p.begin(), p.end()) - p.begin(), static_cast<std::ptrdiff_t>(order[0])) << "row " << row;
+      }
     }
-  }
-  EXPECT_LT(worst, 1e-3);
-  std::printf("quantized vs float32 weights: max |logit diff| = %.3g\n", worst);
+  };
+  quantized.reset();
+  reference.reset();
+  compare(quantized.forward(prompt), reference.forward(prompt));
+  for (const int32_t token : {271, 9, 1000}) compare(quantized.forward({token}), reference.forward({token}));
+  EXPECT_LE(worst, 0.1);
+  std::printf("quantized vs float32 weights: worst |p - p_float32| over the top 5 = %.3g\n", worst);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "neuronlens/neuron_map.h"
 #include "option_error.h"
 #include "progress_bar.h"
+#include "text_model.h"
 
 namespace neuronlens::cli {
 namespace {
@@ -30,6 +31,7 @@ struct ExperimentOptions {
   bool no_chat = false;
   int examples = 2;
   int threads = 0;
+  std::string weights = "quantized";
   ClampExperimentOptions run;
 };
 
@@ -89,6 +91,7 @@ int run_experiment_clamp(ExperimentOptions opt) {
   opt.run.neuron = for_option("--neuron", [&] { return parse_nonnegative_integer(opt.neuron.substr(colon + 1), "neuron"); });
   opt.run.values = for_option("--values", [&] { return parse_values(opt.values); });
   opt.run.probe_tokens = opt.tokens;
+  opt.run.weights = for_option("--weights", [&] { return parse_weight_format(opt.weights); });
   opt.run.chat = !opt.no_chat;
   if (opt.run.chat && !tm.chat) throw bad_input("the model has no chat template neuronlens knows: use --no-chat");
   std::optional<Atlas> atlas;
@@ -179,6 +182,7 @@ Runner add_experiment_command(CLI::App& app) {
   clamp->add_option("--examples", opt->examples, "Answers of the best value to print")->capture_default_str();
   clamp->add_flag("--json", opt->json, "Print JSON (every answer)");
   clamp->add_option("--threads", opt->threads, "Worker threads (default: all cores)");
+  add_weights_option(clamp, opt->weights);
   return [opt] { return run_experiment_clamp(*opt); };
 }
 

@@ -67,11 +67,7 @@ Runner add_generate_command(CLI::App& app) {
   add_intervention_options(cmd, opt->interventions);
   cmd->add_option("-n,--tokens", opt->max_tokens, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--kv", opt->kv_cache, "KV cache precision: f32, or f16 for half the memory")->capture_default_str();
-  cmd->add_option("--weights", opt->weights,
-                  "quantized (blocks in place; K-quants with 8-bit activations, as llama.cpp), exact (blocks in "
-                  "place, float32 activations throughout: float32's logits, slower per token) or float32 (a "
-                  "float32 copy of every matrix)")
-      ->capture_default_str();
+  add_weights_option(cmd, opt->weights);
   cmd->add_option("--seed", opt->seed, "Random seed for sampling")->capture_default_str();
   cmd->add_option("--temperature", opt->temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
   cmd->add_option("--top-k", opt->top_k, "Sample among the K likeliest tokens; 0 is no limit")->capture_default_str();

@@ -143,8 +143,10 @@ int run_info(const InfoOptions& opt) {
   std::printf("runtime        matrices read in place from the file; %s copied; %s kernels\n",
               human_bytes(static_cast<double>(copied_bytes)).c_str(), std::string(runtime_kernel_path()).c_str());
   for (const WeightKernelUse& u : runtime_weights) {
-    const std::string how = u.kernel == "kquant"   ? "8-bit integer kernel, in place"
-                            : u.kernel == "blocks" ? "block kernel, in place"
+    const std::string how = u.kernel == "kquant"       ? "8-bit integer kernel (activations per 256), in place"
+                            : u.kernel == "int8blocks" ? "8-bit integer kernel (activations per 32), in place"
+                            : u.kernel == "blocks"     ? "block kernel, float32 activations, in place"
+                            : u.kernel == "tiles"      ? "dequantised a tile at a time, float32 activations, in place"
                             : u.in_place           ? "float32 BLAS, in place"
                                                    : "float32 BLAS on a copy (" +
                                                          human_bytes(static_cast<double>(u.copied_bytes)) + ")";

@@ -32,6 +32,7 @@ struct ProbeCommandOptions {
   InterventionOptions interventions;
   bool json = false;
   std::vector<std::string> show_neurons;  // "L:I"
+  std::string weights = "quantized";
 };
 
 int run_probe(const ProbeCommandOptions& opt) {
@@ -50,7 +51,7 @@ int run_probe(const ProbeCommandOptions& opt) {
     shown.push_back(for_option("--show-neuron", [&] { return parse_ffn_neuron(s, tm.model.config()); }));
   }
 
-  Session session(tm.model);
+  Session session(tm.model, SessionOptions{for_option("--weights", [&] { return parse_weight_format(opt.weights); })});
   const ProbeResult probe = probe_next_token(session, prompt, interventions, shown);
   const std::vector<double>& before = probe.without;
   const std::vector<double>& after = probe.with;
@@ -136,6 +137,7 @@ Runner add_probe_command(CLI::App& app) {
   cmd->add_option("--tokens", opt->tokens, "Token to report, e.g. \" dog\" (repeatable; each one token)")->required();
   cmd->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat template as a user message");
   add_intervention_options(cmd, opt->interventions);
+  add_weights_option(cmd, opt->weights);
   cmd->add_option("--show-neuron", opt->show_neurons,
                   "Also print LAYER:NEURON's MLP post-activation at each prompt token (plain model; repeatable)");
   cmd->add_flag("--json", opt->json, "Print JSON");

@@ -41,6 +41,16 @@ inline void add_intervention_options(CLI::App* cmd, InterventionOptions& opt) {
                   "Multiply an attention head's output (before o_proj): LAYER:HEAD=FACTOR (repeatable)");
 }
 
+// --weights: how a Session holds the matrices (WeightFormat; parsed with
+// parse_weight_format).
+inline void add_weights_option(CLI::App* cmd, std::string& weights) {
+  cmd->add_option("--weights", weights,
+                  "quantized (blocks in place, 8-bit activations for every quantised type, as llama.cpp), exact "
+                  "(blocks in place, float32 activations throughout: float32's logits, slower per token) or "
+                  "float32 (a float32 copy of every matrix)")
+      ->capture_default_str();
+}
+
 // Each checked against the model; a bad one throws Error named by its option
 // ("--clamp: '0:1' is not ...").
 inline Interventions parse_interventions(const InterventionOptions& opt, const ModelConfig& config) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backends/cpu/block_matvec_kernels.h"
+#include "backends/cpu/block_values.h"
 #include "io/half.h"
 
 namespace neuronlens::cpu::portable {
@@ -26,21 +27,10 @@ void block_floats(const uint8_t* block, float q[32]) {
       std::memcpy(&bits, block + 2 * i, sizeof bits);
       q[i] = kFormat == BlockFormat::F16 ? fp16_to_fp32(bits) : bf16_to_fp32(bits);
     }
-  } else if constexpr (kFormat == BlockFormat::Q8_0) {
-    for (int i = 0; i < 32; ++i) q[i] = static_cast<float>(static_cast<int8_t>(block[2 + i]));
   } else {
-    constexpr bool kFiveBits = kFormat == BlockFormat::Q5_0 || kFormat == BlockFormat::Q5_1;
-    constexpr int kQsOffset = (has_offset(kFormat) ? 4 : 2) + (kFiveBits ? 4 : 0);
-    constexpr int kBias = kFormat == BlockFormat::Q4_0 ? 8 : kFormat == BlockFormat::Q5_0 ? 16 : 0;
-    const uint8_t* qs = block + kQsOffset;
-    uint32_t qh = 0;  // the 5th bits, none for Q4_0/Q4_1
-    if constexpr (kFiveBits) std::memcpy(&qh, qs - 4, sizeof qh);
-    for (int k = 0; k < 16; ++k) {
-      const int lo = (qs[k] & 0x0F) | static_cast<int>((qh >> k) & 1) << 4;
-      const int hi = (qs[k] >> 4) | static_cast<int>((qh >> (k + 16)) & 1) << 4;
-      q[k] = static_cast<float>(lo - kBias);
-      q[k + 16] = static_cast<float>(hi - kBias);
-    }
+    int integers[32];
+    block_integers<kFormat>(block, integers);
+    for (int i = 0; i < 32; ++i) q[i] = static_cast<float>(integers[i]);
   }
 }
 
