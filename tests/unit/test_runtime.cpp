@@ -20,6 +20,7 @@
 #include "neuronlens/tensor.h"
 #include "runtime/rotary.h"
 #include "json_fixture.h"
+#include "row_probabilities.h"
 #include "test_paths.h"
 
 namespace neuronlens {
@@ -324,15 +325,7 @@ TEST(Runtime, ErrorsForContextOverflowBadTokensAndBadInterventions) {
   EXPECT_EQ(session.forward({1, 2, 3}).size(), 3 * sz(c.vocab_size));  // nothing was registered
 }
 
-// softmax of one row of logits, in float64.
-std::vector<double> probabilities(const float* logits, int64_t v) {
-  const double max = *std::max_element(logits, logits + v);
-  std::vector<double> p(sz(v));
-  double sum = 0;
-  for (int64_t i = 0; i < v; ++i) sum += p[sz(i)] = std::exp(double(logits[i]) - max);
-  for (double& x : p) x /= sum;
-  return p;
-}
+using testing::row_probabilities;
 
 // The default model against Hugging Face transformers on the same GGUF
 // weights (float32 on both sides; theirs in NeoX layout, ours interleaved),
@@ -426,8 +419,8 @@ TEST(Runtime, QuantizedWeightsStayWithinEightBitRoundingOfFloat32OnTheDefaultMod
   const auto compare = [&](const std::vector<float>& got, const std::vector<float>& want) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t row = 0; row < got.size() / sz(v); ++row) {
-      const std::vector<double> p = probabilities(got.data() + row * sz(v), v);
-      const std::vector<double> q = probabilities(want.data() + row * sz(v), v);
+      const std::vector<double> p = row_probabilities(got.data() + row * sz(v), v);
+      const std::vector<double> q = row_probabilities(want.data() + row * sz(v), v);
       std::vector<size_t> order(q.size());
       std::iota(order.begin(), order.end(), size_t{0});
       std::partial_sort(order.begin(), order.begin() + 5, order.end(), [&](size_t a, size_t b) { return q[a] > q[b]; });

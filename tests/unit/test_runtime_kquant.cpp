@@ -17,6 +17,7 @@
 #include "neuronlens/runtime.h"
 #include "neuronlens/tensor.h"
 #include "json_fixture.h"
+#include "row_probabilities.h"
 #include "test_paths.h"
 
 namespace neuronlens {
@@ -134,15 +135,7 @@ TEST(RuntimeKQuant, ClampEqualsZeroedDownColumnPlusConstantWriteWithinTheActivat
 using testing::committed_fixture;
 using testing::read_json;
 
-// softmax of one row of logits, in float64.
-std::vector<double> probabilities(const float* logits, int64_t v) {
-  const double max = *std::max_element(logits, logits + v);
-  std::vector<double> p(sz(v));
-  double sum = 0;
-  for (int64_t i = 0; i < v; ++i) sum += p[sz(i)] = std::exp(double(logits[i]) - max);
-  for (double& x : p) x /= sum;
-  return p;
-}
+using testing::row_probabilities;
 
 // Against llama.cpp on the same file (float32 KV cache on both sides).
 // llama.cpp is a reference with noise of its own, and so is any arithmetic
@@ -189,7 +182,7 @@ void expect_matches_llamacpp(const std::string& model_path, const std::string& r
     session.reset();
     const std::vector<float> logits = session.forward(tokens);
     for (size_t t = 0; t < tokens.size(); ++t, ++positions) {
-      const std::vector<double> p = probabilities(logits.data() + t * sz(v), v);
+      const std::vector<double> p = row_probabilities(logits.data() + t * sz(v), v);
       for (size_t k = 0; k < top_ids[t].size(); ++k) {
         const double diff = std::fabs(p[sz(top_ids[t][k])] - top_probs[t][k]);
         worst = std::max(worst, diff);
@@ -209,7 +202,7 @@ void expect_matches_llamacpp(const std::string& model_path, const std::string& r
       const auto next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
       if (next != greedy[step]) {
         const double margin = greedy_top2[step][0] - greedy_top2[step][1];
-        const std::vector<double> p = probabilities(last.data(), v);
+        const std::vector<double> p = row_probabilities(last.data(), v);
         EXPECT_LE(std::fabs(p[sz(greedy[step])] - greedy_top2[step][0]), tolerance)
             << prompt.at("text") << " greedy step " << step;
         EXPECT_LT(margin, 2 * tolerance)

@@ -34,13 +34,6 @@ void block_floats(const uint8_t* block, float q[32]) {
   }
 }
 
-// The lanes summed as _mm256 halves, then pairs, then the last two.
-float horizontal_sum(const float lanes[8]) {
-  float s[4];
-  for (int l = 0; l < 4; ++l) s[l] = lanes[l] + lanes[l + 4];
-  return (s[0] + s[2]) + (s[1] + s[3]);
-}
-
 template <BlockFormat kFormat>
 void matvec_rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last, const float* x,
                  const float* block_sums, float* y) {

@@ -44,13 +44,6 @@ void quantize_portable(const float* x, int64_t cols, Q8Block* out) {
   }
 }
 
-// The lanes summed as _mm256 halves, then pairs, then the last two.
-float horizontal_sum(const float lanes[8]) {
-  float s[4];
-  for (int l = 0; l < 4; ++l) s[l] = lanes[l] + lanes[l + 4];
-  return (s[0] + s[2]) + (s[1] + s[3]);
-}
-
 template <BlockFormat kFormat>
 void matmul_portable(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_t first, int64_t last,
                      const Q8Block* x, int64_t tokens, float* y, int64_t ldy) {
@@ -74,7 +67,7 @@ void matmul_portable(const uint8_t* w, int64_t row_bytes, int64_t blocks, int64_
           offset_sum += fp16_to_fp32(static_cast<uint16_t>(block[2] | block[3] << 8)) * xt[b].s;
         }
       }
-      y[t * ldy + r] = horizontal_sum(acc) + offset_sum;
+      y[t * ldy + r] = portable::horizontal_sum(acc) + offset_sum;
     }
   }
 }

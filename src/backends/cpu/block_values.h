@@ -37,4 +37,12 @@ void block_integers(const uint8_t* block, int q[32]) {
   }
 }
 
+// Eight lanes summed as the AVX2 kernels sum an _mm256: halves, then pairs,
+// then the last two.
+inline float horizontal_sum(const float lanes[8]) {
+  float s[4];
+  for (int l = 0; l < 4; ++l) s[l] = lanes[l] + lanes[l + 4];
+  return (s[0] + s[2]) + (s[1] + s[3]);
+}
+
 }  // namespace neuronlens::cpu::portable
