@@ -28,7 +28,6 @@ hand and commit the output:
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import math
@@ -37,6 +36,8 @@ import sys
 
 import numpy as np
 import gguf
+
+from reference_common import sha256
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
@@ -58,14 +59,6 @@ GGUF_TO_HF = {
     "ffn_norm": "pre_feedforward_layernorm", "post_ffw_norm": "post_feedforward_layernorm",
     "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
 }
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_weights(reader: gguf.GGUFReader) -> dict[str, np.ndarray]:

@@ -49,7 +49,6 @@ where the top two are close. SmolLM2 Q4_1 rows come out bit-identical.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -57,6 +56,8 @@ import sys
 import numpy as np
 import llama_cpp
 from llama_cpp import Llama
+
+from reference_common import sha256, softmax64
 
 # llama.cpp commit vendored by each llama-cpp-python release (its CHANGELOG,
 # and vendor/llama.cpp's git HEAD in the sdist).
@@ -91,22 +92,6 @@ N_CTX = 512
 THREADS = 2
 SEED = 1234
 KV_TYPE = 0  # GGML_TYPE_F32
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def softmax64(logits: np.ndarray) -> np.ndarray:
-    x = logits.astype(np.float64)
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
 
 
 def top_k(row: np.ndarray, k: int) -> list[int]:

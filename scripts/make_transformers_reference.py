@@ -27,7 +27,6 @@ does not have); run by hand and commit the output:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -37,23 +36,10 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
+from reference_common import sha256, softmax64
+
 TOP_K = 5
 GREEDY_TOKENS = 32
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 24), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def softmax64(logits: torch.Tensor) -> np.ndarray:
-    x = logits.double().numpy()
-    x = x - x.max(axis=-1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def main() -> int:
@@ -84,12 +70,12 @@ def main() -> int:
         for p in prompts:
             ids = p["tokens"]
             out = model(torch.tensor([ids]), use_cache=True)
-            probs = softmax64(out.logits[0])
+            probs = softmax64(out.logits[0].numpy())
             tops = [np.argsort(-row)[:TOP_K].tolist() for row in probs]
             cache, last = out.past_key_values, out.logits[0, -1]
             greedy, top2 = [], []
             for _ in range(GREEDY_TOKENS):
-                p_last = softmax64(last)
+                p_last = softmax64(last.numpy())
                 nxt = int(np.argmax(p_last))
                 greedy.append(nxt)
                 top2.append(sorted(p_last.tolist(), reverse=True)[:2])

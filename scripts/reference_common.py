@@ -1,0 +1,25 @@
+"""What the scripts that write reference fixtures share (imported by them from
+this folder; not a test or an entry point): the model file's hash recorded
+beside each fixture, and a float64 softmax of float32 logits."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def softmax64(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64."""
+    x = np.asarray(logits).astype(np.float64)
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
