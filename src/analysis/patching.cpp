@@ -69,7 +69,11 @@ PatchingResult patch_activations(const Model& model, const std::vector<int32_t>&
   r.n_heads = c.n_heads;
   const int64_t n = r.n_tokens, hd = c.head_dim;
 
-  Session session(model);
+  // Float32 activations in every product, as attribute's pass: a restored
+  // fraction is a ratio of small logit differences, which the default's
+  // 8-bit activation rounding (its own noise of a few hundredths of a logit
+  // and more) would blur from one pass to the next.
+  Session session(model, SessionOptions{WeightFormat::Exact});
   auto metric = [&](const std::vector<int32_t>& tokens) {
     session.reset();
     return target.of(session.forward(tokens, LogitsFor::LastToken));
