@@ -43,7 +43,12 @@ EditEffect measure_edit_effect(const Model& before, const Model& after, const st
   for (int32_t id : concept_ids) {
     if (id < 0 || id >= a.vocab_size) throw bad_input("concept token id " + std::to_string(id) + " is out of range");
   }
-  Session s_before(before), s_after(after);
+  // Float32 activations in both (WeightFormat::Exact, as patch and
+  // attribute): with the default's 8-bit rounding, the two models' own
+  // rounding noise, not the edit, would make most of a small neutral KL
+  // (and an edited tensor may be F16 beside a K-quant original).
+  const SessionOptions exact{WeightFormat::Exact};
+  Session s_before(before, exact), s_after(after, exact);
   EditEffect out;
   for (const auto& prompt : prompts) {
     out.concept_before.push_back(concept_probability(s_before, prompt, concept_ids));
