@@ -282,11 +282,17 @@ TEST(RuntimeVsTransformers, DefaultModelClampedExact) {
 }
 
 TEST(RuntimeVsTransformers, QwenCoderQ4KMExact) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "every exact pass dequantises 1.5B weights: left to the Release build";
+#endif
   NEURONLENS_REQUIRE_QWEN_MODEL(path);
   expect_matches_reference(path, "qwen2.5_coder_1.5b_q4_k_m.transformers.json", kExactCheck);
 }
 
 TEST(RuntimeVsTransformers, QwenCoderQ4KMClampedExact) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "every exact pass dequantises 1.5B weights: left to the Release build";
+#endif
   NEURONLENS_REQUIRE_QWEN_MODEL(path);
   expect_matches_reference(path, "qwen2.5_coder_1.5b_q4_k_m.transformers-clamp.json", kExactCheck);
 }
