@@ -57,7 +57,7 @@ import numpy as np
 import llama_cpp
 from llama_cpp import Llama
 
-from reference_common import sha256, softmax64
+from reference_common import sha256, softmax64, write_fixture
 
 # llama.cpp commit vendored by each llama-cpp-python release (its CHANGELOG,
 # and vendor/llama.cpp's git HEAD in the sdist).
@@ -202,10 +202,7 @@ def make(name: str, model_path: str, out_path: str, prompts: list[str], check: b
         "greedy_tokens": GREEDY_TOKENS,
         "prompts": records,
     }
-    with open(out_path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print(f"wrote {out_path} ({os.path.getsize(out_path)} bytes)")
+    write_fixture(out_path, doc)
 
 
 def main() -> int:

@@ -36,7 +36,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
-from reference_common import sha256, softmax64
+from reference_common import sha256, softmax64, write_fixture
 
 TOP_K = 5
 GREEDY_TOKENS = 32
@@ -104,10 +104,7 @@ def main() -> int:
         "greedy_tokens": GREEDY_TOKENS,
         "prompts": records,
     }
-    with open(out_path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    print(f"wrote {out_path} ({os.path.getsize(out_path)} bytes)")
+    write_fixture(out_path, doc)
     return 0
 
 

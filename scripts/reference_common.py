@@ -4,6 +4,8 @@ beside each fixture, and a float64 softmax of float32 logits."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 
 import numpy as np
 
@@ -23,3 +25,11 @@ def softmax64(logits: np.ndarray) -> np.ndarray:
     np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)
     return x
+
+
+def write_fixture(out_path: str, doc: dict) -> None:
+    """The fixture as indented JSON with a final newline, and a line saying so."""
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print(f"wrote {out_path} ({os.path.getsize(out_path)} bytes)")
