@@ -13,6 +13,7 @@
 #include <string>
 
 #include "backends/cpu/lapack.h"
+#include "backends/cpu/omp_exceptions.h"
 #include "neuronlens/error.h"
 #include "neuronlens/tensor.h"
 
@@ -28,6 +29,21 @@ std::vector<double> weight_rows(const TensorView& t, int64_t first, int64_t coun
   return {f.begin(), f.end()};
 }
 
+// x [rows, cols] as [cols, rows], in tiles that stay in cache on both sides
+// (a column walk of a 4096-wide float64 matrix misses on every element).
+std::vector<double> transposed(const std::vector<double>& x, int64_t rows, int64_t cols) {
+  constexpr int64_t kTile = 32;
+  std::vector<double> out(sz(rows * cols));
+  for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
+    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      for (int64_t i = i0; i < std::min(rows, i0 + kTile); ++i) {
+        for (int64_t j = j0; j < std::min(cols, j0 + kTile); ++j) out[sz(j * rows + i)] = x[sz(i * cols + j)];
+      }
+    }
+  }
+  return out;
+}
+
 // The eigen-decomposition of the Gram matrix X Xᵀ of X [hd, d]: σ (the
 // singular values of X, descending) and the matching eigenvectors [hd, hd]
 // as rows, keeping only σ above a relative floor (the rest span nothing M
@@ -37,10 +53,10 @@ struct GramBasis {
   std::vector<double> vectors;  // [r, hd]
 };
 
-GramBasis gram_basis(const std::vector<double>& x, int64_t hd, int64_t d) {
+GramBasis gram_basis(const cpu::OneThreadBlas& blas, const std::vector<double>& x, int64_t hd, int64_t d) {
   std::vector<double> gram(sz(hd * hd)), values;
-  cpu::gemm_abt_f64(hd, hd, d, x.data(), x.data(), gram.data());
-  cpu::symmetric_eigen(hd, gram, values);
+  cpu::gemm_abt_f64(blas, hd, hd, d, x.data(), x.data(), gram.data());
+  cpu::symmetric_eigen(blas, hd, gram, values);
   GramBasis basis;
   const double largest = std::max(0.0, values.back());
   for (int64_t i = hd - 1; i >= 0; --i) {  // descending
@@ -76,6 +92,60 @@ std::vector<double> coefficients(const GramBasis& b, int64_t hd, const double* w
 
 std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
+// The top `rank` directions of head h's circuit M = Aᵀ B, for its left side
+// a [hd, d] and its KV head's right side b [hd, d] with b's Gram basis, into
+// out [rank].
+void head_directions(const cpu::OneThreadBlas& blas, int64_t h, const std::vector<double>& a,
+                     const std::vector<double>& b, const GramBasis& b_basis, int64_t hd, int64_t d, int rank,
+                     HeadDirection* out) {
+  const GramBasis a_basis = gram_basis(blas, a, hd, d);
+  const auto ra = static_cast<int64_t>(a_basis.sigma.size()), rb = static_cast<int64_t>(b_basis.sigma.size());
+  // K [ra, rb] = diag(σa) Qaᵀ Qb diag(σb); its left singular vectors are
+  // the eigenvectors of K Kᵀ [ra, ra].
+  std::vector<double> k(sz(ra * rb));
+  for (int64_t i = 0; i < ra; ++i) {
+    for (int64_t j = 0; j < rb; ++j) {
+      double dot = 0;
+      for (int64_t e = 0; e < hd; ++e) dot += a_basis.vectors[sz(i * hd + e)] * b_basis.vectors[sz(j * hd + e)];
+      k[sz(i * rb + j)] = a_basis.sigma[sz(i)] * dot * b_basis.sigma[sz(j)];
+    }
+  }
+  std::vector<double> kkt(sz(ra * ra)), s2;
+  cpu::gemm_abt_f64(blas, ra, ra, rb, k.data(), k.data(), kkt.data());
+  cpu::symmetric_eigen(blas, ra, kkt, s2);
+  for (int r = 0; r < rank; ++r) {
+    HeadDirection& dir = out[r];
+    dir.head = h;
+    dir.rank = r;
+    const int64_t at = ra - 1 - r;  // eigenvalues ascend
+    if (at < 0 || s2[sz(at)] <= 0) {
+      // M has rank below `rank`: the remaining directions are zero.
+      dir.left.assign(sz(d), 0.0f);
+      dir.right.assign(sz(d), 0.0f);
+      continue;
+    }
+    dir.singular_value = std::sqrt(s2[sz(at)]);
+    const double* uk = kkt.data() + at * ra;  // [ra]
+    std::vector<double> wk(sz(rb), 0.0);      // Kᵀ uk / s
+    for (int64_t i = 0; i < ra; ++i) {
+      for (int64_t j = 0; j < rb; ++j) wk[sz(j)] += k[sz(i * rb + j)] * uk[i] / dir.singular_value;
+    }
+    std::vector<double> left = combine_rows(a, hd, d, coefficients(a_basis, hd, uk));
+    std::vector<double> right = combine_rows(b, hd, d, coefficients(b_basis, hd, wk.data()));
+    // The sign convention: the left vector's largest-magnitude entry is positive.
+    size_t largest = 0;
+    for (size_t i = 1; i < left.size(); ++i) {
+      if (std::fabs(left[i]) > std::fabs(left[largest])) largest = i;
+    }
+    if (left[largest] < 0) {
+      for (double& x : left) x = -x;
+      for (double& x : right) x = -x;
+    }
+    dir.left = to_float(left);
+    dir.right = to_float(right);
+  }
+}
+
 }  // namespace
 
 std::string_view head_circuit_name(HeadCircuit circuit) { return circuit == HeadCircuit::Ov ? "ov" : "qk"; }
@@ -105,77 +175,34 @@ std::vector<HeadDirection> head_circuit_directions(const Model& model, HeadCircu
   const int64_t group = c.n_heads / c.n_kv_heads;
 
   // The left side A [hd, d] of every query head, the right side B of every KV head.
-  std::vector<double> w_o;  // OV: W_O [d, qw], read column blocks from it
-  if (circuit == HeadCircuit::Ov) w_o = weight_rows(model.weight(WeightKind::AttnOutput, layer), 0, d);
+  // OV: W_O [d, qw] transposed once, so that head h's columns are rows
+  // h·hd .. (h+1)·hd - 1 of [qw, d].
+  std::vector<double> w_o_t;
+  if (circuit == HeadCircuit::Ov) {
+    w_o_t = transposed(weight_rows(model.weight(WeightKind::AttnOutput, layer), 0, d), d, qw);
+  }
   auto left_of = [&](int64_t h) {
     if (circuit == HeadCircuit::Qk) return weight_rows(model.weight(WeightKind::AttnQ, layer), h * hd, hd);
-    std::vector<double> a(sz(hd * d));  // W_O[:, h·hd + j] as row j
-    for (int64_t i = 0; i < d; ++i) {
-      for (int64_t j = 0; j < hd; ++j) a[sz(j * d + i)] = w_o[sz(i * qw + h * hd + j)];
-    }
-    return a;
+    return std::vector<double>(w_o_t.begin() + h * hd * d, w_o_t.begin() + (h + 1) * hd * d);
   };
   const WeightKind right_kind = circuit == HeadCircuit::Ov ? WeightKind::AttnV : WeightKind::AttnK;
 
-  std::vector<HeadDirection> out;
-  out.reserve(sz(c.n_heads * rank));
-  std::vector<double> b;
-  GramBasis b_basis;
-  for (int64_t h = 0; h < c.n_heads; ++h) {
-    if (h % group == 0) {
-      b = weight_rows(model.weight(right_kind, layer), (h / group) * hd, hd);
-      b_basis = gram_basis(b, hd, d);
-    }
-    const std::vector<double> a = left_of(h);
-    const GramBasis a_basis = gram_basis(a, hd, d);
-    const auto ra = static_cast<int64_t>(a_basis.sigma.size()), rb = static_cast<int64_t>(b_basis.sigma.size());
-    // K [ra, rb] = diag(σa) Qaᵀ Qb diag(σb); its left singular vectors are
-    // the eigenvectors of K Kᵀ [ra, ra].
-    std::vector<double> k(sz(ra * rb));
-    for (int64_t i = 0; i < ra; ++i) {
-      for (int64_t j = 0; j < rb; ++j) {
-        double dot = 0;
-        for (int64_t e = 0; e < hd; ++e) dot += a_basis.vectors[sz(i * hd + e)] * b_basis.vectors[sz(j * hd + e)];
-        k[sz(i * rb + j)] = a_basis.sigma[sz(i)] * dot * b_basis.sigma[sz(j)];
+  // KV groups in parallel, each head on one thread with one-thread BLAS:
+  // the same bits whatever the number of threads.
+  std::vector<HeadDirection> out(sz(c.n_heads * rank));
+  const cpu::OneThreadBlas blas;
+  cpu::FirstException failure;
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t g = 0; g < c.n_kv_heads; ++g) {
+    failure.run([&] {
+      const std::vector<double> b = weight_rows(model.weight(right_kind, layer), g * hd, hd);
+      const GramBasis b_basis = gram_basis(blas, b, hd, d);
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        head_directions(blas, h, left_of(h), b, b_basis, hd, d, rank, out.data() + h * rank);
       }
-    }
-    std::vector<double> kkt(sz(ra * ra)), s2;
-    cpu::gemm_abt_f64(ra, ra, rb, k.data(), k.data(), kkt.data());
-    cpu::symmetric_eigen(ra, kkt, s2);
-    for (int r = 0; r < rank; ++r) {
-      HeadDirection dir;
-      dir.head = h;
-      dir.rank = r;
-      const int64_t at = ra - 1 - r;  // eigenvalues ascend
-      if (at < 0 || s2[sz(at)] <= 0) {
-        // M has rank below `rank`: the remaining directions are zero.
-        dir.left.assign(sz(d), 0.0f);
-        dir.right.assign(sz(d), 0.0f);
-        out.push_back(std::move(dir));
-        continue;
-      }
-      dir.singular_value = std::sqrt(s2[sz(at)]);
-      const double* uk = kkt.data() + at * ra;  // [ra]
-      std::vector<double> wk(sz(rb), 0.0);      // Kᵀ uk / s
-      for (int64_t i = 0; i < ra; ++i) {
-        for (int64_t j = 0; j < rb; ++j) wk[sz(j)] += k[sz(i * rb + j)] * uk[i] / dir.singular_value;
-      }
-      std::vector<double> left = combine_rows(a, hd, d, coefficients(a_basis, hd, uk));
-      std::vector<double> right = combine_rows(b, hd, d, coefficients(b_basis, hd, wk.data()));
-      // The sign convention: the left vector's largest-magnitude entry is positive.
-      size_t largest = 0;
-      for (size_t i = 1; i < left.size(); ++i) {
-        if (std::fabs(left[i]) > std::fabs(left[largest])) largest = i;
-      }
-      if (left[largest] < 0) {
-        for (double& x : left) x = -x;
-        for (double& x : right) x = -x;
-      }
-      dir.left = to_float(left);
-      dir.right = to_float(right);
-      out.push_back(std::move(dir));
-    }
+    });
   }
+  failure.rethrow();
   return out;
 }
 

@@ -76,7 +76,7 @@ class CountAbove final : public TileSink {
 struct LmHeadDecoder::Impl {
   Impl(const Model& model, DecodeSettings settings);
 
-  LmHead head() const { return {lm_head_.data(), vocab_size_, d_model_}; }
+  LmHead head() const { return {lm_head_.get(), vocab_size_, d_model_}; }
   void normalize(float* vectors, int64_t n) const;
   // Runs `work(first, count)` over blocks of the backend's size, in parallel,
   // calling on_progress between rounds.
@@ -92,7 +92,9 @@ struct LmHeadDecoder::Impl {
   int64_t d_model_ = 0;
   double rms_eps_ = 1e-5;
   double final_softcap_ = 0;  // Gemma 2's cap on the final logits; 0 = none
-  std::vector<float> lm_head_;      // [V, d]
+  // [V, d]; not zero-filled: the parallel dequantisation is each page's first
+  // touch, where a vector's fill would fault in gigabytes on one thread.
+  std::unique_ptr<float[]> lm_head_;
   std::vector<float> norm_weight_;  // [d]: the final norm's γ as applied
   std::unique_ptr<decode_detail::LogitBackend> backend_;
 };
@@ -114,7 +116,7 @@ LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : setting
   final_softcap_ = embedding ? 0.0 : c.final_softcap;
   choose_decode_backend(settings_);  // refused now, before the big copy, if this CPU cannot run it
   const TensorView& head = embedding ? model.weight(WeightKind::TokenEmbedding) : model.lm_head();
-  lm_head_.resize(static_cast<size_t>(vocab_size_ * d_model_));
+  lm_head_ = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(vocab_size_ * d_model_));
   // Dequantise in row blocks, in parallel: this is the one big copy a map makes.
   constexpr int64_t kRows = 1024;
   cpu::FirstException failure;
@@ -122,7 +124,7 @@ LmHeadDecoder::Impl::Impl(const Model& model, DecodeSettings settings) : setting
   for (int64_t first = 0; first < vocab_size_; first += kRows) {
     failure.run([&] {
       const int64_t n = std::min(kRows, vocab_size_ - first);
-      float* rows = lm_head_.data() + first * d_model_;
+      float* rows = lm_head_.get() + first * d_model_;
       dequantize_rows(head, first, n, rows);
       require_finite(rows, n * d_model_, [&](int64_t at) {
         return std::string(embedding ? "the token embedding's" : "the LM head's") + " row for token " +
@@ -207,7 +209,7 @@ void LmHeadDecoder::Impl::token_logits(const float* vectors, int64_t n, const st
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < m; ++j) {
       out[i * m + j] = soft_capped(
-          cpu::dot_f64(vectors + i * d, lm_head_.data() + static_cast<int64_t>(tokens[j]) * d, d), final_softcap_);
+          cpu::dot_f64(vectors + i * d, lm_head_.get() + static_cast<int64_t>(tokens[j]) * d, d), final_softcap_);
     }
   }
 }

@@ -9,13 +9,14 @@
 #include <cstring>
 #include <vector>
 
+#include "io/sha256_blocks.h"
 #include "neuronlens/error.h"
 
 namespace neuronlens {
 
-namespace {
+namespace sha256_detail {
 
-constexpr std::array<uint32_t, 64> kRoundConstants = {
+const uint32_t kRoundConstants[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -26,19 +27,13 @@ constexpr std::array<uint32_t, 64> kRoundConstants = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
-constexpr std::array<uint32_t, 8> kInitialState = {
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-};
+namespace {
 
 uint32_t load_big_endian(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-}  // namespace
-
-Sha256::Sha256() : state_(kInitialState) {}
-
-void Sha256::process_block(const uint8_t* block) {
+void compress_block(uint32_t* state, const uint8_t* block) {
   uint32_t w[64];
   for (int i = 0; i < 16; ++i) w[i] = load_big_endian(block + 4 * i);
   for (int i = 16; i < 64; ++i) {
@@ -46,8 +41,8 @@ void Sha256::process_block(const uint8_t* block) {
     const uint32_t s1 = std::rotr(w[i - 2], 17) ^ std::rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
     w[i] = w[i - 16] + s0 + w[i - 7] + s1;
   }
-  uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-  uint32_t e = state_[4], f = state_[5], g = state_[6], h = state_[7];
+  uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+  uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
   for (int i = 0; i < 64; ++i) {
     const uint32_t sum1 = std::rotr(e, 6) ^ std::rotr(e, 11) ^ std::rotr(e, 25);
     const uint32_t choose = (e & f) ^ (~e & g);
@@ -64,15 +59,46 @@ void Sha256::process_block(const uint8_t* block) {
     b = a;
     a = t1 + t2;
   }
-  state_[0] += a;
-  state_[1] += b;
-  state_[2] += c;
-  state_[3] += d;
-  state_[4] += e;
-  state_[5] += f;
-  state_[6] += g;
-  state_[7] += h;
+  state[0] += a;
+  state[1] += b;
+  state[2] += c;
+  state[3] += d;
+  state[4] += e;
+  state[5] += f;
+  state[6] += g;
+  state[7] += h;
 }
+
+}  // namespace
+
+void compress_portable(uint32_t* state, const uint8_t* data, size_t count) {
+  for (; count > 0; --count, data += 64) compress_block(state, data);
+}
+
+CompressFn best_compress() {
+#if defined(__x86_64__)
+  if (cpu_has_sha_ni()) return compress_sha_ni;
+#endif
+  return compress_portable;
+}
+
+}  // namespace sha256_detail
+
+namespace {
+
+constexpr std::array<uint32_t, 8> kInitialState = {
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+};
+
+// Chosen once per process: the CPU does not change under it.
+void compress(uint32_t* state, const uint8_t* data, size_t count) {
+  static const sha256_detail::CompressFn chosen = sha256_detail::best_compress();
+  chosen(state, data, count);
+}
+
+}  // namespace
+
+Sha256::Sha256() : state_(kInitialState) {}
 
 void Sha256::update(const void* data, size_t size) {
   const auto* bytes = static_cast<const uint8_t*>(data);
@@ -84,10 +110,13 @@ void Sha256::update(const void* data, size_t size) {
     bytes += take;
     size -= take;
     if (pending_size_ < pending_.size()) return;
-    process_block(pending_.data());
+    compress(state_.data(), pending_.data(), 1);
     pending_size_ = 0;
   }
-  for (; size >= 64; bytes += 64, size -= 64) process_block(bytes);
+  const size_t whole = size / 64;
+  compress(state_.data(), bytes, whole);
+  bytes += 64 * whole;
+  size -= 64 * whole;
   if (size > 0) {
     std::memcpy(pending_.data(), bytes, size);
     pending_size_ = size;

@@ -1,5 +1,6 @@
 // SHA-256 (FIPS 180-4), for checking dequantised tensors and model files
-// against digests computed by the Python reference tools.
+// against digests computed by the Python reference tools. Whole blocks go
+// through the SHA extensions where the CPU has them (sha256_blocks.h).
 #pragma once
 
 #include <array>
@@ -18,8 +19,6 @@ class Sha256 {
   std::string hex_digest() const;
 
  private:
-  void process_block(const uint8_t* block);
-
   std::array<uint32_t, 8> state_;
   std::array<uint8_t, 64> pending_{};  // bytes of a not yet complete block
   size_t pending_size_ = 0;

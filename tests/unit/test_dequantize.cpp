@@ -21,11 +21,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <random>
 #include <vector>
 
 #include "io/half.h"
 #include "io/mapped_file.h"
 #include "io/sha256.h"
+#include "io/sha256_blocks.h"
 #include "neuronlens/dtype.h"
 #include "neuronlens/error.h"
 #include "neuronlens/tensor.h"
@@ -317,6 +319,33 @@ TEST(Sha256, KnownVectors) {
   Sha256 longer;
   longer.update(two_blocks.data(), two_blocks.size());
   EXPECT_EQ(longer.hex_digest(), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+// The SHA extensions' compression against FIPS 180-4's "abc" digest (one
+// padded block) and against the portable code on random states and data,
+// block counts 1 .. 17 and 300.
+TEST(Sha256, ShaExtensionsMatchPortableCompression) {
+  if (!sha256_detail::cpu_has_sha_ni()) GTEST_SKIP() << "this CPU has no SHA extensions (CPUID.(7,0):EBX.SHA)";
+#if defined(__x86_64__)
+  uint8_t abc_block[64] = {'a', 'b', 'c', 0x80};
+  abc_block[63] = 24;  // the message length in bits, big-endian
+  uint32_t state[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  sha256_detail::compress_sha_ni(state, abc_block, 1);
+  const uint32_t abc_digest[8] = {0xba7816bf, 0x8f01cfea, 0x414140de, 0x5dae2223,
+                                  0xb00361a3, 0x96177a9c, 0xb410ff61, 0xf20015ad};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(state[i], abc_digest[i]) << "word " << i;
+
+  std::mt19937 rng(7);
+  std::vector<uint8_t> data(300 * 64);
+  for (auto& byte : data) byte = static_cast<uint8_t>(rng());
+  for (size_t count : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 300}) {
+    uint32_t portable[8], extensions[8];
+    for (int i = 0; i < 8; ++i) portable[i] = extensions[i] = static_cast<uint32_t>(rng());
+    sha256_detail::compress_portable(portable, data.data(), count);
+    sha256_detail::compress_sha_ni(extensions, data.data(), count);
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(extensions[i], portable[i]) << count << " blocks, word " << i;
+  }
+#endif
 }
 
 TEST(Sha256, StreamingInOddPiecesMatchesOneShot) {

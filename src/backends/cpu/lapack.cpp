@@ -18,13 +18,17 @@ extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double
 namespace neuronlens::cpu {
 
 void symmetric_eigen(int64_t n, std::vector<double>& a, std::vector<double>& values) {
+  const OneThreadBlas one_thread;
+  symmetric_eigen(one_thread, n, a, values);
+}
+
+void symmetric_eigen(const OneThreadBlas&, int64_t n, std::vector<double>& a, std::vector<double>& values) {
   const int order = static_cast<int>(n);
   values.assign(static_cast<size_t>(n), 0.0);
   // Row-major lower triangle = column-major upper triangle; the eigenvectors
   // come back as columns of a column-major matrix, i.e. as rows here. One
   // BLAS thread: the same bits whatever the cores (an MPI rank bound to one
   // core writes what a one-process map writes).
-  const OneThreadBlas one_thread;
   const char jobz = 'V', uplo = 'U';
   int info = 0, lwork = -1, liwork = -1, iwork_size = 0;
   double work_size = 0;
@@ -42,6 +46,11 @@ void symmetric_eigen(int64_t n, std::vector<double>& a, std::vector<double>& val
 
 void gemm_abt_f64(int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c) {
   const OneThreadBlas one_thread;  // as above: the same bits whatever the cores
+  gemm_abt_f64(one_thread, m, n, k, a, b, c);
+}
+
+void gemm_abt_f64(const OneThreadBlas&, int64_t m, int64_t n, int64_t k, const double* a, const double* b,
+                  double* c) {
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), 1.0, a, static_cast<blasint>(k), b, static_cast<blasint>(k), 0.0, c,
               static_cast<blasint>(n));

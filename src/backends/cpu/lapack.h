@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cpu/gemm.h"
+
 namespace neuronlens::cpu {
 
 // Eigen-decomposition of the symmetric n x n matrix `a` (row-major; only
@@ -16,5 +18,12 @@ void symmetric_eigen(int64_t n, std::vector<double>& a, std::vector<double>& val
 
 // C[m, n] = A[m, k] · B[n, k]^T in float64, row-major and packed.
 void gemm_abt_f64(int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c);
+
+// The same two while the caller holds a OneThreadBlas (which the free ones
+// would wait for): from any of several threads at once, each call on its
+// own thread alone, so the results are those of the calls above.
+void symmetric_eigen(const OneThreadBlas& held, int64_t n, std::vector<double>& a, std::vector<double>& values);
+void gemm_abt_f64(const OneThreadBlas& held, int64_t m, int64_t n, int64_t k, const double* a, const double* b,
+                  double* c);
 
 }  // namespace neuronlens::cpu
