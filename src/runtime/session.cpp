@@ -19,7 +19,12 @@ namespace {
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
 // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, for x [n, d].
+// Element-wise and row-wise steps run on the threads once a prompt gives them
+// this many values; a generated token's are too few to wake them for.
+constexpr int64_t kParallelValues = int64_t{1} << 16;
+
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, double eps, float* out) {
+#pragma omp parallel for schedule(static) if (n * d >= kParallelValues)
   for (int64_t t = 0; t < n; ++t) {
     const float* row = x + t * d;
     double sum_sq = 0.0;
@@ -51,9 +56,11 @@ float gelu_tanh(float x) {
 // gate [n*F] = act(gate) * up, the neuron activations.
 void gated_activation(MlpActivation activation, float* gate, const float* up, int64_t count) {
   if (activation == MlpActivation::GeluTanh) {
+#pragma omp parallel for schedule(static) if (count >= kParallelValues)
     for (int64_t i = 0; i < count; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
     return;
   }
+#pragma omp parallel for schedule(static) if (count >= kParallelValues)
   for (int64_t i = 0; i < count; ++i) {
     const float g = gate[i];
     gate[i] = g / (1.0f + std::exp(-g)) * up[i];

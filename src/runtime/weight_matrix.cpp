@@ -53,21 +53,32 @@ struct PreparedInput {
   std::unique_ptr<cpu::Q8Block[]> quantized32;  // [n, cols / 32]: Int8Blocks
 };
 
+// Tokens' inputs are prepared on the threads once a prompt has this many:
+// below it (a generated token) waking them costs more than the work.
+constexpr int64_t kParallelTokens = 16;
+
 PreparedInput prepare_input(const WeightMatrix& w, const float* x, int64_t n) {
   PreparedInput in;
   const int64_t cols = w.cols();
-  if (w.kernel() == WeightKernel::Blocks) {
-    const int64_t blocks = cols / 32;  // of 32 values, whatever the type's own block
-    in.sums.resize(sz(n * blocks));
-    for (int64_t t = 0; t < n; ++t) cpu::block_sums(x + t * cols, cols, in.sums.data() + t * blocks);
-  } else if (w.kernel() == WeightKernel::Int8Blocks) {
-    const int64_t blocks = cols / 32;
+  const WeightKernel kernel = w.kernel();
+  const int64_t blocks = kernel == WeightKernel::KQuant ? cols / cpu::kSuperBlock : cols / 32;
+  if (kernel == WeightKernel::Blocks) {
+    in.sums.resize(sz(n * blocks));  // of 32 values, whatever the type's own block
+  } else if (kernel == WeightKernel::Int8Blocks) {
     in.quantized32.reset(new cpu::Q8Block[sz(n * blocks)]);
-    for (int64_t t = 0; t < n; ++t) cpu::quantize_q8_blocks(x + t * cols, cols, in.quantized32.get() + t * blocks);
   } else {
-    const int64_t blocks = cols / cpu::kSuperBlock;
     in.quantized.reset(new cpu::Q8KBlock[sz(n * blocks)]);
-    for (int64_t t = 0; t < n; ++t) cpu::quantize_q8k(x + t * cols, cols, in.quantized.get() + t * blocks);
+  }
+  // Each token's row on its own: the same values whatever the thread count.
+#pragma omp parallel for schedule(static) if (n >= kParallelTokens)
+  for (int64_t t = 0; t < n; ++t) {
+    if (kernel == WeightKernel::Blocks) {
+      cpu::block_sums(x + t * cols, cols, in.sums.data() + t * blocks);
+    } else if (kernel == WeightKernel::Int8Blocks) {
+      cpu::quantize_q8_blocks(x + t * cols, cols, in.quantized32.get() + t * blocks);
+    } else {
+      cpu::quantize_q8k(x + t * cols, cols, in.quantized.get() + t * blocks);
+    }
   }
   return in;
 }
@@ -134,11 +145,23 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
     for (const Product& p : products) p.w->multiply(p.x, n, p.y);
     return;
   }
-  std::vector<PreparedInput> inputs;
+  // One prepared input per distinct (x, kernel): q, k and v of a layer, or
+  // gate and up, read the same x, quantised once for all of them.
+  std::vector<PreparedInput> prepared;
+  std::vector<size_t> input_of;  // [product] -> prepared
+  prepared.reserve(products.size());
   int64_t weights = 0;
-  for (const Product& p : products) {
-    inputs.push_back(prepare_input(*p.w, p.x, n));
-    weights += p.w->rows() * p.w->cols();
+  for (auto p = products.begin(); p != products.end(); ++p) {
+    size_t found = prepared.size();
+    for (auto q = products.begin(); q != p; ++q) {
+      if (q->x == p->x && q->w->kernel() == p->w->kernel() && q->w->cols() == p->w->cols()) {
+        found = input_of[static_cast<size_t>(q - products.begin())];
+        break;
+      }
+    }
+    if (found == prepared.size()) prepared.push_back(prepare_input(*p->w, p->x, n));
+    input_of.push_back(found);
+    weights += p->w->rows() * p->w->cols();
   }
   cpu::FirstException failure;
 #pragma omp parallel if (weights >= kParallelWeights)
@@ -147,7 +170,7 @@ void multiply_together(std::initializer_list<Product> products, int64_t n) {
     size_t i = 0;
     for (const Product& p : products) {
       const WeightMatrix& w = *p.w;
-      const PreparedInput& in = inputs[i++];
+      const PreparedInput& in = prepared[input_of[i++]];
       const auto [first, last] = thread_rows(w.rows(), thread, threads);
       if (w.kernel() == WeightKernel::Blocks) {
         const cpu::BlockFormat format = *cpu::block_format_of(w.type_);

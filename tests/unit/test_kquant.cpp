@@ -100,7 +100,8 @@ TEST_P(KQuant, ActivationQuantisationRoundsToTheNearestStep) {
   EXPECT_EQ(q[0].sums[3], 0);
 }
 
-// Products for 1..9 tokens (every remainder of the kernels' groups of 4) and
+// Products for 1..9 and 17 tokens (every remainder of the kernels' groups of
+// 4 and 8, and blocks decoded once for several groups) and
 // odd row ranges, through both entry points: kquant_product over unpacked
 // blocks, and kquant_matmul over the file's blocks (Q4_K and Q6_K read
 // directly on AVX2 and AVX-512, the others unpacked in tiles). Checked against two float64
@@ -110,7 +111,7 @@ TEST_P(KQuant, ActivationQuantisationRoundsToTheNearestStep) {
 TEST_P(KQuant, ProductsMatchFloat64DotsOfTheReferenceDequantisation) {
   const int64_t row_bytes = kBlocks * cpu::kformat_block_bytes(kformat_of(type()));
   for (const bool from_file_blocks : {false, true}) {
-    for (const int64_t tokens : {1, 2, 3, 4, 5, 9}) {
+    for (const int64_t tokens : {1, 2, 3, 4, 5, 9, 17}) {
       const std::vector<float> x = random_activations(tokens * kCols, static_cast<uint32_t>(tokens));
       std::vector<cpu::Q8KBlock> xq(static_cast<size_t>(tokens * kBlocks));
       for (int64_t t = 0; t < tokens; ++t) {
@@ -189,7 +190,7 @@ class KQuantAvx512 : public ::testing::TestWithParam<DType> {
 
 TEST_P(KQuantAvx512, ProductsEqualTheAvx2OnesBitForBit) {
   const int64_t row_bytes = kBlocks * cpu::kformat_block_bytes(kformat_of(type()));
-  for (const int64_t tokens : {1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+  for (const int64_t tokens : {1, 2, 3, 4, 5, 6, 7, 8, 9, 17}) {
     const std::vector<float> x = random_activations(tokens * kCols, static_cast<uint32_t>(100 + tokens));
     std::vector<cpu::Q8KBlock> xq(static_cast<size_t>(tokens * kBlocks));
     for (int64_t t = 0; t < tokens; ++t) {
