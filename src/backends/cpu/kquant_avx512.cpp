@@ -169,8 +169,10 @@ struct alignas(64) Q6KDecoded {
 
 // Q4_K: chunk j of 32 bytes holds sub-block 2j in its low nibbles and 2j + 1
 // in its high ones, each with one 6-bit scale and min. Step j is chunk j, the
-// low nibbles in the low 256 bits and the high in the high.
-inline Q4KDecoded decode_q4_k(const uint8_t* block) {
+// low nibbles in the low 256 bits and the high in the high. Always inlined
+// (as decode_q6_k): decoded on the fly for one token, a called function's
+// result would go through memory.
+__attribute__((always_inline)) inline Q4KDecoded decode_q4_k(const uint8_t* block) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   // The sub-block of each int16 pair, 0 for the low nibbles and 1 for the high.
   const __m512i halves = _mm512_cvtepu8_epi16(
@@ -196,7 +198,7 @@ inline Q4KDecoded decode_q4_k(const uint8_t* block) {
 // taken out through x's sums (32 * scale * sum). Steps 2h and 2h + 1 are the
 // AVX2 code's groups 0-1 and 2-3 of half h: the 64 bytes of low nibbles are
 // one load.
-inline Q6KDecoded decode_q6_k(const uint8_t* block) {
+__attribute__((always_inline)) inline Q6KDecoded decode_q6_k(const uint8_t* block) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), pair = _mm512_set1_epi8(0x30);
   // Bit pairs 0 and 1 of qh (the low and high 256 bits of a step) up to bits
   // 4-5, and pairs 2 and 3 down to them.
