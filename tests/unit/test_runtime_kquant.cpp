@@ -153,7 +153,11 @@ using testing::row_probabilities;
 // test_gemma3_real.cpp). Here, with a tolerance of 0.06 (worst measured
 // 0.044 on Qwen, 0.038 on SmolLM2):
 //   - at every position, the probabilities of llama.cpp's top 5 within 0.06;
-//   - the same top-1 wherever llama.cpp's own top two are at least 0.01 apart;
+//   - the same top-1 wherever llama.cpp's own top two are at least 2 * 0.06
+//     apart (below that, two probabilities each within the tolerance can
+//     trade places, as at the near ties of the greedy rule below: one ulp
+//     more or less in an activation moved Qwen's top-1 at a three-way tie
+//     of 0.246, 0.233 and 0.222);
 //   - the greedy continuation through the KV cache the same as llama.cpp's,
 //     unless at a step where llama.cpp's token keeps its probability within
 //     0.06 and llama.cpp's top two are within 2 * 0.06 (two probabilities
@@ -175,6 +179,9 @@ struct ReferenceCheck {
   // A greedy continuation may part from the reference's at a near tie (see
   // above); false: it must equal the reference's at every step.
   bool greedy_may_part_at_near_ties = true;
+  // The top-1 must agree wherever the reference's top two are this far
+  // apart; 0 means 2 * tolerance, the least gap its noise cannot close.
+  double top1_gap = 0;
 };
 
 // Against a reference in the shape of make_llamacpp_reference.py's (also
@@ -206,7 +213,7 @@ void expect_matches_reference(const std::string& model_path, const std::string& 
         worst = std::max(worst, diff);
         EXPECT_LE(diff, tolerance) << prompt.at("text") << " position " << t << " token " << top_ids[t][k];
       }
-      if (top_probs[t][0] - top_probs[t][1] >= 0.01) {
+      if (top_probs[t][0] - top_probs[t][1] >= (check.top1_gap > 0 ? check.top1_gap : 2 * tolerance)) {
         EXPECT_EQ(std::max_element(p.begin(), p.end()) - p.begin(), top_ids[t][0])
             << prompt.at("text") << " position " << t;
         ++top1_checked;
@@ -256,8 +263,10 @@ TEST(RuntimeVsLlamaCpp, Gemma3_270M) {
   // Gemma's large activations make the 8-bit noise larger (see above): our
   // two kernel paths are 0.045 apart, llama.cpp is 0.053 from the exact
   // forward pass (itself within 3.4e-6 of the float64 reference,
-  // test_gemma3_real.cpp), and we are 0.083 from llama.cpp at worst.
-  expect_matches_reference(path, "gemma3_270m_q4_k_m.llamacpp.json", {.tolerance = 0.1});
+  // test_gemma3_real.cpp), and we are 0.083 from llama.cpp at worst. Too few
+  // of its positions have top two 2 * 0.1 apart for that rule to say much,
+  // so the top-1 is held to the stricter 0.01 rule, which it meets here.
+  expect_matches_reference(path, "gemma3_270m_q4_k_m.llamacpp.json", {.tolerance = 0.1, .top1_gap = 0.01});
 }
 
 TEST(RuntimeVsLlamaCpp, DefaultModelQ4_1) {
@@ -274,7 +283,7 @@ TEST(RuntimeVsLlamaCpp, DefaultModelQ4_1) {
 // 8-bit activations cannot meet 0.03 against anything but themselves; see
 // above.) The unclamped default model is Runtime.DefaultModelMatchesTransformers.
 constexpr ReferenceCheck kExactCheck{.tolerance = 0.03, .weights = WeightFormat::Exact,
-                                     .greedy_may_part_at_near_ties = false};
+                                     .greedy_may_part_at_near_ties = false, .top1_gap = 0.01};
 
 TEST(RuntimeVsTransformers, DefaultModelClampedExact) {
   NEURONLENS_REQUIRE_DEFAULT_MODEL(path);
