@@ -57,11 +57,8 @@ void gated_activation(MlpActivation activation, float* gate, const float* up, in
 #pragma omp parallel for schedule(static) if (count >= kParallelValues)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t first = c * kChunk, n = std::min(kChunk, count - first);
-    if (activation == MlpActivation::GeluTanh) {
-      cpu::gelu_tanh_gate(gate + first, up + first, n);
-    } else {
-      cpu::silu_gate(gate + first, up + first, n);
-    }
+    cpu::gated_product(activation == MlpActivation::GeluTanh ? cpu::Gate::GeluTanh : cpu::Gate::Silu, gate + first,
+                       up + first, n);
   }
 }
 

@@ -79,11 +79,11 @@ TEST_P(GatedActivation, SiluAndTanhGeluMatchFloat64) {
   for (float& u : up) u = uniform(rng);
 
   std::vector<float> silu = g;
-  cpu::silu_gate(silu.data(), up.data(), static_cast<int64_t>(g.size()), GetParam());
+  cpu::gated_product(cpu::Gate::Silu, silu.data(), up.data(), static_cast<int64_t>(g.size()), GetParam());
   expect_close(silu, g, up, silu64, silu_argument, 0, "silu");
 
   std::vector<float> gelu = g;
-  cpu::gelu_tanh_gate(gelu.data(), up.data(), static_cast<int64_t>(g.size()), GetParam());
+  cpu::gated_product(cpu::Gate::GeluTanh, gelu.data(), up.data(), static_cast<int64_t>(g.size()), GetParam());
   expect_close(gelu, g, up, gelu64, gelu_argument, 8, "gelu_tanh");
 }
 
@@ -93,12 +93,13 @@ TEST_P(GatedActivation, AValueGetsTheSameBitsInAnyChunk) {
   const std::vector<float> g = gates();
   const std::vector<float> up(g.size(), 1.5f);
   std::vector<float> whole = g;
-  cpu::gelu_tanh_gate(whole.data(), up.data(), static_cast<int64_t>(g.size()), GetParam());
+  cpu::gated_product(cpu::Gate::GeluTanh, whole.data(), up.data(), static_cast<int64_t>(g.size()), GetParam());
   for (const size_t chunk : {1u, 3u, 7u, 8u, 13u}) {
     std::vector<float> pieces = g;
     for (size_t first = 0; first < g.size(); first += chunk) {
       const size_t n = std::min(chunk, g.size() - first);
-      cpu::gelu_tanh_gate(pieces.data() + first, up.data() + first, static_cast<int64_t>(n), GetParam());
+      cpu::gated_product(cpu::Gate::GeluTanh, pieces.data() + first, up.data() + first, static_cast<int64_t>(n),
+                           GetParam());
     }
     for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(pieces[i], whole[i]) << "chunk " << chunk << ", value " << i;
   }

@@ -21,20 +21,13 @@ void gelu_tanh_portable(float* gate, const float* up, int64_t n) {
 
 }  // namespace
 
-void silu_gate(float* gate, const float* up, int64_t n, KernelPath path) {
-  require_path(path, "silu_gate");
+void gated_product(Gate gate_kind, float* gate, const float* up, int64_t n, KernelPath path) {
+  require_path(path, "gated_product");
 #if defined(__x86_64__)
-  if (runs_avx2_kernels(path)) return avx2::silu_gate(gate, up, n);
+  if (runs_avx2_kernels(path)) return avx2::gated_product(gate_kind, gate, up, n);
 #endif
+  if (gate_kind == Gate::GeluTanh) return gelu_tanh_portable(gate, up, n);
   silu_portable(gate, up, n);
-}
-
-void gelu_tanh_gate(float* gate, const float* up, int64_t n, KernelPath path) {
-  require_path(path, "gelu_tanh_gate");
-#if defined(__x86_64__)
-  if (runs_avx2_kernels(path)) return avx2::gelu_tanh_gate(gate, up, n);
-#endif
-  gelu_tanh_portable(gate, up, n);
 }
 
 }  // namespace neuronlens::cpu

@@ -15,12 +15,12 @@
 
 namespace neuronlens::cpu {
 
-void silu_gate(float* gate, const float* up, int64_t n, KernelPath path = best_kernel_path());
-void gelu_tanh_gate(float* gate, const float* up, int64_t n, KernelPath path = best_kernel_path());
+enum class Gate { Silu, GeluTanh };
+
+void gated_product(Gate gate_kind, float* gate, const float* up, int64_t n, KernelPath path = best_kernel_path());
 
 namespace avx2 {
-void silu_gate(float* gate, const float* up, int64_t n);
-void gelu_tanh_gate(float* gate, const float* up, int64_t n);
+void gated_product(Gate gate_kind, float* gate, const float* up, int64_t n);
 }  // namespace avx2
 
 }  // namespace neuronlens::cpu

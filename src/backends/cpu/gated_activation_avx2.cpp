@@ -74,10 +74,9 @@ struct GeluTanh {
 
 }  // namespace
 
-NEURONLENS_ACT_TARGET void silu_gate(float* gate, const float* up, int64_t n) { for_each_8(gate, up, n, Silu{}); }
-
-NEURONLENS_ACT_TARGET void gelu_tanh_gate(float* gate, const float* up, int64_t n) {
-  for_each_8(gate, up, n, GeluTanh{});
+NEURONLENS_ACT_TARGET void gated_product(Gate gate_kind, float* gate, const float* up, int64_t n) {
+  if (gate_kind == Gate::GeluTanh) return for_each_8(gate, up, n, GeluTanh{});
+  for_each_8(gate, up, n, Silu{});
 }
 
 }  // namespace neuronlens::cpu::avx2
