@@ -53,9 +53,9 @@ struct GramBasis {
   std::vector<double> vectors;  // [r, hd]
 };
 
-GramBasis gram_basis(const cpu::OneThreadBlas& blas, const std::vector<double>& x, int64_t hd, int64_t d) {
+GramBasis gram_basis(const cpu::OneThreadBlas& blas, const double* x, int64_t hd, int64_t d) {
   std::vector<double> gram(sz(hd * hd)), values;
-  cpu::gemm_abt_f64(blas, hd, hd, d, x.data(), x.data(), gram.data());
+  cpu::gemm_abt_f64(blas, hd, hd, d, x, x, gram.data());
   cpu::symmetric_eigen(blas, hd, gram, values);
   GramBasis basis;
   const double largest = std::max(0.0, values.back());
@@ -69,11 +69,11 @@ GramBasis gram_basis(const cpu::OneThreadBlas& blas, const std::vector<double>& 
 }
 
 // xᵀ c for x [hd, d], c [hd]: a vector in model space [d].
-std::vector<double> combine_rows(const std::vector<double>& x, int64_t hd, int64_t d, const std::vector<double>& c) {
+std::vector<double> combine_rows(const double* x, int64_t hd, int64_t d, const std::vector<double>& c) {
   std::vector<double> out(sz(d), 0.0);
   for (int64_t j = 0; j < hd; ++j) {
     const double cj = c[sz(j)];
-    const double* row = x.data() + j * d;
+    const double* row = x + j * d;
     for (int64_t i = 0; i < d; ++i) out[sz(i)] += cj * row[i];
   }
   return out;
@@ -95,9 +95,8 @@ std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v
 // The top `rank` directions of head h's circuit M = Aᵀ B, for its left side
 // a [hd, d] and its KV head's right side b [hd, d] with b's Gram basis, into
 // out [rank].
-void head_directions(const cpu::OneThreadBlas& blas, int64_t h, const std::vector<double>& a,
-                     const std::vector<double>& b, const GramBasis& b_basis, int64_t hd, int64_t d, int rank,
-                     HeadDirection* out) {
+void head_directions(const cpu::OneThreadBlas& blas, int64_t h, const double* a, const double* b,
+                     const GramBasis& b_basis, int64_t hd, int64_t d, int rank, HeadDirection* out) {
   const GramBasis a_basis = gram_basis(blas, a, hd, d);
   const auto ra = static_cast<int64_t>(a_basis.sigma.size()), rb = static_cast<int64_t>(b_basis.sigma.size());
   // K [ra, rb] = diag(σa) Qaᵀ Qb diag(σb); its left singular vectors are
@@ -181,9 +180,11 @@ std::vector<HeadDirection> head_circuit_directions(const Model& model, HeadCircu
   if (circuit == HeadCircuit::Ov) {
     w_o_t = transposed(weight_rows(model.weight(WeightKind::AttnOutput, layer), 0, d), d, qw);
   }
-  auto left_of = [&](int64_t h) {
-    if (circuit == HeadCircuit::Qk) return weight_rows(model.weight(WeightKind::AttnQ, layer), h * hd, hd);
-    return std::vector<double>(w_o_t.begin() + h * hd * d, w_o_t.begin() + (h + 1) * hd * d);
+  // Head h's A: read in place from W_O's transpose, or W_Q's rows into `rows`.
+  auto left_of = [&](int64_t h, std::vector<double>& rows) -> const double* {
+    if (circuit == HeadCircuit::Ov) return w_o_t.data() + h * hd * d;
+    rows = weight_rows(model.weight(WeightKind::AttnQ, layer), h * hd, hd);
+    return rows.data();
   };
   const WeightKind right_kind = circuit == HeadCircuit::Ov ? WeightKind::AttnV : WeightKind::AttnK;
 
@@ -196,9 +197,10 @@ std::vector<HeadDirection> head_circuit_directions(const Model& model, HeadCircu
   for (int64_t g = 0; g < c.n_kv_heads; ++g) {
     failure.run([&] {
       const std::vector<double> b = weight_rows(model.weight(right_kind, layer), g * hd, hd);
-      const GramBasis b_basis = gram_basis(blas, b, hd, d);
+      const GramBasis b_basis = gram_basis(blas, b.data(), hd, d);
+      std::vector<double> q_rows;
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        head_directions(blas, h, left_of(h), b, b_basis, hd, d, rank, out.data() + h * rank);
+        head_directions(blas, h, left_of(h, q_rows), b.data(), b_basis, hd, d, rank, out.data() + h * rank);
       }
     });
   }

@@ -19,11 +19,11 @@ namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
-// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, for x [n, d].
 // Element-wise and row-wise steps run on the threads once a prompt gives them
 // this many values; a generated token's are too few to wake them for.
 constexpr int64_t kParallelValues = int64_t{1} << 16;
 
+// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, for x [n, d].
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, double eps, float* out) {
 #pragma omp parallel for schedule(static) if (n * d >= kParallelValues)
   for (int64_t t = 0; t < n; ++t) {
