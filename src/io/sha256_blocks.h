@@ -1,7 +1,8 @@
 // The compression function of SHA-256 over whole 64-byte blocks, in two
 // implementations with the same results: plain C++ (every CPU) and the x86
 // SHA extensions (SHA-NI: Intel since Goldmont and Ice Lake, every AMD Zen),
-// which hash a model file about five times as fast. Sha256 picks one once per
+// which hash a multi-gigabyte model file several times as fast (figures in
+// bench/README.md, "The head atlas"). Sha256 picks one once per
 // process; the tests call both.
 #pragma once
 
